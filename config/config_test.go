@@ -1,0 +1,196 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimal = "version: 1\nsource: {uri: \"postgres://a@src/postgres\"}\ntarget: {uri: \"postgres://b@dst/postgres\"}\n"
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func mustParse(t *testing.T, doc string, env map[string]string) *Config {
+	t.Helper()
+	c, err := Parse([]byte(doc), "m.yaml", Options{LookupEnv: envOf(env)})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return c
+}
+
+func TestDefaults(t *testing.T) {
+	c := mustParse(t, minimal, nil)
+	want := Default()
+	want.Version = 1
+	want.Source.URI, want.Target.URI = "postgres://a@src/postgres", "postgres://b@dst/postgres"
+	c.File = File{}
+	if !reflect.DeepEqual(*c, want) {
+		t.Errorf("Parse(minimal) = %+v, want %+v", *c, want)
+	}
+	checks := []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"databases.create", c.Databases.Create, true},
+		{"tables.extension_tables", c.Tables.ExtensionTables, true},
+		{"roles.passwords", c.Roles.Passwords, PasswordsAuto},
+		{"method", c.Method, MethodAuto},
+		{"replication.initial_copy", c.Replication.InitialCopy, InitialCopySnapshot},
+		{"replication.max_lag_bytes unset", c.Replication.MaxLagBytes == nil, true},
+		{"replication.wait_timeout", time.Duration(c.Replication.WaitTimeout), 24 * time.Hour},
+		{"replication.stop", c.Replication.Stop, false},
+		{"replication.sync_sequences", c.Replication.SyncSequences, true},
+		{"limits.max_total_size unset", c.Limits.MaxTotalSize == nil, true},
+		{"limits.allow_older_target", c.Limits.AllowOlderTarget, false},
+		{"parallel", c.Parallel, Parallel{Databases: 2, Tables: 4, Indexes: 2}},
+		{"uri_from_target defaults to uri", c.Source.SubscriptionURI(), "postgres://a@src/postgres"},
+	}
+	for _, tt := range checks {
+		if !reflect.DeepEqual(tt.got, tt.want) {
+			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestMaxLagZeroIsNotUnset(t *testing.T) {
+	c := mustParse(t, minimal+"replication: {max_lag_bytes: 0, stop: true}\n", nil)
+	if c.Replication.MaxLagBytes == nil || *c.Replication.MaxLagBytes != 0 {
+		t.Errorf("max_lag_bytes = %v, want a pointer to 0", c.Replication.MaxLagBytes)
+	}
+}
+
+func TestExpand(t *testing.T) {
+	env := map[string]string{"USER": "app", "PW": "p@ss:w/rd?#%", "HOST": "db.internal", "SPACEY": "it's a secret"}
+	tests := []struct {
+		name, in, want string
+	}{
+		{"user info is percent-encoded", "postgres://${USER}:${PW}@${HOST}:5432/postgres", "postgres://app:p%40ss%3Aw%2Frd%3F%23%25@db.internal:5432/postgres"},
+		{"outside user info is verbatim", "postgres://app@${HOST}/postgres?application_name=${USER}", "postgres://app@db.internal/postgres?application_name=app"},
+		{"key=value whole value is quoted", "host=${HOST} password=${SPACEY}", `host=db.internal password='it\'s a secret'`},
+		{"dollar dollar", "postgres://app@h/postgres?application_name=a$$b", "postgres://app@h/postgres?application_name=a$b"},
+		{"lone dollar kept", "postgres://app@h/p$x", "postgres://app@h/p$x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, missing := expand(tt.in, true, envOf(env))
+			if got != tt.want || len(missing) > 0 {
+				t.Errorf("expand(%q) = %q, %v, want %q", tt.in, got, missing, tt.want)
+			}
+		})
+	}
+	c := mustParse(t, "version: 1\nsource: {uri: \"postgres://${USER}:${PW}@${HOST}/postgres\"}\ntarget: {uri: \"host=h password=${SPACEY}\"}\npg_bin: ${HOST}/bin\n", env)
+	if c.PGBin != "db.internal/bin" {
+		t.Errorf("pg_bin = %q, want db.internal/bin", c.PGBin)
+	}
+}
+
+func TestMissingEnvNamesEveryVariable(t *testing.T) {
+	doc := "version: 1\nsource:\n  uri: postgres://${U}:${PW}@h/postgres\ntarget: {uri: \"postgres://b@dst/postgres\"}\nreplication:\n  max_lag_bytes: ${LAG}\n"
+	_, err := Parse([]byte(doc), "m.yaml", Options{LookupEnv: envOf(nil)})
+	want := []string{
+		"m.yaml:3:19: source.uri: environment variable U is not set",
+		"m.yaml:3:24: source.uri: environment variable PW is not set",
+		"m.yaml:6:18: replication.max_lag_bytes: environment variable LAG is not set",
+	}
+	ve, ok := err.(*ValidationError)
+	if !ok || !reflect.DeepEqual(ve.Lines(), want) {
+		t.Fatalf("Parse error = %v, want lines %q", err, want)
+	}
+	if _, err := Parse([]byte(doc), "m.yaml", Options{AllowMissingEnv: true, LookupEnv: envOf(nil)}); err != nil {
+		t.Errorf("with AllowMissingEnv: %v", err)
+	}
+}
+
+func TestEveryProblemReported(t *testing.T) {
+	doc := "version: 2\nsource: {uri: \"\"}\ntarget: {uri: x}\nbogus: 1\nparallel: {tables: 0}\n"
+	_, err := Parse([]byte(doc), "m.yaml", Options{})
+	ve, ok := err.(*ValidationError)
+	if !ok {
+		t.Fatalf("Parse error = %v, want *ValidationError", err)
+	}
+	want := []string{
+		"m.yaml:1:10: version: 2 is not a version this pgferry reads; use `version: 1`",
+		"m.yaml:2:15: source.uri: is required: a postgres:// URI or a key=value connection string",
+		`m.yaml:3:15: target.uri: is neither a postgres:// URI nor key=value pairs (missing "=" after "x")`,
+		`m.yaml:4:1: unknown key "bogus"`,
+		"m.yaml:5:20: parallel.tables: must be between 1 and 64, got 0",
+	}
+	if got := ve.Lines(); !reflect.DeepEqual(got, want) {
+		t.Errorf("lines =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestLoadHashAndState(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.yaml")
+	raw := "version: 1\nsource: {uri: \"postgres://a:${PW}@src/postgres\"}\ntarget: {uri: \"postgres://b@dst/postgres\"}\n"
+	if err := os.WriteFile(path, []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PW", "secret")
+	c, err := Load(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(raw))
+	if c.File.Hash != hex.EncodeToString(sum[:]) {
+		t.Errorf("hash = %s, want the hash of the unexpanded file", c.File.Hash)
+	}
+	if c.Source.URI != "postgres://a:secret@src/postgres" {
+		t.Errorf("source.uri = %q, want the password expanded", c.Source.URI)
+	}
+	if want := filepath.Join(dir, "m.yaml.state"); c.State != want {
+		t.Errorf("state = %q, want %q", c.State, want)
+	}
+	if err := os.WriteFile(path, []byte(raw+"state: run1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ = Load(path, Options{}); c.State != filepath.Join(dir, "run1") {
+		t.Errorf("relative state = %q, want it beside the file", c.State)
+	}
+}
+
+func TestUnits(t *testing.T) {
+	sizes := []struct {
+		in   string
+		want ByteSize
+	}{
+		{"1048576", 1 << 20}, {"10GB", 10e9}, {"512MiB", 512 << 20}, {"1.5GiB", 3 << 29}, {"2 kB", 2000}, {"7B", 7}, {"3tib", 3 << 40},
+	}
+	for _, tt := range sizes {
+		if got, err := ParseByteSize(tt.in); err != nil || got != tt.want {
+			t.Errorf("ParseByteSize(%q) = %d, %v, want %d", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "ten", "-1GB", "1e9", "5 parsecs", "NaN"} {
+		if _, err := ParseByteSize(bad); err == nil {
+			t.Errorf("ParseByteSize(%q) accepted it", bad)
+		}
+	}
+	if s := ByteSize(3 << 29).String(); s != "1.5 GiB" {
+		t.Errorf("String = %q, want 1.5 GiB", s)
+	}
+	c := mustParse(t, minimal+"replication: {wait_timeout: 1h30m}\nlimits: {max_total_size: 10GB}\n", nil)
+	if time.Duration(c.Replication.WaitTimeout) != 90*time.Minute || *c.Limits.MaxTotalSize != 10e9 {
+		t.Errorf("wait_timeout, max_total_size = %v, %v", c.Replication.WaitTimeout, *c.Limits.MaxTotalSize)
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	keys := []string{"max_lag_bytes", "wait_timeout", "stop", "sync_sequences", "initial_copy"}
+	tests := map[string]string{"max_lag": "max_lag_bytes", "stpo": "stop", "wait_timout": "wait_timeout", "frobnicate": "", "sync": "sync_sequences"}
+	for in, want := range tests {
+		if got := suggest(in, keys); got != want {
+			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

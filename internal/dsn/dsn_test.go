@@ -1,0 +1,85 @@
+package dsn
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestRedact(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"uri with password", "postgres://app:s3cret@db.example.com:5432/shop", "postgres://app:***@db.example.com:5432/shop"},
+		{"uri without password", "postgres://app@db:5432/shop?sslmode=require", "postgres://app@db:5432/shop?sslmode=require"},
+		{"uri with encoded password", "postgresql://app:p%40ss%2Fw@h/db", "postgresql://app:***@h/db"},
+		{"password in query", "postgres://h/db?password=x&sslmode=require", "postgres://h/db?password=***&sslmode=require"},
+		{"both places", "postgres://u:a@h/db?password=b", "postgres://u:***@h/db?password=***"},
+		{"key value", "host=h user=u password=secret dbname=d", "host=h user=u password=*** dbname=d"},
+		{"quoted key value", `host=h password='sec ret\'s' sslmode=require`, "host=h password=*** sslmode=require"},
+		{"unparseable", "host=h password='open", "<unparseable connection string>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Redact(tt.in)
+			if got != tt.want {
+				t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			for _, secret := range []string{"s3cret", "secret", "sec ret", "p%40ss"} {
+				if strings.Contains(got, secret) {
+					t.Errorf("Redact(%q) = %q still holds %q", tt.in, got, secret)
+				}
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		in      string
+		wantErr string
+	}{
+		{"postgres://u:p@h:5432/db?sslmode=require", ""},
+		{"postgresql:///db?host=/tmp", ""},
+		{"host=localhost port=5432 dbname=postgres", ""},
+		{"host = localhost  password = 'a b'", ""},
+		{"", "is empty"},
+		{"mysql://h/db", `has scheme "mysql"`},
+		{"postgres://u:p@h:notaport/db", "invalid port"},
+		{"localhost:5432", `missing "="`},
+		{"host=h password='x", "unterminated"},
+	}
+	for _, tt := range tests {
+		err := Validate(tt.in)
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("Validate(%q) = %v, want nil", tt.in, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("Validate(%q) = %v, want an error containing %q", tt.in, err, tt.wantErr)
+		}
+		if err != nil && strings.Contains(err.Error(), ":p@") {
+			t.Errorf("Validate(%q) error leaks the password: %v", tt.in, err)
+		}
+	}
+}
+
+func TestParseKeyValue(t *testing.T) {
+	got, err := ParseKeyValue(`host=h  password='it\'s \\ x' user=u\ v`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Pair{{"host", "h"}, {"password", `it's \ x`}, {"user", "u v"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseKeyValue = %q, want %q", got, want)
+	}
+	if q := QuoteValue(`it's`); q != `'it\'s'` {
+		t.Errorf("QuoteValue = %s, want 'it\\'s'", q)
+	}
+}
+
+func TestRedactBrokenURI(t *testing.T) {
+	got := Redact("mysql://b:hunter2@h:x/db?password=hunter3")
+	if want := "mysql://b:***@h:x/db"; got != want {
+		t.Errorf("Redact = %q, want %q", got, want)
+	}
+}
