@@ -1,0 +1,20 @@
+GO ?= go
+
+.PHONY: all build test check fmt vet
+
+all: build
+
+build:
+	$(GO) build -o bin/pgferry ./cmd/pgferry
+
+# The test command CI runs: real PostgreSQL clusters, never a cached result.
+test:
+	$(GO) test -count=1 -timeout 15m ./...
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+check: fmt vet test

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/pgferry/pgferry/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// CLI is pgferry's command line.
+type CLI struct {
+	Debug     bool   `short:"d" help:"Log debug messages."`
+	LogFormat string `enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
+
+	Validate ValidateCmd `cmd:"" help:"Check a migration file without connecting anywhere."`
+	Init     InitCmd     `cmd:"" help:"Write a migration file from aiven-db-migrate flags to stdout."`
+	Version  VersionCmd  `cmd:"" help:"Print the version."`
+}
+
+const description = `Moves whole PostgreSQL clusters: roles, databases, schema, data, then live changes.
+
+Exit codes: 0 success, 1 error or invalid input, 2 the plan has blockers,
+3 the saved plan is stale, 130 interrupted (rerun apply to resume).`
+
+// Env gives commands the process environment (injected for tests).
+type Env func(string) (string, bool)
+
+// exitError carries a process exit code through kong (kong.ExitCoder).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+func (e *exitError) ExitCode() int { return e.code }
+
+// exitRequest is how kong's own exits (--help) leave Parse.
+type exitRequest struct{ code int }
+
+// run parses args, runs the command and returns the exit code. Every error
+// is printed as one or more lines "pgferry: <message>" on stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) (code int) {
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("pgferry"),
+		kong.Description(description),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitRequest{code}) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.BindTo(ctx, (*context.Context)(nil)),
+		kong.BindTo(stdout, (*io.Writer)(nil)),
+		kong.Bind(env),
+	)
+	if err != nil {
+		return printError(stderr, err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			req, ok := r.(exitRequest)
+			if !ok {
+				panic(r)
+			}
+			code = req.code
+		}
+	}()
+	kctx, err := parser.Parse(rewriteShortFlags(args))
+	if err != nil {
+		return printError(stderr, usageError(err, args))
+	}
+	log := newLogger(stderr, cli.Debug, cli.LogFormat)
+	if err := kctx.Run(log); err != nil {
+		return printError(stderr, err)
+	}
+	return 0
+}
+
+// rewriteShortFlags maps aiven-db-migrate's two-letter short flags, which
+// kong cannot declare, to their long forms.
+func rewriteShortFlags(args []string) []string {
+	long := map[string]string{"-xr": "--excluded-roles", "-xe": "--excluded-extensions"}
+	out := make([]string, len(args))
+	for i, a := range args {
+		name, val, hasVal := strings.Cut(a, "=")
+		if l, ok := long[name]; ok {
+			a = l
+			if hasVal {
+				a += "=" + val
+			}
+		}
+		out[i] = a
+	}
+	return out
+}
+
+func usageError(err error, args []string) error {
+	hint := "run 'pgferry --help'"
+	var pe *kong.ParseError
+	if errors.As(err, &pe) && pe.Context != nil && pe.Context.Selected() != nil {
+		hint = fmt.Sprintf("run 'pgferry %s --help'", pe.Context.Selected().Name)
+	}
+	return &exitError{code: 1, err: fmt.Errorf("%v; %s", err, hint)}
+}
+
+func newLogger(w io.Writer, debug bool, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if debug {
+		opts.Level = slog.LevelDebug
+	}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// printError writes err as "pgferry: ..." lines and returns its exit code.
+func printError(w io.Writer, err error) int {
+	var ve *config.ValidationError
+	if errors.As(err, &ve) {
+		for _, l := range ve.Lines() {
+			fmt.Fprintf(w, "pgferry: %s\n", l)
+		}
+	} else {
+		msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+		fmt.Fprintf(w, "pgferry: %s\n", msg)
+	}
+	var ec interface{ ExitCode() int }
+	if errors.As(err, &ec) && ec.ExitCode() != 0 {
+		return ec.ExitCode()
+	}
+	return 1
+}
+
+// VersionCmd prints the version.
+type VersionCmd struct{}
+
+// Run prints "pgferry <version>".
+func (VersionCmd) Run(stdout io.Writer) error {
+	_, err := fmt.Fprintf(stdout, "pgferry %s\n", version)
+	return err
+}
