@@ -22,6 +22,7 @@ type CLI struct {
 	LogFormat string `enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
 
 	Validate ValidateCmd `cmd:"" help:"Check a migration file without connecting anywhere."`
+	Plan     PlanCmd     `cmd:"" help:"Inspect both servers read-only and print the plan (exit 2 on blockers)."`
 	Init     InitCmd     `cmd:"" help:"Write a migration file from aiven-db-migrate flags to stdout."`
 	Version  VersionCmd  `cmd:"" help:"Print the version."`
 }

@@ -1,0 +1,143 @@
+package plan
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/pgferry/pgferry/config"
+	"github.com/pgferry/pgferry/internal/dsn"
+)
+
+// input is what the checks and the step builder read: the config, both
+// snapshots in canonical order, and the selected databases.
+type input struct {
+	cfg      *config.Config
+	src, dst Snapshot
+	env      Env
+	dbs      []*dbInput
+}
+
+// dbInput is one selected database as the planner sees it.
+type dbInput struct {
+	name string
+	src  *Database
+	// dst is nil when the database is missing on the target.
+	dst *Database
+	// copy holds the tables whose rows are copied (plain tables and leaf
+	// partitions), largest first; skipped those the table filters leave out.
+	copy, skipped []Table
+	method        Method
+	reason        string
+	names         ReplicationNames
+}
+
+// Build turns a config and two inspected clusters into a plan. It is pure
+// and deterministic: the same inputs give byte-identical plans, whatever
+// order the snapshots list things in.
+func Build(cfg *config.Config, src, dst Snapshot, env Env) Plan {
+	in := &input{cfg: cfg, src: src.normalized(), dst: dst.normalized(), env: env}
+	in.selectDatabases()
+	findings := in.chooseMethods()
+	findings = append(findings, in.checks()...)
+	p := Plan{
+		FormatVersion:     FormatVersion,
+		ConfigHash:        cfg.File.Hash,
+		SourceFingerprint: src.Fingerprint(),
+		TargetFingerprint: dst.Fingerprint(),
+		Source:            Endpoint{URI: dsn.Redact(cfg.Source.URI), Version: in.src.Server.Version, SystemID: in.src.Server.SystemID},
+		Target:            Endpoint{URI: dsn.Redact(cfg.Target.URI), Version: in.dst.Server.Version, SystemID: in.dst.Server.SystemID},
+		Findings:          sortFindings(findings),
+		Steps:             in.steps(),
+	}
+	for _, db := range in.dbs {
+		dp := DatabasePlan{Name: db.name, Method: db.method, Reason: db.reason, Create: db.dst == nil, Tables: len(db.copy)}
+		for _, t := range db.copy {
+			dp.Bytes += t.Bytes
+		}
+		p.Databases = append(p.Databases, dp)
+		p.Totals.Tables += dp.Tables
+		p.Totals.Bytes += dp.Bytes
+	}
+	p.Totals.Databases = len(p.Databases)
+	p.Totals.Blockers = len(p.Blockers())
+	p.Totals.Warnings = len(p.Warnings())
+	p.Totals.Steps = len(p.Steps)
+	return p
+}
+
+// selectDatabases picks the source databases the config selects and sorts
+// each one's tables into copied and skipped.
+func (in *input) selectDatabases() {
+	for i := range in.src.Databases {
+		d := &in.src.Databases[i]
+		if d.IsTemplate || !in.cfg.Databases.Selects(d.Name) {
+			continue
+		}
+		db := &dbInput{name: d.Name, src: d, dst: in.dst.Database(d.Name), names: NamesFor(d.Name, in.dst.Server.SystemID)}
+		db.copy, db.skipped = in.classifyTables(d)
+		in.dbs = append(in.dbs, db)
+	}
+}
+
+// classifyTables returns the tables whose rows move and those the filters
+// skip. Only plain tables and leaf partitions hold rows; a partition
+// follows the filter of its root; extension tables move only when they are
+// configuration tables and extension_tables is on.
+func (in *input) classifyTables(d *Database) (copy, skipped []Table) {
+	for _, t := range d.Tables {
+		if !holdsRows(t) || t.Extension != "" && !(t.ExtConfig && in.cfg.Tables.ExtensionTables) {
+			continue
+		}
+		root := rootOf(d, t)
+		if in.cfg.Tables.Selects(d.Name, root.Schema, root.Name) {
+			copy = append(copy, t)
+		} else {
+			skipped = append(skipped, t)
+		}
+	}
+	slices.SortStableFunc(copy, func(a, b Table) int {
+		return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), compareRefs(a.Ref(), b.Ref()))
+	})
+	return copy, skipped
+}
+
+// holdsRows reports whether the table stores rows itself: plain tables and
+// leaf partitions, not partitioned parents, foreign or temporary tables.
+func holdsRows(t Table) bool { return t.Kind == KindTable && t.Persistence != "t" }
+
+// rootOf follows partition parents up to the root of t's tree.
+func rootOf(d *Database, t Table) TableRef {
+	ref := t.Ref()
+	for range 64 { // partition trees are shallow; the bound guards a cycle in bad input
+		p := findTable(d, ref)
+		if p == nil || p.ParentName == "" {
+			return ref
+		}
+		ref = TableRef{Schema: p.ParentSchema, Name: p.ParentName}
+	}
+	return ref
+}
+
+func findTable(d *Database, ref TableRef) *Table {
+	i, ok := slices.BinarySearchFunc(d.Tables, ref, func(t Table, r TableRef) int { return compareRefs(t.Ref(), r) })
+	if !ok {
+		return nil
+	}
+	return &d.Tables[i]
+}
+
+func sortFindings(fs []Finding) []Finding {
+	rank := map[Severity]int{Blocker: 0, Warning: 1, Info: 2}
+	slices.SortStableFunc(fs, func(a, b Finding) int {
+		return cmp.Or(cmp.Compare(rank[a.Severity], rank[b.Severity]), cmp.Compare(a.Code, b.Code), cmp.Compare(a.Object, b.Object), cmp.Compare(a.Message, b.Message))
+	})
+	return slices.CompactFunc(fs, func(a, b Finding) bool { return a == b })
+}
+
+// finding builds a Finding with its documentation link.
+func finding(code string, sev Severity, object, message, fix string) Finding {
+	return Finding{Code: code, Severity: sev, Object: object, Message: message, Fix: fix, Doc: DocLink(code)}
+}
+
+// DocLink is where docs/findings.md explains a finding code.
+func DocLink(code string) string { return "docs/findings.md#" + code }

@@ -1,0 +1,160 @@
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pgferry/pgferry/config"
+)
+
+// checkReplicationCaveats reports what the replication method does not
+// carry for one database.
+func (in *input) checkReplicationCaveats(db *dbInput) []Finding {
+	if db.method != MethodReplication {
+		return nil
+	}
+	var out []Finding
+	obj := "database " + db.name
+	if n := db.src.LargeObjects; n > 0 {
+		out = append(out, finding("large-objects", Warning, obj,
+			fmt.Sprintf("%d large objects are copied once; later changes to them are not replicated", n),
+			"avoid changing large objects until cut-over, or use method: dump"))
+	}
+	var unlogged, partitioned []string
+	for _, t := range db.copy {
+		if t.Persistence == "u" {
+			unlogged = append(unlogged, t.Ref().String())
+		}
+	}
+	for _, t := range db.src.Tables {
+		if t.Kind == KindPartitioned && t.ParentName == "" {
+			partitioned = append(partitioned, t.Ref().String())
+		}
+	}
+	if len(unlogged) > 0 {
+		out = append(out, finding("unlogged-table", Warning, obj,
+			"unlogged tables are copied once and not replicated: "+listSome(unlogged, 5),
+			"make them logged (ALTER TABLE ... SET LOGGED) to replicate them"))
+	}
+	if len(partitioned) > 0 {
+		out = append(out, finding("partition-truncate", Warning, obj,
+			"TRUNCATE of a single partition is not replicated (publish_via_partition_root): "+listSome(partitioned, 5),
+			"truncate the whole partitioned table, or repeat a partition's TRUNCATE on the target"))
+	}
+	if len(db.src.Sequences) > 0 {
+		if in.cfg.Replication.SyncSequences {
+			out = append(out, finding("sequences", Info, obj,
+				fmt.Sprintf("%d sequences are not replicated: their values are copied at cut-over", len(db.src.Sequences)), ""))
+		} else {
+			out = append(out, finding("sequences", Warning, obj,
+				fmt.Sprintf("%d sequences are not replicated and replication.sync_sequences is false: the target's sequences stay behind", len(db.src.Sequences)),
+				"set replication.sync_sequences: true, or set them yourself before switching writes"))
+		}
+	}
+	return out
+}
+
+// checkReplicationPolicy reports cluster-wide facts of the replication
+// method: cut-over without a write freeze, DDL during replication, WAL
+// kept by the slots.
+func (in *input) checkReplicationPolicy() []Finding {
+	var total int64
+	n := 0
+	for _, db := range in.dbs {
+		if db.method == MethodReplication {
+			n++
+			for _, t := range db.copy {
+				total += t.Bytes
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := []Finding{finding("ddl-breaks-replication", Info, "source",
+		"schema changes on the source are not replicated and stop replication of the changed tables; apply checks for drift", "")}
+	if in.cfg.Replication.Stop {
+		out = append(out, finding("no-write-freeze", Warning, "source",
+			"cut-over does not stop writes on the source: rows written after the last lag check are lost",
+			"stop the application's writes before the cut-over (or set max_lag_bytes: 0 and stop writes first)"))
+	}
+	return append(out, in.checkWALRetention(total)...)
+}
+
+// checkWALRetention warns that the slots hold WAL for the copy and the
+// catch-up: unbounded, or bounded below the data to copy (a rough proxy
+// for the WAL written meanwhile), when the slot would be lost.
+func (in *input) checkWALRetention(copyBytes int64) []Finding {
+	v, ok := in.src.Settings["max_slot_wal_keep_size"]
+	if !ok {
+		return nil
+	}
+	mb, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil
+	}
+	if mb < 0 {
+		return []Finding{finding("wal-retention", Warning, "source",
+			"max_slot_wal_keep_size is -1: the replication slots keep WAL without bound while the copy runs and until cut-over",
+			"watch the source's disk (pgferry status shows WAL retained), or set max_slot_wal_keep_size")}
+	}
+	if mb<<20 < copyBytes {
+		return []Finding{finding("wal-retention", Warning, "source",
+			fmt.Sprintf("max_slot_wal_keep_size is %d MB, less than the %s to copy: a slot may be lost before replication catches up", mb, config.ByteSize(copyBytes)),
+			"raise max_slot_wal_keep_size for the migration")}
+	}
+	return nil
+}
+
+// checkLeftovers reports pgferry_* replication objects that are not a
+// complete set of this migration: a failed run elsewhere, or another
+// target's migration.
+func (in *input) checkLeftovers() []Finding {
+	ours := map[string]bool{}
+	for _, db := range in.dbs {
+		if in.completeSet(db) {
+			ours[db.names.Publication], ours[db.names.Slot], ours[db.names.Subscription] = true, true, true
+		}
+	}
+	var found []string
+	for _, s := range in.src.Slots {
+		if strings.HasPrefix(s.Name, "pgferry_") && !ours[s.Name] {
+			found = append(found, "slot "+s.Name)
+		}
+	}
+	for _, d := range in.src.Databases {
+		for _, p := range d.Publications {
+			if strings.HasPrefix(p, "pgferry_") && !ours[p] {
+				found = append(found, fmt.Sprintf("publication %s in %s", p, d.Name))
+			}
+		}
+	}
+	for _, d := range in.dst.Databases {
+		for _, s := range d.Subscriptions {
+			if strings.HasPrefix(s.Name, "pgferry_") && !ours[s.Name] {
+				found = append(found, fmt.Sprintf("subscription %s in target %s", s.Name, d.Name))
+			}
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return []Finding{finding("leftover-replication-objects", Warning, "source and target",
+		fmt.Sprintf("%d pgferry replication objects are not a complete set of this migration: %s", len(found), listSome(found, 4)),
+		"pgferry cleanup -c FILE drops this migration's objects; drop others by name once you know they are unused")}
+}
+
+// completeSet reports whether db's publication, slot and subscription all
+// exist and the subscription is enabled: a migration replicating now.
+func (in *input) completeSet(db *dbInput) bool {
+	n := db.names
+	if db.dst == nil || !slices.Contains(db.src.Publications, n.Publication) {
+		return false
+	}
+	if !slices.ContainsFunc(in.src.Slots, func(s Slot) bool { return s.Name == n.Slot && s.WALStatus != "lost" }) {
+		return false
+	}
+	return slices.ContainsFunc(db.dst.Subscriptions, func(s Subscription) bool { return s.Name == n.Subscription && s.Enabled })
+}

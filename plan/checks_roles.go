@@ -1,0 +1,99 @@
+package plan
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pgferry/pgferry/config"
+)
+
+// selectedRoles are the source roles the config migrates.
+func (in *input) selectedRoles() []Role {
+	var out []Role
+	for _, r := range in.src.Roles {
+		if in.cfg.Roles.Selects(r.Name) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// rolesToCreate are the selected roles missing on the target.
+func (in *input) rolesToCreate() []Role {
+	var out []Role
+	for _, r := range in.selectedRoles() {
+		if in.dst.Role(r.Name) == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (in *input) checkRoles() []Finding {
+	var out []Finding
+	owners := in.owners()
+	for _, r := range in.selectedRoles() {
+		if in.dst.Role(r.Name) != nil {
+			out = append(out, finding("role-exists", Info, "role "+r.Name, "already on the target: kept as it is, memberships added", ""))
+			continue
+		}
+		if why := in.cannotCreate(r); why != "" {
+			sev, msg := Warning, why
+			if owned := owners[r.Name]; len(owned) > 0 {
+				sev, msg = Blocker, why+"; it owns "+listSome(owned, 3)
+			}
+			out = append(out, finding("role-not-creatable", sev, "role "+r.Name, msg,
+				"create the role on the target with a privileged user first, exclude it (roles.exclude), or connect as a superuser"))
+		}
+	}
+	return out
+}
+
+// cannotCreate says why the target user cannot create r, or "".
+func (in *input) cannotCreate(r Role) string {
+	me := in.dst.Me
+	if me.Superuser {
+		return ""
+	}
+	if !me.CreateRole {
+		return fmt.Sprintf("target role %s lacks CREATEROLE", me.Name)
+	}
+	var attrs []string
+	for _, a := range []struct {
+		name      string
+		need, has bool
+	}{{"SUPERUSER", r.Superuser, false}, {"REPLICATION", r.Replication, me.Replication}, {"BYPASSRLS", r.BypassRLS, me.BypassRLS}} {
+		if a.need && !a.has {
+			attrs = append(attrs, a.name)
+		}
+	}
+	if len(attrs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("it has %s, which target role %s cannot grant", strings.Join(attrs, ", "), me.Name)
+}
+
+// owners maps each role to the selected objects it owns.
+func (in *input) owners() map[string][]string {
+	m := map[string][]string{}
+	for _, db := range in.dbs {
+		m[db.src.Owner] = append(m[db.src.Owner], "database "+db.name)
+		for _, s := range db.src.Schemas {
+			m[s.Owner] = append(m[s.Owner], fmt.Sprintf("schema %s.%s", db.name, s.Name))
+		}
+		for _, t := range db.src.Tables {
+			m[t.Owner] = append(m[t.Owner], fmt.Sprintf("table %s.%s", db.name, t.Ref()))
+		}
+	}
+	return m
+}
+
+func (in *input) checkPasswords() []Finding {
+	mode := in.cfg.Roles.Passwords
+	if mode != config.PasswordsCopy && mode != config.PasswordsAuto || in.src.PasswordsReadable || len(in.rolesToCreate()) == 0 {
+		return nil
+	}
+	return []Finding{finding("passwords-not-readable", Warning, "source",
+		fmt.Sprintf("role %s cannot read password hashes (pg_authid): new roles get placeholder passwords", in.src.Me.Name),
+		"connect as a superuser to copy passwords, or set them after the migration (apply --show-passwords prints the placeholders)")}
+}

@@ -1,0 +1,168 @@
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+)
+
+// Format is an output format of a rendered plan.
+type Format string
+
+// The formats.
+const (
+	FormatTable    Format = "table"
+	FormatMarkdown Format = "markdown"
+	FormatJSON     Format = "json"
+)
+
+// Render writes p in format f. Output is byte-stable for golden files.
+func Render(w io.Writer, p *Plan, f Format) error {
+	switch f {
+	case FormatJSON:
+		return RenderJSON(w, p)
+	case FormatMarkdown:
+		return renderMarkdown(w, p)
+	case FormatTable, "":
+		return renderText(w, p)
+	}
+	return fmt.Errorf("unknown format %q: use table, markdown or json", f)
+}
+
+// RenderJSON writes the plan as the documented JSON document.
+func RenderJSON(w io.Writer, p *Plan) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p)
+}
+
+// Summary is the plan's last line: "2 blockers, 3 warnings, 14 steps,
+// 1.2 GiB in 42 tables".
+func (p *Plan) Summary() string {
+	t := p.Totals
+	return fmt.Sprintf("%s, %s, %s, %s in %s", count(t.Blockers, "blocker"), count(t.Warnings, "warning"), count(t.Steps, "step"),
+		byteString(t.Bytes), count(t.Tables, "table"))
+}
+
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+func renderText(w io.Writer, p *Plan) error {
+	fmt.Fprintf(w, "Source: %s (PostgreSQL %s)\nTarget: %s (PostgreSQL %s)\n\n", p.Source.URI, p.Source.Version, p.Target.URI, p.Target.Version)
+	sections := []struct {
+		title  string
+		header []string
+		rows   [][]string
+	}{
+		{"Databases", []string{"DATABASE", "METHOD", "TARGET", "TABLES", "SIZE", "WHY"}, databaseRows(p)},
+		{"Findings", []string{"SEVERITY", "CODE", "OBJECT", "MESSAGE", "FIX"}, findingRows(p)},
+		{"Steps", []string{"#", "SCOPE", "ACTION", "DETAIL"}, stepRows(p)},
+	}
+	for _, s := range sections {
+		if len(s.rows) == 0 {
+			fmt.Fprintf(w, "%s: none\n\n", s.title)
+			continue
+		}
+		fmt.Fprintf(w, "%s:\n", s.title)
+		if err := RenderTable(w, s.header, s.rows); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+	}
+	_, err := fmt.Fprintln(w, p.Summary())
+	return err
+}
+
+func databaseRows(p *Plan) [][]string {
+	var rows [][]string
+	for _, d := range p.Databases {
+		target := "exists"
+		if d.Create {
+			target = "create"
+		}
+		rows = append(rows, []string{d.Name, string(d.Method), target, strconv.Itoa(d.Tables), byteString(d.Bytes), d.Reason})
+	}
+	return rows
+}
+
+func findingRows(p *Plan) [][]string {
+	var rows [][]string
+	for _, f := range p.Findings {
+		rows = append(rows, []string{string(f.Severity), f.Code, f.Object, f.Message, f.Fix})
+	}
+	return rows
+}
+
+func stepRows(p *Plan) [][]string {
+	var rows [][]string
+	for i, s := range p.Steps {
+		rows = append(rows, []string{strconv.Itoa(i + 1), s.Scope, string(s.Kind), s.Detail})
+	}
+	return rows
+}
+
+// RenderTable writes an ASCII table with the header exactly as given, wrapping
+// long cells, with no terminal detection: the bytes depend only on the
+// rows. cmd uses it for its result, status and verify tables too.
+func RenderTable(w io.Writer, header []string, rows [][]string) error {
+	t := tablewriter.NewTable(w,
+		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})),
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithHeaderAlignment(tw.AlignLeft),
+		tablewriter.WithRowAlignment(tw.AlignLeft),
+		tablewriter.WithRowAutoWrap(tw.WrapNormal),
+		tablewriter.WithRowMaxWidth(48),
+	)
+	t.Header(header)
+	for _, r := range rows {
+		if err := t.Append(r); err != nil {
+			return err
+		}
+	}
+	return t.Render()
+}
+
+func renderMarkdown(w io.Writer, p *Plan) error {
+	fmt.Fprintf(w, "## pgferry plan\n\n- **Source:** `%s` (PostgreSQL %s)\n- **Target:** `%s` (PostgreSQL %s)\n- **Summary:** %s\n\n",
+		p.Source.URI, p.Source.Version, p.Target.URI, p.Target.Version, p.Summary())
+	mdTable(w, "Databases", []string{"Database", "Method", "Target", "Tables", "Size", "Why"}, databaseRows(p))
+	rows := findingRows(p)
+	for i, f := range p.Findings {
+		rows[i][1] = fmt.Sprintf("[%s](%s)", f.Code, f.Doc)
+	}
+	mdTable(w, "Findings", []string{"Severity", "Code", "Object", "Message", "Fix"}, rows)
+	mdTable(w, "Steps", []string{"#", "Scope", "Action", "Detail"}, stepRows(p))
+	return nil
+}
+
+func mdTable(w io.Writer, title string, header []string, rows [][]string) {
+	fmt.Fprintf(w, "### %s\n\n", title)
+	if len(rows) == 0 {
+		fmt.Fprint(w, "None.\n\n")
+		return
+	}
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(header, " | "), strings.Repeat("---|", len(header)))
+	for _, r := range rows {
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = mdEscape(c)
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+	}
+	fmt.Fprintln(w)
+}
+
+// mdEscape keeps a cell on one row: pipes escaped, newlines as spaces.
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}

@@ -1,0 +1,193 @@
+package plan
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pgferry/pgferry/config"
+)
+
+// steps lays out the plan's steps in DESIGN.md section 4's order: cluster
+// steps, then each database's in name order.
+func (in *input) steps() []Step {
+	steps := in.clusterSteps()
+	for _, db := range in.dbs {
+		steps = append(steps, in.databaseSteps(db)...)
+	}
+	return steps
+}
+
+func (in *input) clusterSteps() []Step {
+	var steps []Step
+	var create, members, settings []string
+	for _, r := range in.selectedRoles() {
+		if in.dst.Role(r.Name) == nil {
+			create = append(create, r.Name)
+		}
+		for _, m := range r.MemberOf {
+			if in.cfg.Roles.Selects(m.Role) || in.dst.Role(m.Role) != nil {
+				members = append(members, r.Name+" in "+m.Role)
+			}
+		}
+		if len(r.Config) > 0 || len(r.DatabaseConfig) > 0 {
+			settings = append(settings, r.Name)
+		}
+	}
+	if len(create) > 0 {
+		steps = append(steps, Step{ID: "cluster/roles", Kind: StepCreateRoles, Scope: ClusterScope,
+			Detail: fmt.Sprintf("create %s: %s (passwords: %s)", count(len(create), "role"), listSome(create, 5), in.cfg.Roles.Passwords), Params: Params{Roles: create}})
+	}
+	if len(members) > 0 {
+		steps = append(steps, Step{ID: "cluster/memberships", Kind: StepGrantMemberships, Scope: ClusterScope,
+			Detail: fmt.Sprintf("grant %s: %s", count(len(members), "membership"), listSome(members, 3))})
+	}
+	if len(settings) > 0 {
+		steps = append(steps, Step{ID: "cluster/role-settings", Kind: StepSetRoleSettings, Scope: ClusterScope,
+			Detail: fmt.Sprintf("set role settings of %s", listSome(settings, 5)), Params: Params{Roles: settings}})
+	}
+	return steps
+}
+
+func (in *input) databaseSteps(db *dbInput) []Step {
+	b := &stepList{db: db}
+	s := db.src
+	if db.dst == nil {
+		b.add("create-database", StepCreateDatabase, fmt.Sprintf("create database %s (%s, %s, owner %s)", db.name, s.Encoding, localeOf(s), s.Owner), Params{})
+	}
+	if db.dst == nil || len(s.Settings) > 0 || len(s.ACL) > 0 || s.Comment != "" {
+		b.add("configure-database", StepConfigureDatabase, "set owner, settings, privileges and comment of the database", Params{})
+	}
+	if db.method == MethodDump {
+		in.dumpSteps(b)
+	} else {
+		in.replicationSteps(b)
+	}
+	return b.steps
+}
+
+func localeOf(d *Database) string {
+	if d.Locale != "" {
+		return "locale " + d.Locale
+	}
+	if d.Collate == d.Ctype {
+		return "locale " + d.Collate
+	}
+	return "collate " + d.Collate + ", ctype " + d.Ctype
+}
+
+func (in *input) dumpSteps(b *stepList) {
+	b.add("snapshot", StepExportSnapshot, "export a snapshot (pg_export_snapshot) that the schema dump and the copy share", Params{})
+	in.schemaAndCopySteps(b, true)
+	if n := len(b.db.src.Sequences); n > 0 {
+		b.add("sequences", StepSetSequences, fmt.Sprintf("set %s read after the copy", count(n, "sequence value")), Params{})
+	}
+}
+
+func (in *input) replicationSteps(b *stepList) {
+	db, n := b.db, b.db.names
+	pub := Params{Publication: n.Publication, AllTables: in.allTables(db)}
+	pubDetail := "FOR ALL TABLES"
+	if !pub.AllTables {
+		pub.Tables = refs(published(db))
+		pubDetail = fmt.Sprintf("FOR TABLE with %s", count(len(pub.Tables), "table"))
+	}
+	b.add("publication", StepCreatePublication, fmt.Sprintf("create publication %s %s", n.Publication, pubDetail), pub)
+	snapshot := in.cfg.Replication.InitialCopy == config.InitialCopySnapshot
+	if snapshot {
+		b.add("slot", StepCreateSlot, fmt.Sprintf("create slot %s (pgoutput) exporting its snapshot", n.Slot), Params{Slot: n.Slot})
+	} else {
+		b.add("slot", StepCreateSlot, fmt.Sprintf("create slot %s (pgoutput)", n.Slot), Params{Slot: n.Slot})
+	}
+	in.schemaAndCopySteps(b, snapshot)
+	sub := Params{Subscription: n.Subscription, Publication: n.Publication, Slot: n.Slot, CopyData: !snapshot}
+	b.add("subscription", StepCreateSubscription, fmt.Sprintf("create subscription %s (copy_data = %t)", n.Subscription, !snapshot), sub)
+	if !snapshot {
+		b.add("wait-for-sync", StepWaitForSync, "wait until every table's initial copy is done (pg_subscription_rel state r)", Params{Subscription: n.Subscription})
+	}
+	in.cutoverSteps(b)
+}
+
+// schemaAndCopySteps are the schema dump and restore around the data copy;
+// copy is false when the subscription copies the rows itself.
+func (in *input) schemaAndCopySteps(b *stepList, copy bool) {
+	db := b.db
+	b.add("dump-schema", StepDumpSchema, "pg_dump pre-data and post-data under the snapshot", Params{})
+	b.add("pre-data", StepRestorePreData, "restore pre-data (types, tables, functions) in one transaction", Params{ExcludeExtensions: in.excludedExtensions(db)})
+	if copy && len(db.copy) > 0 {
+		var bytes int64
+		for _, t := range db.copy {
+			bytes += t.Bytes
+		}
+		detail := fmt.Sprintf("copy %s (%s) with %s", count(len(db.copy), "table"), byteString(bytes), count(in.cfg.Parallel.Tables, "stream"))
+		if len(db.skipped) > 0 {
+			detail += fmt.Sprintf(", %d skipped", len(db.skipped))
+		}
+		b.add("copy-data", StepCopyData, detail, Params{Tables: refs(db.copy), Skipped: refs(db.skipped)})
+	}
+	if n := db.src.LargeObjects; n > 0 && copy {
+		b.add("large-objects", StepCopyLargeObjects, fmt.Sprintf("copy %s with owners and privileges", count(int(n), "large object")), Params{})
+	}
+	b.add("post-data", StepRestorePostData, fmt.Sprintf("restore post-data (indexes, constraints, triggers) with %d jobs", in.cfg.Parallel.Indexes), Params{})
+}
+
+func (in *input) cutoverSteps(b *stepList) {
+	r := in.cfg.Replication
+	n := b.db.names
+	if r.MaxLagBytes != nil {
+		b.add("wait-for-lag", StepWaitForLag, fmt.Sprintf("wait until the lag is at most %d bytes (timeout %s)", *r.MaxLagBytes, r.WaitTimeout),
+			Params{Slot: n.Slot, Subscription: n.Subscription, MaxLagBytes: r.MaxLagBytes})
+	}
+	if !r.Stop {
+		return
+	}
+	if k := len(b.db.src.Sequences); k > 0 && r.SyncSequences {
+		b.add("sync-sequences", StepSyncSequences, fmt.Sprintf("copy %s", count(k, "sequence value")), Params{})
+	}
+	if mv := matviews(b.db.src); len(mv) > 0 {
+		b.add("refresh-matviews", StepRefreshMatViews, fmt.Sprintf("refresh %s", count(len(mv), "materialized view")), Params{Tables: mv})
+	}
+	b.add("stop-replication", StepStopReplication, fmt.Sprintf("drop subscription %s, publication %s and slot %s", n.Subscription, n.Publication, n.Slot),
+		Params{Subscription: n.Subscription, Publication: n.Publication, Slot: n.Slot})
+}
+
+func (in *input) excludedExtensions(db *dbInput) []string {
+	var out []string
+	for _, e := range db.src.Extensions {
+		if !in.cfg.Extensions.Selects(e.Name) {
+			out = append(out, e.Name)
+		}
+	}
+	return out
+}
+
+func matviews(d *Database) []TableRef {
+	var out []TableRef
+	for _, v := range d.Views {
+		if v.Materialized {
+			out = append(out, TableRef{Schema: v.Schema, Name: v.Name})
+		}
+	}
+	return out
+}
+
+func refs(ts []Table) []TableRef {
+	out := make([]TableRef, len(ts))
+	for i, t := range ts {
+		out[i] = t.Ref()
+	}
+	return out
+}
+
+func byteString(n int64) string { return config.ByteSize(n).String() }
+
+// stepList appends a database's steps with IDs "db:<name>/<suffix>".
+type stepList struct {
+	db    *dbInput
+	steps []Step
+}
+
+func (b *stepList) add(suffix string, kind StepKind, detail string, p Params) {
+	p.Database = b.db.name
+	b.steps = append(b.steps, Step{ID: "db:" + b.db.name + "/" + suffix, Kind: kind, Scope: "database " + b.db.name,
+		Detail: strings.TrimSpace(detail), Params: p})
+}
