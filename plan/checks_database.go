@@ -98,7 +98,7 @@ func (in *input) checkTargetObjects(db *dbInput) []Finding {
 		return nil
 	}
 	return []Finding{finding("target-schema-not-empty", Blocker, "target database "+db.name,
-		fmt.Sprintf("%d objects the schema restore would create already exist: %s", len(clash), listSome(clash, 5)),
+		fmt.Sprintf("%s the schema restore would create already exist: %s", count(len(clash), "object"), listSome(clash, 5)),
 		"drop them on the target (or the whole database), or exclude the database")}
 }
 
@@ -116,7 +116,7 @@ func (in *input) checkTargetRows(db *dbInput) []Finding {
 		return nil
 	}
 	return []Finding{finding("target-table-not-empty", Blocker, "target database "+db.name,
-		fmt.Sprintf("%d tables to copy already hold rows on the target: %s", len(full), listSome(full, 5)),
+		fmt.Sprintf("%s to copy already hold rows on the target: %s", count(len(full), "table"), listSome(full, 5)),
 		"empty or drop them on the target, or skip them (tables.skip)")}
 }
 
@@ -154,7 +154,7 @@ func (in *input) checkSuperuserObjects(db *dbInput) []Finding {
 		names = append(names, o.Kind+" "+strings.TrimPrefix(o.Schema+"."+o.Name, "."))
 	}
 	return append(out, finding("superuser-objects", Warning, "database "+db.name,
-		fmt.Sprintf("%d objects only a superuser can create will fail to restore: %s", len(names), listSome(names, 3)),
+		fmt.Sprintf("%s only a superuser can create will fail to restore: %s", count(len(names), "object"), listSome(names, 3)),
 		"create them on the target as a superuser first, or connect as one"))
 }
 

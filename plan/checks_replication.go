@@ -19,7 +19,7 @@ func (in *input) checkReplicationCaveats(db *dbInput) []Finding {
 	obj := "database " + db.name
 	if n := db.src.LargeObjects; n > 0 {
 		out = append(out, finding("large-objects", Warning, obj,
-			fmt.Sprintf("%d large objects are copied once; later changes to them are not replicated", n),
+			count(int(n), "large object")+" copied once; later changes to them are not replicated",
 			"avoid changing large objects until cut-over, or use method: dump"))
 	}
 	var unlogged, partitioned []string
@@ -46,10 +46,10 @@ func (in *input) checkReplicationCaveats(db *dbInput) []Finding {
 	if len(db.src.Sequences) > 0 {
 		if in.cfg.Replication.SyncSequences {
 			out = append(out, finding("sequences", Info, obj,
-				fmt.Sprintf("%d sequences are not replicated: their values are copied at cut-over", len(db.src.Sequences)), ""))
+				count(len(db.src.Sequences), "sequence")+" not replicated: their values are copied at cut-over", ""))
 		} else {
 			out = append(out, finding("sequences", Warning, obj,
-				fmt.Sprintf("%d sequences are not replicated and replication.sync_sequences is false: the target's sequences stay behind", len(db.src.Sequences)),
+				count(len(db.src.Sequences), "sequence")+" not replicated and replication.sync_sequences is false: the target's sequences stay behind",
 				"set replication.sync_sequences: true, or set them yourself before switching writes"))
 		}
 	}
@@ -142,7 +142,7 @@ func (in *input) checkLeftovers() []Finding {
 		return nil
 	}
 	return []Finding{finding("leftover-replication-objects", Warning, "source and target",
-		fmt.Sprintf("%d pgferry replication objects are not a complete set of this migration: %s", len(found), listSome(found, 4)),
+		fmt.Sprintf("%s not a complete set of this migration: %s", count(len(found), "pgferry replication object"), listSome(found, 4)),
 		"pgferry cleanup -c FILE drops this migration's objects; drop others by name once you know they are unused")}
 }
 
