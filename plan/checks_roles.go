@@ -58,11 +58,14 @@ func (in *input) cannotCreate(r Role) string {
 	if !me.CreateRole {
 		return fmt.Sprintf("target role %s lacks CREATEROLE", me.Name)
 	}
+	// Before 16 only superusers grant REPLICATION and BYPASSRLS; from 16 a
+	// CREATEROLE user grants the attributes it has itself.
+	v16 := in.dst.Server.Major >= 16
 	var attrs []string
 	for _, a := range []struct {
 		name      string
 		need, has bool
-	}{{"SUPERUSER", r.Superuser, false}, {"REPLICATION", r.Replication, me.Replication}, {"BYPASSRLS", r.BypassRLS, me.BypassRLS}} {
+	}{{"SUPERUSER", r.Superuser, false}, {"REPLICATION", r.Replication, v16 && me.Replication}, {"BYPASSRLS", r.BypassRLS, v16 && me.BypassRLS}} {
 		if a.need && !a.has {
 			attrs = append(attrs, a.name)
 		}
