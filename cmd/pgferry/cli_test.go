@@ -18,6 +18,15 @@ type result struct {
 
 func runCLI(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
+	return runCLIWith(env, args...)
+}
+
+func runCLIB(b *testing.B, args ...string) result {
+	b.Helper()
+	return runCLIWith(nil, args...)
+}
+
+func runCLIWith(env map[string]string, args ...string) result {
 	var out, errb bytes.Buffer
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	code := run(context.Background(), args, &out, &errb, lookup)

@@ -18,6 +18,11 @@ import (
 // extra YAML, returning its path.
 func writeConfig(t *testing.T, srcURI, dstURI, extra string) string {
 	t.Helper()
+	return writeConfigTB(t, srcURI, dstURI, extra)
+}
+
+func writeConfigTB(t testing.TB, srcURI, dstURI, extra string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "migration.yaml")
 	doc := fmt.Sprintf("version: 1\nsource: {uri: %q}\ntarget: {uri: %q}\n%s", srcURI, dstURI, extra)
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
