@@ -16,5 +16,6 @@ fmt:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags crashpoints ./apply
 
 check: fmt vet test

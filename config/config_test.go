@@ -194,3 +194,34 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+func TestStateKey(t *testing.T) {
+	base := "version: 1\nsource: {uri: \"postgres://a:${PW}@src/postgres\"}\ntarget: {uri: \"postgres://b@dst/postgres\"}\ndatabases: {exclude: [x]}\n"
+	key := func(doc, src, dst string) string {
+		c, err := Parse([]byte(doc), "m.yaml", Options{LookupEnv: envOf(map[string]string{"PW": "p"})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.StateKey(src, dst)
+	}
+	k := key(base, "1", "2")
+	same := []string{
+		base + "replication: {max_lag_bytes: 5, stop: true, wait_timeout: 1h, sync_sequences: false}\nparallel: {tables: 8}\npg_bin: /x\nstate: s\n",
+		"# a comment\n" + base,
+		"databases: {exclude: [x]}\n" + strings.Replace(base, "databases: {exclude: [x]}\n", "", 1),
+	}
+	for _, doc := range same {
+		if got := key(doc, "1", "2"); got != k {
+			t.Errorf("policy, comments or key order changed the state key:\n%s", doc)
+		}
+	}
+	different := []string{base + "method: dump\n", strings.Replace(base, "[x]", "[y]", 1), base + "replication: {initial_copy: subscription}\n"}
+	for _, doc := range different {
+		if got := key(doc, "1", "2"); got == k {
+			t.Errorf("a change of what to migrate kept the state key:\n%s", doc)
+		}
+	}
+	if key(base, "1", "3") == k {
+		t.Error("another target server kept the state key")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -15,16 +16,50 @@ type File struct {
 	Kind      string    `json:"kind"`
 	CreatedAt time.Time `json:"created_at"`
 	Plan      Plan      `json:"plan"`
+	// Source and Target are the structural facts the fingerprints cover,
+	// so a stale plan can say what changed.
+	Source Snapshot `json:"source_snapshot"`
+	Target Snapshot `json:"target_snapshot"`
 }
 
 // FileKind marks a plan file.
 const FileKind = "pgferry-plan"
 
-// WriteFile writes p in its envelope, created at now.
-func WriteFile(w io.Writer, p *Plan, now time.Time) error {
+// WriteFile writes p in its envelope, created at now, with the structural
+// facts of the snapshots it was built from.
+func WriteFile(w io.Writer, p *Plan, src, dst Snapshot, now time.Time) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(File{Kind: FileKind, CreatedAt: now.UTC(), Plan: *p})
+	return enc.Encode(File{Kind: FileKind, CreatedAt: now.UTC(), Plan: *p, Source: src.structural(), Target: dst.structural()})
+}
+
+// StaleError says why a saved plan no longer matches the servers or file.
+type StaleError struct{ Changes []string }
+
+func (e *StaleError) Error() string {
+	return "the plan is stale: " + strings.Join(e.Changes, "; ") + "; plan again"
+}
+
+// Check compares a saved plan with the config hash and fresh snapshots.
+func (f *File) Check(configHash string, src, dst Snapshot) error {
+	var changes []string
+	if f.Plan.ConfigHash != configHash {
+		changes = append(changes, "the migration file changed")
+	}
+	if src.Fingerprint() != f.Plan.SourceFingerprint {
+		for _, c := range Diff(f.Source, src, 5) {
+			changes = append(changes, "source: "+c)
+		}
+	}
+	if dst.Fingerprint() != f.Plan.TargetFingerprint {
+		for _, c := range Diff(f.Target, dst, 5) {
+			changes = append(changes, "target: "+c)
+		}
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	return &StaleError{Changes: changes}
 }
 
 // ErrNotPlanFile is returned for JSON that is not a pgferry plan file.

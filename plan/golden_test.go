@@ -169,10 +169,11 @@ func TestFingerprintIgnoresVolatileFacts(t *testing.T) {
 }
 
 func TestPlanFileRoundTrip(t *testing.T) {
-	p := Build(mustConfig(t, ""), loadSnapshot(t, "rich-source"), loadSnapshot(t, "rich-target"), testEnv)
+	src, dst := loadSnapshot(t, "rich-source"), loadSnapshot(t, "rich-target")
+	p := Build(mustConfig(t, ""), src, dst, testEnv)
 	var b bytes.Buffer
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	if err := WriteFile(&b, &p, now); err != nil {
+	if err := WriteFile(&b, &p, src, dst, now); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(b.String(), "s3cret") {
@@ -184,6 +185,18 @@ func TestPlanFileRoundTrip(t *testing.T) {
 	}
 	if !f.CreatedAt.Equal(now) || f.Plan.ConfigHash != p.ConfigHash || len(f.Plan.Steps) != len(p.Steps) {
 		t.Errorf("read back %v, %s, %d steps", f.CreatedAt, f.Plan.ConfigHash, len(f.Plan.Steps))
+	}
+	if err := f.Check(p.ConfigHash, src, dst); err != nil {
+		t.Errorf("fresh plan is stale: %v", err)
+	}
+	changed := src.normalized()
+	shop := changed.Database("shop")
+	shop.Tables = append(shop.Tables, Table{Schema: "public", Name: "audit", Kind: KindTable, Persistence: "p"})
+	shop.Tables[0].Columns = append(shop.Tables[0].Columns, Column{Name: "extra", Type: "int"})
+	err = f.Check("other-hash", changed, dst)
+	want := "the plan is stale: the migration file changed; source: table shop.public.audit added; source: table shop.public.cache changed; plan again"
+	if err == nil || err.Error() != want {
+		t.Errorf("Check = %v\nwant %s", err, want)
 	}
 	if _, err := ReadFile(strings.NewReader(`{"kind":"something-else"}`)); err == nil {
 		t.Error("ReadFile accepted another kind of JSON")

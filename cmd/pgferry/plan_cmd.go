@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,15 +30,16 @@ func (c *PlanCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.
 	if err != nil {
 		return err
 	}
-	p, err := buildPlan(ctx, cfg, log)
+	pl, err := buildPlan(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	if err := plan.Render(stdout, &p, plan.Format(c.Format)); err != nil {
+	p := &pl.plan
+	if err := plan.Render(stdout, p, plan.Format(c.Format)); err != nil {
 		return err
 	}
 	if c.Output != "" {
-		if err := savePlan(c.Output, &p); err != nil {
+		if err := savePlan(c.Output, pl); err != nil {
 			return err
 		}
 		log.Info("plan saved", "file", c.Output)
@@ -48,28 +50,52 @@ func (c *PlanCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.
 	return nil
 }
 
-func savePlan(path string, p *plan.Plan) error {
+func savePlan(path string, pl planned) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("save plan: %w", err)
 	}
-	if err := plan.WriteFile(f, p, time.Now()); err != nil {
+	if err := plan.WriteFile(f, &pl.plan, pl.src, pl.dst, time.Now()); err != nil {
 		f.Close()
 		return fmt.Errorf("save plan: %w", err)
 	}
 	return f.Close()
 }
 
+// planned is a plan with the snapshots and tools it was built from.
+type planned struct {
+	plan     plan.Plan
+	src, dst plan.Snapshot
+	env      plan.Env
+}
+
+// endpoints parses both connection strings.
+func endpoints(cfg *config.Config) (src, dst *pg.Endpoint, err error) {
+	if src, err = pg.NewEndpoint("source", cfg.Source.URI); err != nil {
+		return nil, nil, err
+	}
+	if dst, err = pg.NewEndpoint("target", cfg.Target.URI); err != nil {
+		return nil, nil, err
+	}
+	return src, dst, nil
+}
+
 // buildPlan inspects both servers at once, probes the tools and builds.
-func buildPlan(ctx context.Context, cfg *config.Config, log *slog.Logger) (plan.Plan, error) {
-	src, err := pg.NewEndpoint("source", cfg.Source.URI)
+func buildPlan(ctx context.Context, cfg *config.Config, log *slog.Logger) (planned, error) {
+	src, dst, err := endpoints(cfg)
 	if err != nil {
-		return plan.Plan{}, err
+		return planned{}, err
 	}
-	dst, err := pg.NewEndpoint("target", cfg.Target.URI)
+	snaps, err := inspectBoth(ctx, cfg, src, dst, log)
 	if err != nil {
-		return plan.Plan{}, err
+		return planned{}, err
 	}
+	env := probeEnv(ctx, cfg.PGBin)
+	return planned{plan: plan.Build(cfg, snaps[0], snaps[1], env), src: snaps[0], dst: snaps[1], env: env}, nil
+}
+
+// inspectBoth reads both servers concurrently.
+func inspectBoth(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) ([2]plan.Snapshot, error) {
 	var snaps [2]plan.Snapshot
 	var errs [2]error
 	var wg sync.WaitGroup
@@ -84,12 +110,7 @@ func buildPlan(ctx context.Context, cfg *config.Config, log *slog.Logger) (plan.
 		})
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return plan.Plan{}, err
-		}
-	}
-	return plan.Build(cfg, snaps[0], snaps[1], probeEnv(ctx, cfg.PGBin)), nil
+	return snaps, errors.Join(errs[0], errs[1])
 }
 
 // probeEnv finds pg_dump and pg_restore: in pg_bin when set, else by the

@@ -132,7 +132,13 @@ func findBinDir(ctx context.Context, dir string, env []string) (string, error) {
 	if len(tools) == 0 {
 		return "", fmt.Errorf("no PostgreSQL server programs (initdb) found: %s", InstallHint)
 	}
-	return filepath.Dir(tools[0].Path), nil
+	// Resolve links (/usr/local/bin/initdb -> /usr/lib/postgresql/15/bin)
+	// so the build's other programs (pg_dump, psql) are found beside it.
+	real, err := filepath.EvalSymlinks(tools[0].Path)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Dir(real), nil
 }
 
 // credential returns the postgres OS user's ids when running as root

@@ -83,3 +83,22 @@ func TestRedactBrokenURI(t *testing.T) {
 		t.Errorf("Redact = %q, want %q", got, want)
 	}
 }
+
+func TestForTool(t *testing.T) {
+	tests := []struct {
+		in, db, want, pw string
+	}{
+		{"postgres://u:p%40ss@h:5432/postgres?sslmode=require", "My DB", "postgres://u@h:5432/My%20DB?sslmode=require", "p@ss"},
+		{"postgres://u@h/postgres?password=x&dbname=y", "shop", "postgres://u@h/shop", "x"},
+		{"host=h user=u password='a b' dbname=postgres sslmode=disable", "it's", `host=h user=u sslmode=disable dbname='it\'s'`, "a b"},
+	}
+	for _, tt := range tests {
+		got, pw := ForTool(tt.in, tt.db)
+		if got != tt.want || pw != tt.pw {
+			t.Errorf("ForTool(%q, %q) = %q, %q, want %q, %q", tt.in, tt.db, got, pw, tt.want, tt.pw)
+		}
+	}
+	if !HasPassword("host=h password=x") || HasPassword("postgres://u@h/db") || !HasPassword("postgres://u:x@h/db") {
+		t.Error("HasPassword is wrong")
+	}
+}

@@ -25,3 +25,40 @@ func HasPassword(s string) bool {
 	}
 	return false
 }
+
+// ForTool rewrites s for a libpq program (pg_dump, pg_restore): database db,
+// and the password taken out, to be passed in PGPASSWORD rather than on a
+// command line where other users could read it.
+func ForTool(s, db string) (conninfo, password string) {
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return s, ""
+		}
+		if pw, ok := u.User.Password(); ok {
+			password = pw
+			u.User = url.User(u.User.Username())
+		}
+		q := u.Query()
+		if pw := q.Get("password"); pw != "" {
+			password = pw
+		}
+		q.Del("password")
+		q.Del("dbname")
+		u.RawQuery = q.Encode()
+		u.Path, u.RawPath = "/"+db, ""
+		return u.String(), password
+	}
+	pairs, _ := ParseKeyValue(s)
+	var parts []string
+	for _, p := range pairs {
+		switch p.Key {
+		case "password":
+			password = p.Value
+		case "dbname":
+		default:
+			parts = append(parts, p.Key+"="+QuoteValue(p.Value))
+		}
+	}
+	return strings.Join(append(parts, "dbname="+QuoteValue(db)), " "), password
+}

@@ -113,3 +113,23 @@ func Describe(err error) string {
 	}
 	return err.Error()
 }
+
+// ConnectRaw opens a low-level connection, for COPY streams that never
+// decode rows; it accepts any client_encoding, unlike pgx.Conn.
+func (e *Endpoint) ConnectRaw(ctx context.Context, db string, opt Options) (*pgconn.PgConn, error) {
+	cfg := e.config.Config.Copy()
+	if db != "" {
+		cfg.Database = db
+	}
+	for k, v := range opt.Settings {
+		cfg.RuntimeParams[k] = v
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, &ConnectError{Side: e.Side, Target: e.String(), Database: cfg.Database, Err: err}
+	}
+	return conn, nil
+}
+
+// URI is the connection string as configured (with its secret: never print it).
+func (e *Endpoint) URI() string { return e.uri }

@@ -1,0 +1,242 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pgferry/pgferry/config"
+	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pgferry/pgferry/plan"
+)
+
+// Tools are the external programs a migration runs.
+type Tools struct {
+	PGDump, PGRestore string
+}
+
+// Migration carries out a plan, checkpointing every step in State.
+type Migration struct {
+	Config         *config.Config
+	Source, Target *pg.Endpoint
+	Tools          Tools
+	Store          *FileStore
+	State          *State
+	// Events receives progress; it must not block for long.
+	Events func(Event)
+	Now    func() time.Time
+	Log    *slog.Logger
+	// ResumeTables keeps a database's finished tables when its copy restarts
+	// (consistent only if the source took no writes meanwhile).
+	ResumeTables bool
+	// ProgressEvery is the interval of CopyProgress events (0: 2s).
+	ProgressEvery time.Duration
+
+	passwords Passwords
+	// mu guards State, which concurrent databases update.
+	mu sync.Mutex
+}
+
+// StepError is a step that failed.
+type StepError struct {
+	Step plan.Step
+	Err  error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("step %s: %v", e.Step.ID, e.Err) }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Run executes every step not yet done: the cluster steps in order, then
+// the databases, up to parallel.databases at once, each database's steps
+// in order. A failed database does not stop the others; Run returns the
+// failures joined. On cancellation it returns ctx's error once every
+// running step has stopped and its state is saved.
+func (m *Migration) Run(ctx context.Context) error {
+	if m.Now == nil {
+		m.Now = time.Now
+	}
+	if m.Log == nil {
+		m.Log = slog.New(slog.DiscardHandler)
+	}
+	pw, err := m.Store.LoadPasswords()
+	if err != nil {
+		return fmt.Errorf("read placeholder passwords: %w", err)
+	}
+	m.passwords = pw
+	if m.State.Databases == nil {
+		m.State.Databases = map[string]*DatabaseState{}
+	}
+	if m.State.Steps == nil {
+		m.State.Steps = map[string]StepState{}
+	}
+	cluster, perDB, order := m.group()
+	for _, st := range cluster {
+		if err := m.runStep(ctx, st, m.clusterStep); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+	}
+	return m.runDatabases(ctx, perDB, order)
+}
+
+// group splits the plan's steps into cluster steps and per-database lists.
+func (m *Migration) group() (cluster []plan.Step, perDB map[string][]plan.Step, order []string) {
+	perDB = map[string][]plan.Step{}
+	for _, st := range m.State.Plan.Steps {
+		if st.Scope == plan.ClusterScope {
+			cluster = append(cluster, st)
+			continue
+		}
+		db := st.Params.Database
+		if _, seen := perDB[db]; !seen {
+			order = append(order, db)
+		}
+		perDB[db] = append(perDB[db], st)
+	}
+	return cluster, perDB, order
+}
+
+func (m *Migration) runDatabases(ctx context.Context, perDB map[string][]plan.Step, order []string) error {
+	sem := make(chan struct{}, m.Config.Parallel.Databases)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, name := range order {
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			d := &dbRun{m: m, name: name, steps: perDB[name]}
+			if err := d.run(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errors.Join(errs...)
+}
+
+// runStep runs fn for st unless the state says it is done, recording the
+// outcome. The state is saved before and after, so a crash at any instant
+// leaves the step pending or running, never falsely done.
+func (m *Migration) runStep(ctx context.Context, st plan.Step, fn func(context.Context, plan.Step) (string, error)) error {
+	if m.stepStatus(st.ID) == StatusDone {
+		m.emit(StepSkipped{Step: st, Reason: "done in an earlier run"})
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	start := m.Now()
+	m.setStep(st.ID, StepState{Status: StatusRunning, Started: start})
+	if err := m.save(); err != nil {
+		return err
+	}
+	m.emit(StepStarted{Step: st})
+	crashPoint("before:" + string(st.Kind))
+	msg, err := fn(ctx, st)
+	if err != nil {
+		if ctx.Err() != nil {
+			m.setStep(st.ID, StepState{Status: StatusPending, Message: "interrupted"})
+			_ = m.save()
+			return ctx.Err()
+		}
+		m.setStep(st.ID, StepState{Status: StatusFailed, Message: pg.Describe(err), Started: start, Finished: m.Now()})
+		_ = m.save()
+		m.emit(StepFailed{Step: st, Err: err})
+		return &StepError{Step: st, Err: err}
+	}
+	crashPoint("after:" + string(st.Kind))
+	m.setStep(st.ID, StepState{Status: StatusDone, Message: msg, Started: start, Finished: m.Now()})
+	if err := m.save(); err != nil {
+		return err
+	}
+	m.emit(StepDone{Step: st, Took: m.Now().Sub(start), Message: msg})
+	return nil
+}
+
+func (m *Migration) stepStatus(id string) Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.State.Steps[id].Status
+}
+
+func (m *Migration) setStep(id string, s StepState) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.State.Steps[id] = s
+}
+
+// dbState returns the database's copy state, creating it.
+func (m *Migration) dbState(name string) *DatabaseState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.State.Databases[name]
+	if d == nil {
+		d = &DatabaseState{Tables: map[string]TableState{}}
+		m.State.Databases[name] = d
+	}
+	if d.Tables == nil {
+		d.Tables = map[string]TableState{}
+	}
+	return d
+}
+
+// update changes the state under its lock.
+func (m *Migration) update(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f()
+}
+
+func (m *Migration) save() error {
+	m.mu.Lock()
+	m.State.UpdatedAt = m.Now().UTC()
+	snapshot := *m.State
+	err := m.Store.Save(&snapshot)
+	m.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
+}
+
+func (m *Migration) emit(e Event) {
+	if m.Events != nil {
+		m.Events(e)
+	}
+}
+
+// DatabaseStatus says how far a database got, for the result table.
+func (s *State) DatabaseStatus(name string) (Status, string) {
+	total, done := 0, 0
+	for _, st := range s.Plan.Steps {
+		if st.Params.Database != name || st.Scope == plan.ClusterScope {
+			continue
+		}
+		total++
+		switch ss := s.Steps[st.ID]; ss.Status {
+		case StatusDone:
+			done++
+		case StatusFailed:
+			return StatusFailed, fmt.Sprintf("%s: %s", st.ID, ss.Message)
+		}
+	}
+	if done == total {
+		return StatusDone, ""
+	}
+	return StatusPending, fmt.Sprintf("%d of %d steps done", done, total)
+}

@@ -1,0 +1,381 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pgferry/pgferry/plan"
+)
+
+// copyTable is one table to stream, with what the copy needs to know.
+type copyTable struct {
+	ref plan.TableRef
+	// columns are the quoted stored columns (generated ones are left out:
+	// the target computes them).
+	columns []string
+	// condition is an extension configuration table's extcondition ("WHERE
+	// ..."): only those rows move, and only those are deleted first.
+	extConfig bool
+	condition string
+}
+
+func (t copyTable) key() string { return t.ref.String() }
+
+const copyTablesSQL = `SELECT n.nspname, c.relname,
+	COALESCE(array_agg(quote_ident(a.attname) ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}'),
+	EXISTS (SELECT 1 FROM pg_extension x WHERE c.oid = ANY (x.extconfig)),
+	COALESCE((SELECT x.extcondition[array_position(x.extconfig, c.oid)] FROM pg_extension x WHERE c.oid = ANY (x.extconfig)), '')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
+WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+GROUP BY c.oid, n.nspname, c.relname`
+
+const sessionFactsSQL = `SELECT pg_encoding_to_char(d.encoding), current_setting('lc_monetary') FROM pg_database d WHERE d.datname = current_database()`
+
+// copySession are the session settings of DESIGN.md section 5 for both
+// ends of a COPY stream: stable text forms, the database's own encoding
+// (no conversion, so SQL_ASCII survives), no row security, no timeouts.
+func copySession(encoding string) map[string]string {
+	return map[string]string{
+		"DateStyle": "ISO", "IntervalStyle": "postgres", "extra_float_digits": "3", "client_encoding": encoding,
+		"row_security": "off", "statement_timeout": "0", "idle_in_transaction_session_timeout": "0", "lock_timeout": "0",
+	}
+}
+
+// copyData copies every planned table under the snapshot: parallel.tables
+// workers, largest tables first, each table in one target transaction
+// (TRUNCATE ONLY, COPY ... FREEZE, COMMIT) so a crash never leaves it half
+// copied and a rerun copies it again from empty.
+func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
+	id, err := d.snapshotID()
+	if err != nil {
+		return "", err
+	}
+	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{ReadOnly: true})
+	if err != nil {
+		return "", err
+	}
+	var encoding, monetary string
+	err = src.QueryRow(ctx, sessionFactsSQL).Scan(&encoding, &monetary)
+	tables, terr := d.copyTables(ctx, src, st.Params.Tables)
+	src.Close(context.WithoutCancel(ctx))
+	if err = errors.Join(err, terr); err != nil {
+		return "", err
+	}
+	todo, err := d.restartCopy(ctx, tables)
+	if err != nil {
+		return "", err
+	}
+	e := &engine{d: d, snapshot: id, encoding: encoding, monetary: monetary, active: map[string]*atomic.Int64{}}
+	if err := e.run(ctx, todo, len(tables)); err != nil {
+		return "", err
+	}
+	ds := d.m.dbState(d.name)
+	return fmt.Sprintf("%d tables, %s", len(tables), byteString(ds.Bytes)), nil
+}
+
+func byteString(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// copyTables reads the columns of the planned tables, keeping the plan's
+// order (largest first).
+func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.TableRef) ([]copyTable, error) {
+	var schemas, names []string
+	for _, r := range refs {
+		schemas, names = append(schemas, r.Schema), append(names, r.Name)
+	}
+	rows, err := src.Query(ctx, copyTablesSQL, schemas, names)
+	if err != nil {
+		return nil, fmt.Errorf("read table columns: %w", err)
+	}
+	found := map[plan.TableRef]copyTable{}
+	var t copyTable
+	_, err = pgx.ForEachRow(rows, []any{&t.ref.Schema, &t.ref.Name, &t.columns, &t.extConfig, &t.condition}, func() error {
+		found[t.ref] = t
+		t = copyTable{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read table columns: %w", err)
+	}
+	out := make([]copyTable, 0, len(refs))
+	for _, r := range refs {
+		t, ok := found[r]
+		if !ok {
+			return nil, fmt.Errorf("table %s is gone from the source", r)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// restartCopy handles a copy that an earlier run began under another
+// snapshot: without --resume-tables every table is emptied in one TRUNCATE
+// ONLY (extension configuration tables lose only their condition's rows)
+// and copied again; with it, finished tables are kept.
+func (d *dbRun) restartCopy(ctx context.Context, tables []copyTable) ([]copyTable, error) {
+	ds := d.m.dbState(d.name)
+	first := ds.CopyRuns == 0
+	d.m.update(func() { ds.CopyRuns++ })
+	if first {
+		return tables, d.m.save()
+	}
+	if d.m.ResumeTables {
+		var todo []copyTable
+		for _, t := range tables {
+			if ds.Tables[t.key()].Status != StatusDone {
+				todo = append(todo, t)
+			}
+		}
+		d.m.emit(Notice{Message: fmt.Sprintf("%s: resuming the copy under a new snapshot, keeping %d finished tables (consistent only if the source took no writes)", d.name, len(tables)-len(todo))})
+		return todo, d.m.save()
+	}
+	d.m.emit(Notice{Message: fmt.Sprintf("%s: the copy was interrupted; a snapshot cannot be resumed, so its %d tables are emptied and copied again under a new one", d.name, len(tables))})
+	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	var plain []string
+	for _, t := range tables {
+		if t.extConfig {
+			if _, err := dst.Exec(ctx, "DELETE FROM ONLY "+ident(t.ref.Schema, t.ref.Name)+" "+t.condition); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		plain = append(plain, ident(t.ref.Schema, t.ref.Name))
+	}
+	if len(plain) > 0 {
+		if _, err := dst.Exec(ctx, "TRUNCATE ONLY "+strings.Join(plain, ", ")); err != nil {
+			return nil, fmt.Errorf("empty the partly copied tables: %w", err)
+		}
+	}
+	d.m.update(func() { ds.Tables, ds.Bytes = map[string]TableState{}, 0 })
+	return tables, d.m.save()
+}
+
+// engine runs the copy workers of one database.
+type engine struct {
+	d                            *dbRun
+	snapshot, encoding, monetary string
+	mu                           sync.Mutex
+	active                       map[string]*atomic.Int64
+	done                         atomic.Int64
+}
+
+func (e *engine) run(ctx context.Context, tables []copyTable, total int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan copyTable)
+	errs := make(chan error, e.d.m.Config.Parallel.Tables)
+	var wg sync.WaitGroup
+	for range min(e.d.m.Config.Parallel.Tables, max(len(tables), 1)) {
+		wg.Go(func() {
+			if err := e.worker(ctx, jobs); err != nil {
+				errs <- err
+				cancel()
+			}
+		})
+	}
+	stop := e.reportProgress(ctx, total-len(tables), total)
+	go func() {
+		defer close(jobs)
+		for _, t := range tables {
+			select {
+			case jobs <- t:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	stop()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	if err := errors.Join(all...); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// worker copies tables on one pair of sessions: the source one imports the
+// snapshot once and reads every table under it.
+func (e *engine) worker(ctx context.Context, jobs <-chan copyTable) error {
+	m := e.d.m
+	srcSettings := copySession(e.encoding)
+	src, err := m.Source.ConnectRaw(ctx, e.d.name, pg.Options{Settings: srcSettings})
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	if err := execAll(ctx, src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "SET TRANSACTION SNAPSHOT "+literal(e.snapshot)); err != nil {
+		return fmt.Errorf("import snapshot: %w", err)
+	}
+	dstSettings := copySession(e.encoding)
+	dstSettings["lc_monetary"] = e.monetary
+	dst, err := m.Target.ConnectRaw(ctx, e.d.name, pg.Options{Settings: dstSettings})
+	if err != nil {
+		return err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	for t := range jobs {
+		if err := e.copyOne(ctx, src, dst, t); err != nil {
+			return fmt.Errorf("copy %s: %w", t.ref, err)
+		}
+	}
+	return nil
+}
+
+func execAll(ctx context.Context, conn *pgconn.PgConn, stmts ...string) error {
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s).ReadAll(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyOne streams one table: COPY TO STDOUT on the source piped into COPY
+// FROM STDIN on the target, bytes never decoded, memory flat.
+func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTable) error {
+	start := time.Now()
+	name := ident(t.ref.Schema, t.ref.Name)
+	cols := strings.Join(t.columns, ", ")
+	out := fmt.Sprintf("COPY (SELECT %s FROM ONLY %s %s) TO STDOUT", cols, name, t.condition)
+	in := fmt.Sprintf("COPY %s (%s) FROM STDIN (FREEZE)", name, cols)
+	begin := []string{"BEGIN", "TRUNCATE ONLY " + name}
+	if t.extConfig {
+		// Rows the extension inserted itself stay; FREEZE needs a truncate.
+		begin = []string{"BEGIN", "DELETE FROM ONLY " + name + " " + t.condition}
+		in = fmt.Sprintf("COPY %s (%s) FROM STDIN", name, cols)
+	}
+	if len(t.columns) == 0 {
+		out = fmt.Sprintf("COPY (SELECT FROM ONLY %s) TO STDOUT", name)
+		in = fmt.Sprintf("COPY %s FROM STDIN", name)
+	}
+	if err := execAll(ctx, dst, begin...); err != nil {
+		return err
+	}
+	counter := e.track(t.key())
+	defer e.untrack(t.key())
+	pr, pw := io.Pipe()
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := src.CopyTo(ctx, &countingWriter{w: pw, n: counter, crash: "copy:" + e.d.name + "/" + t.key()}, out)
+		pw.CloseWithError(err)
+		readErr <- err
+	}()
+	tag, err := dst.CopyFrom(ctx, pr, in)
+	pr.CloseWithError(errors.New("copy into the target stopped"))
+	if rerr := <-readErr; err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		execAll(context.WithoutCancel(ctx), dst, "ROLLBACK")
+		return err
+	}
+	if err := execAll(ctx, dst, "COMMIT"); err != nil {
+		return err
+	}
+	crashPoint("table:" + e.d.name + "/" + t.key())
+	return e.finish(t, tag.RowsAffected(), counter.Load(), time.Since(start))
+}
+
+// finish records a committed table in the state and reports it.
+func (e *engine) finish(t copyTable, rows, bytes int64, took time.Duration) error {
+	m := e.d.m
+	ds := m.dbState(e.d.name)
+	m.update(func() {
+		ds.Tables[t.key()] = TableState{Status: StatusDone, Rows: rows, Bytes: bytes}
+		ds.Bytes += bytes
+	})
+	e.done.Add(1)
+	m.emit(TableCopied{Database: e.d.name, Table: t.ref, Rows: rows, Bytes: bytes, Took: took})
+	return m.save()
+}
+
+func (e *engine) track(key string) *atomic.Int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := &atomic.Int64{}
+	e.active[key] = c
+	return c
+}
+
+func (e *engine) untrack(key string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.active, key)
+}
+
+// reportProgress emits CopyProgress every ProgressEvery until stopped.
+func (e *engine) reportProgress(ctx context.Context, already, total int) (stop func()) {
+	every := e.d.m.ProgressEvery
+	if every == 0 {
+		every = 2 * time.Second
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				e.mu.Lock()
+				active := map[string]int64{}
+				for k, c := range e.active {
+					active[k] = c.Load()
+				}
+				e.mu.Unlock()
+				e.d.m.emit(CopyProgress{Database: e.d.name, Active: active, Done: already + int(e.done.Load()), Total: total, Bytes: e.d.m.dbState(e.d.name).Bytes})
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// countingWriter counts the bytes of a stream; in test builds the first
+// write of a table can be a crash point (a crash mid-table).
+type countingWriter struct {
+	w       io.Writer
+	n       *atomic.Int64
+	crash   string
+	crashed bool
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	if !c.crashed {
+		c.crashed = true
+		crashPoint(c.crash)
+	}
+	return n, err
+}

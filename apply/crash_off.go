@@ -1,0 +1,7 @@
+//go:build !crashpoints
+
+package apply
+
+// crashPoint is where a test build (-tags crashpoints) can kill the process
+// to test resume; in a normal build it does nothing.
+func crashPoint(string) {}

@@ -1,0 +1,285 @@
+package apply
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pgferry/pgferry/plan"
+)
+
+// dbRun carries out one database's steps in order. The exported snapshot
+// lives in a session, so it is taken again whenever a step that reads under
+// it is not done yet.
+type dbRun struct {
+	m     *Migration
+	name  string
+	steps []plan.Step
+	snap  *snapshotHolder
+}
+
+// snapshotKinds read the source under the exported snapshot.
+var snapshotKinds = map[plan.StepKind]bool{plan.StepDumpSchema: true, plan.StepCopyData: true, plan.StepCopyLargeObjects: true}
+
+func (d *dbRun) run(ctx context.Context) error {
+	defer d.releaseSnapshot()
+	needSnapshot := false
+	for _, st := range d.steps {
+		if snapshotKinds[st.Kind] && d.m.stepStatus(st.ID) != StatusDone {
+			needSnapshot = true
+		}
+	}
+	for _, st := range d.steps {
+		if st.Kind == plan.StepExportSnapshot && needSnapshot {
+			d.m.setStep(st.ID, StepState{Status: StatusPending})
+		}
+		fn, err := d.stepFunc(st)
+		if err != nil {
+			return err
+		}
+		if err := d.m.runStep(ctx, st, fn); err != nil {
+			return err
+		}
+		if st.Kind == plan.StepCopyLargeObjects || st.Kind == plan.StepCopyData && !d.has(plan.StepCopyLargeObjects) {
+			d.releaseSnapshot()
+		}
+	}
+	return nil
+}
+
+func (d *dbRun) has(kind plan.StepKind) bool {
+	for _, st := range d.steps {
+		if st.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *dbRun) stepFunc(st plan.Step) (func(context.Context, plan.Step) (string, error), error) {
+	switch st.Kind {
+	case plan.StepCreateDatabase:
+		return d.createDatabase, nil
+	case plan.StepConfigureDatabase:
+		return d.configureDatabase, nil
+	case plan.StepExportSnapshot:
+		return d.exportSnapshot, nil
+	case plan.StepDumpSchema:
+		return d.dumpSchema, nil
+	case plan.StepRestorePreData:
+		return d.restorePreData, nil
+	case plan.StepCopyData:
+		return d.copyData, nil
+	case plan.StepCopyLargeObjects:
+		return d.copyLargeObjects, nil
+	case plan.StepRestorePostData:
+		return d.restorePostData, nil
+	case plan.StepSetSequences:
+		return d.setSequences, nil
+	}
+	return nil, &StepError{Step: st, Err: fmt.Errorf("this pgferry cannot carry out %s steps yet; plan with method: dump", st.Kind)}
+}
+
+// dumpFile is where the database's schema archive lives in the state directory.
+func (d *dbRun) dumpFile() string {
+	safe := regexp.MustCompile(`[^a-zA-Z0-9_]`).ReplaceAllString(d.name, "_")
+	sum := sha256.Sum256([]byte(d.name))
+	return filepath.Join(d.m.Store.Dir, fmt.Sprintf("schema-%s-%s.dump", safe, hex.EncodeToString(sum[:4])))
+}
+
+// sourceDB is the database's catalog row on the source, read at apply time.
+type sourceDB struct {
+	Owner, Encoding, Collate, Ctype, Provider, Locale, Comment string
+	Settings                                                   []string
+	ACL                                                        []aclItem
+	HasACL                                                     bool
+}
+
+type aclItem struct {
+	Grantee, Privilege string
+	Grantable          bool
+}
+
+// sourceDBSQL has the version-dependent locale columns as %s.
+const sourceDBSQL = `SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, %s,
+	COALESCE(shobj_description(d.oid, 'pg_database'), ''),
+	COALESCE((SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0), '{}'),
+	d.datacl IS NOT NULL,
+	COALESCE((SELECT json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+		'privilege', a.privilege_type, 'grantable', a.is_grantable)) FROM aclexplode(d.datacl) a), '[]')
+FROM pg_database d WHERE d.datname = $1`
+
+func (d *dbRun) readSourceDB(ctx context.Context) (sourceDB, error) {
+	conn, err := d.m.Source.Connect(ctx, "", pg.Options{})
+	if err != nil {
+		return sourceDB{}, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	major := serverMajor(conn)
+	locale := `'', ''`
+	switch {
+	case major >= 17:
+		locale = `d.datlocprovider::text, COALESCE(d.datlocale, '')`
+	case major >= 15:
+		locale = `d.datlocprovider::text, COALESCE(d.daticulocale, '')`
+	}
+	var s sourceDB
+	var acl []struct {
+		Grantee   string `json:"grantee"`
+		Privilege string `json:"privilege"`
+		Grantable bool   `json:"grantable"`
+	}
+	err = conn.QueryRow(ctx, fmt.Sprintf(sourceDBSQL, locale), d.name).Scan(&s.Owner, &s.Encoding, &s.Collate, &s.Ctype,
+		&s.Provider, &s.Locale, &s.Comment, &s.Settings, &s.HasACL, &acl)
+	if err != nil {
+		return s, fmt.Errorf("read database %s on the source: %w", d.name, err)
+	}
+	for _, a := range acl {
+		s.ACL = append(s.ACL, aclItem{Grantee: a.Grantee, Privilege: a.Privilege, Grantable: a.Grantable})
+	}
+	return s, nil
+}
+
+func serverMajor(conn *pgx.Conn) int {
+	var n int
+	fmt.Sscan(conn.PgConn().ParameterStatus("server_version"), &n)
+	return n
+}
+
+const databaseExistsSQL = `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`
+
+// createDatabase creates the database from template0 with the source's
+// encoding and locale, unless it exists (a rerun after a crash).
+func (d *dbRun) createDatabase(ctx context.Context, _ plan.Step) (string, error) {
+	s, err := d.readSourceDB(ctx)
+	if err != nil {
+		return "", err
+	}
+	dst, err := d.m.Target.Connect(ctx, "", pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := dst.QueryRow(ctx, databaseExistsSQL, d.name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if exists {
+		return "already exists", nil
+	}
+	sql := fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s",
+		ident(d.name), literal(s.Encoding), literal(s.Collate), literal(s.Ctype))
+	switch s.Provider {
+	case "i":
+		sql += " LOCALE_PROVIDER icu ICU_LOCALE " + literal(s.Locale)
+	case "b":
+		sql += " LOCALE_PROVIDER builtin BUILTIN_LOCALE " + literal(s.Locale)
+	}
+	if _, err := dst.Exec(ctx, sql); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("created (%s, %s/%s)", s.Encoding, s.Collate, s.Ctype), nil
+}
+
+// configureDatabase sets what pg_dump without --create does not carry:
+// owner, settings, privileges, comment, and created roles' settings in it.
+func (d *dbRun) configureDatabase(ctx context.Context, _ plan.Step) (string, error) {
+	s, err := d.readSourceDB(ctx)
+	if err != nil {
+		return "", err
+	}
+	dst, err := d.m.Target.Connect(ctx, "", pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	db := ident(d.name)
+	var notes []string
+	if owner, note, err := d.m.ownerFor(ctx, dst, s.Owner); err != nil {
+		return "", err
+	} else if owner != "" {
+		if _, err := dst.Exec(ctx, "ALTER DATABASE "+db+" OWNER TO "+ident(owner)); err != nil {
+			return "", fmt.Errorf("set owner: %w", err)
+		}
+		notes = appendNote(notes, note)
+	}
+	stmts := []string{}
+	for _, set := range s.Settings {
+		stmts = append(stmts, "ALTER DATABASE "+db+" SET "+setClause(set))
+	}
+	if s.HasACL {
+		stmts = append(stmts, "REVOKE ALL ON DATABASE "+db+" FROM PUBLIC")
+		for _, a := range s.ACL {
+			grantee := "PUBLIC"
+			if a.Grantee != "PUBLIC" {
+				grantee = ident(a.Grantee)
+			}
+			g := "GRANT " + a.Privilege + " ON DATABASE " + db + " TO " + grantee
+			if a.Grantable {
+				g += " WITH GRANT OPTION"
+			}
+			stmts = append(stmts, g)
+		}
+	}
+	if s.Comment != "" {
+		stmts = append(stmts, "COMMENT ON DATABASE "+db+" IS "+literal(s.Comment))
+	}
+	rs, err := d.roleSettings(ctx)
+	if err != nil {
+		return "", err
+	}
+	stmts = append(stmts, rs...)
+	for _, sql := range stmts {
+		if _, err := dst.Exec(ctx, sql); err != nil {
+			if isMissingRole(err) {
+				notes = appendNote(notes, "skipped for a role missing on the target: "+sql)
+				continue
+			}
+			return "", fmt.Errorf("%s: %w", sql, err)
+		}
+	}
+	return strings.Join(append([]string{fmt.Sprintf("%d statements", len(stmts))}, notes...), "; "), nil
+}
+
+func appendNote(notes []string, n string) []string {
+	if n == "" {
+		return notes
+	}
+	return append(notes, n)
+}
+
+// roleSettings are ALTER ROLE ... IN DATABASE ... SET statements for the
+// roles this migration created.
+func (d *dbRun) roleSettings(ctx context.Context) ([]string, error) {
+	conn, err := d.m.Source.Connect(ctx, "", pg.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	roles, err := d.m.readSourceRoles(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range roles {
+		if d.m.previousRoleStatus(r.Name) != "created" {
+			continue
+		}
+		for _, dc := range r.DatabaseConfig {
+			if dc.Database != d.name {
+				continue
+			}
+			for _, s := range dc.Config {
+				out = append(out, "ALTER ROLE "+ident(r.Name)+" IN DATABASE "+ident(d.name)+" SET "+setClause(s))
+			}
+		}
+	}
+	return out, nil
+}

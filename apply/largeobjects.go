@@ -1,0 +1,135 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pgferry/pgferry/plan"
+)
+
+const largeObjectsSQL = `SELECT m.oid, pg_get_userbyid(m.lomowner), m.lomacl IS NOT NULL,
+	COALESCE((SELECT json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+		'privilege', a.privilege_type, 'grantable', a.is_grantable)) FROM aclexplode(m.lomacl) a), '[]')
+FROM pg_largeobject_metadata m ORDER BY 1`
+
+// loChunk is how much of a large object moves per round trip.
+const loChunk = 1 << 20
+
+type largeObject struct {
+	oid    uint32
+	owner  string
+	hasACL bool
+	acl    []struct {
+		Grantee   string `json:"grantee"`
+		Privilege string `json:"privilege"`
+		Grantable bool   `json:"grantable"`
+	}
+}
+
+// copyLargeObjects copies large objects under the snapshot in 1 MiB
+// chunks, each object in one target transaction with its OID, owner and
+// privileges; an object a crashed run left is replaced.
+func (d *dbRun) copyLargeObjects(ctx context.Context, _ plan.Step) (string, error) {
+	id, err := d.snapshotID()
+	if err != nil {
+		return "", err
+	}
+	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{Settings: holderSettings})
+	if err != nil {
+		return "", err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	if _, err := src.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+		return "", err
+	}
+	if _, err := src.Exec(ctx, "SET TRANSACTION SNAPSHOT "+literal(id)); err != nil {
+		return "", fmt.Errorf("import snapshot: %w", err)
+	}
+	rows, err := src.Query(ctx, largeObjectsSQL)
+	if err != nil {
+		return "", err
+	}
+	var los []largeObject
+	var lo largeObject
+	if _, err := pgx.ForEachRow(rows, []any{&lo.oid, &lo.owner, &lo.hasACL, &lo.acl}, func() error {
+		los = append(los, lo)
+		lo = largeObject{}
+		return nil
+	}); err != nil {
+		return "", fmt.Errorf("read large objects: %w", err)
+	}
+	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{Settings: map[string]string{"statement_timeout": "0"}})
+	if err != nil {
+		return "", err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	var bytes int64
+	for _, lo := range los {
+		n, err := d.copyLargeObject(ctx, src, dst, lo)
+		if err != nil {
+			return "", fmt.Errorf("large object %d: %w", lo.oid, err)
+		}
+		bytes += n
+		crashPoint("lo:" + d.name)
+	}
+	return fmt.Sprintf("%d large objects, %s", len(los), byteString(bytes)), nil
+}
+
+func (d *dbRun) copyLargeObject(ctx context.Context, src, dst *pgx.Conn, lo largeObject) (int64, error) {
+	tx, err := dst.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE oid = $1", lo.oid); err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, "SELECT lo_create($1)", lo.oid); err != nil {
+		return 0, err
+	}
+	var total int64
+	for {
+		var chunk []byte
+		if err := src.QueryRow(ctx, "SELECT lo_get($1, $2, $3)", lo.oid, total, loChunk).Scan(&chunk); err != nil {
+			return 0, err
+		}
+		if len(chunk) > 0 {
+			if _, err := tx.Exec(ctx, "SELECT lo_put($1, $2, $3)", lo.oid, total, chunk); err != nil {
+				return 0, err
+			}
+		}
+		total += int64(len(chunk))
+		if len(chunk) < loChunk {
+			break
+		}
+	}
+	owner, _, err := d.m.ownerFor(ctx, dst, lo.owner)
+	if err != nil {
+		return 0, err
+	}
+	obj := fmt.Sprintf("LARGE OBJECT %d", lo.oid)
+	stmts := []string{"ALTER " + obj + " OWNER TO " + ident(owner)}
+	if lo.hasACL {
+		stmts = append(stmts, "REVOKE ALL ON "+obj+" FROM PUBLIC")
+		for _, a := range lo.acl {
+			grantee := "PUBLIC"
+			if a.Grantee != "PUBLIC" {
+				grantee = ident(a.Grantee)
+			}
+			g := "GRANT " + a.Privilege + " ON " + obj + " TO " + grantee
+			if a.Grantable {
+				g += " WITH GRANT OPTION"
+			}
+			stmts = append(stmts, g)
+		}
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil && !isMissingRole(err) {
+			return 0, fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return total, tx.Commit(ctx)
+}

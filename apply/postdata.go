@@ -1,0 +1,97 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pgferry/pgferry/plan"
+)
+
+// existingSQL lists, as "kind schema tag" strings in pg_restore -l's form,
+// the post-data objects present in the target database: a resumed restore
+// leaves them out of its list.
+const existingSQL = `SELECT 'INDEX ' || n.nspname || ' ' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('i', 'I')
+UNION ALL
+SELECT CASE WHEN k.contype = 'f' THEN 'FK CONSTRAINT ' ELSE 'CONSTRAINT ' END || n.nspname || ' ' || c.relname || ' ' || k.conname
+	FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+UNION ALL
+SELECT 'CONSTRAINT ' || n.nspname || ' ' || t.typname || ' ' || k.conname
+	FROM pg_constraint k JOIN pg_type t ON t.oid = k.contypid JOIN pg_namespace n ON n.oid = t.typnamespace
+UNION ALL
+SELECT 'TRIGGER ' || n.nspname || ' ' || c.relname || ' ' || g.tgname
+	FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT g.tgisinternal
+UNION ALL
+SELECT 'RULE ' || n.nspname || ' ' || c.relname || ' ' || r.rulename
+	FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace WHERE r.rulename <> '_RETURN'
+UNION ALL
+SELECT 'POLICY ' || n.nspname || ' ' || c.relname || ' ' || p.polname
+	FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+UNION ALL
+SELECT 'INDEX ATTACH ' || n.nspname || ' ' || c.relname FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+	JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('i', 'I')`
+
+// resumable are the post-data kinds whose presence the catalog shows.
+var resumable = map[string]bool{"INDEX": true, "CONSTRAINT": true, "FK CONSTRAINT": true, "TRIGGER": true, "RULE": true, "POLICY": true, "INDEX ATTACH": true}
+
+// restorePostData restores indexes, constraints, triggers and the rest with
+// pg_restore -j (it orders entries by the archive's dependencies), leaving
+// out what a previous run already created.
+func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error) {
+	toc, err := d.listTOC(ctx)
+	if err != nil {
+		return "", err
+	}
+	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	rows, err := dst.Query(ctx, existingSQL)
+	if err != nil {
+		return "", fmt.Errorf("read target catalog: %w", err)
+	}
+	present := map[string]bool{}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", err
+	}
+	for _, n := range names {
+		present[n] = true
+	}
+	var keep []tocEntry
+	skipped := 0
+	for _, e := range toc {
+		if !d.keep(e) {
+			continue
+		}
+		if resumable[e.kind] && present[e.kind+" "+e.schema+" "+e.tag] {
+			skipped++
+			continue
+		}
+		keep = append(keep, e)
+	}
+	list, err := d.writeList(keep, "post")
+	if err != nil {
+		return "", err
+	}
+	_, noOwner, err := d.prepareOwners(ctx, dst, keep)
+	if err != nil {
+		return "", err
+	}
+	args := []string{"--section=post-data", "--exit-on-error", "-j", strconv.Itoa(d.m.Config.Parallel.Indexes), "-L", list}
+	if noOwner {
+		args = append(args, "--no-owner")
+	}
+	if _, err := runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(args, d.dumpFile())...); err != nil {
+		return "", err
+	}
+	msg := fmt.Sprintf("%d jobs", d.m.Config.Parallel.Indexes)
+	if skipped > 0 {
+		msg += fmt.Sprintf(", %d entries present from an earlier run left out", skipped)
+	}
+	return msg, nil
+}

@@ -1,0 +1,290 @@
+package apply
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/config"
+	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pgferry/pgferry/plan"
+)
+
+// sourceRole is a role as read from the source at apply time.
+type sourceRole struct {
+	plan.Role
+	// Hash is the SCRAM or MD5 hash, when pg_authid is readable.
+	Hash *string
+}
+
+const sourceRolesSQL = `SELECT r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin,
+	r.rolreplication, r.rolbypassrls, r.rolconnlimit, COALESCE(r.rolvaliduntil::text, ''), COALESCE(r.rolconfig, '{}'),
+	COALESCE((SELECT json_agg(json_build_object('role', g.rolname, 'admin', m.admin_option) ORDER BY g.rolname)
+		FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid), '[]'),
+	COALESCE((SELECT json_agg(json_build_object('database', d.datname, 'config', s.setconfig) ORDER BY d.datname)
+		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE s.setrole = r.oid), '[]')
+FROM pg_roles r ORDER BY 1`
+
+const hashesSQL = `SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY($1)`
+
+const targetRolesSQL = `SELECT rolname FROM pg_roles`
+
+const isMemberSQL = `SELECT EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
+	WHERE r.rolname = $1 AND u.rolname = $2)`
+
+// readSourceRoles reads the selected roles, with hashes when the password
+// mode wants them and pg_authid is readable.
+func (m *Migration) readSourceRoles(ctx context.Context, conn *pgx.Conn) ([]sourceRole, error) {
+	rows, err := conn.Query(ctx, sourceRolesSQL)
+	if err != nil {
+		return nil, fmt.Errorf("read source roles: %w", err)
+	}
+	var out []sourceRole
+	var r plan.Role
+	_, err = pgx.ForEachRow(rows, []any{&r.Name, &r.Superuser, &r.Inherit, &r.CreateRole, &r.CreateDB, &r.Login, &r.Replication,
+		&r.BypassRLS, &r.ConnLimit, &r.ValidUntil, &r.Config, &r.MemberOf, &r.DatabaseConfig}, func() error {
+		if m.Config.Roles.Selects(r.Name) {
+			out = append(out, sourceRole{Role: r})
+		}
+		r = plan.Role{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read source roles: %w", err)
+	}
+	mode := m.Config.Roles.Passwords
+	if mode != config.PasswordsCopy && mode != config.PasswordsAuto {
+		return out, nil
+	}
+	var names []string
+	for _, r := range out {
+		names = append(names, r.Name)
+	}
+	hashes := map[string]*string{}
+	rows, err = conn.Query(ctx, hashesSQL, names)
+	if err == nil {
+		var name string
+		var hash *string
+		_, err = pgx.ForEachRow(rows, []any{&name, &hash}, func() error { hashes[name] = hash; return nil })
+	}
+	if err != nil {
+		if mode == config.PasswordsCopy {
+			m.emit(Notice{Message: "roles.passwords is copy but pg_authid is not readable: new roles get placeholder passwords"})
+		}
+		return out, nil
+	}
+	for i := range out {
+		if h, ok := hashes[out[i].Name]; ok {
+			if h == nil {
+				empty := ""
+				h = &empty
+			}
+			out[i].Hash = h
+		}
+	}
+	return out, nil
+}
+
+// clusterStep runs the cluster-scoped steps.
+func (m *Migration) clusterStep(ctx context.Context, st plan.Step) (string, error) {
+	src, err := m.Source.Connect(ctx, "", pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	dst, err := m.Target.Connect(ctx, "", pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	roles, err := m.readSourceRoles(ctx, src)
+	if err != nil {
+		return "", err
+	}
+	switch st.Kind {
+	case plan.StepCreateRoles:
+		return m.createRoles(ctx, dst, roles, st.Params.Roles)
+	case plan.StepGrantMemberships:
+		return m.grantMemberships(ctx, dst, roles)
+	case plan.StepSetRoleSettings:
+		return m.setRoleSettings(ctx, dst, roles)
+	}
+	return "", fmt.Errorf("no executor for step kind %q", st.Kind)
+}
+
+func targetRoles(ctx context.Context, dst *pgx.Conn) (map[string]bool, error) {
+	rows, err := dst.Query(ctx, targetRolesSQL)
+	if err != nil {
+		return nil, fmt.Errorf("read target roles: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	set := map[string]bool{}
+	for _, n := range names {
+		set[n] = true
+	}
+	return set, err
+}
+
+// createRoles creates the missing roles; a role the target refuses is
+// reported failed and the migration goes on.
+func (m *Migration) createRoles(ctx context.Context, dst *pgx.Conn, roles []sourceRole, wanted []string) (string, error) {
+	existing, err := targetRoles(ctx, dst)
+	if err != nil {
+		return "", err
+	}
+	var results []RoleResult
+	created := 0
+	for _, r := range roles {
+		if !slices.Contains(wanted, r.Name) && !existing[r.Name] {
+			continue // appeared on the source after planning: not in the reviewed plan
+		}
+		if existing[r.Name] {
+			status := "exists"
+			if prev := m.previousRoleStatus(r.Name); prev == "created" {
+				status = "created" // created by an earlier run of this migration
+			}
+			results = append(results, RoleResult{Name: r.Name, Status: status})
+			continue
+		}
+		pw, err := m.password(r)
+		if err != nil {
+			return "", err
+		}
+		if _, err := dst.Exec(ctx, createRoleSQL(r.Role, pw)); err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			results = append(results, RoleResult{Name: r.Name, Status: "failed", Message: pg.Describe(err)})
+			continue
+		}
+		created++
+		results = append(results, RoleResult{Name: r.Name, Status: "created"})
+		crashPoint("role:" + r.Name)
+	}
+	m.update(func() { m.State.Roles = results })
+	return fmt.Sprintf("%d created, %d in all", created, len(results)), nil
+}
+
+func (m *Migration) previousRoleStatus(name string) string {
+	for _, r := range m.State.Roles {
+		if r.Name == name {
+			return r.Status
+		}
+	}
+	return ""
+}
+
+// password returns the PASSWORD clause value for a new role: the source's
+// hash (copy), a placeholder kept in the state directory, or nil.
+func (m *Migration) password(r sourceRole) (*string, error) {
+	mode := m.Config.Roles.Passwords
+	switch {
+	case mode == config.PasswordsNone:
+		return nil, nil
+	case r.Hash != nil && (mode == config.PasswordsCopy || mode == config.PasswordsAuto):
+		if *r.Hash == "" {
+			return nil, nil
+		}
+		return r.Hash, nil
+	case !r.Login:
+		return nil, nil
+	}
+	if pw, ok := m.passwords[r.Name]; ok {
+		return &pw, nil
+	}
+	pw := "placeholder_" + randomLetters(16)
+	m.update(func() { m.passwords[r.Name] = pw })
+	if err := m.Store.SavePasswords(m.passwords); err != nil {
+		return nil, fmt.Errorf("save placeholder passwords: %w", err)
+	}
+	return &pw, nil
+}
+
+func randomLetters(n int) string {
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = letters[int(b[i])%len(letters)]
+	}
+	return string(b)
+}
+
+// Placeholders returns the placeholder passwords set (apply --show-passwords).
+func (m *Migration) Placeholders() Passwords { return m.passwords }
+
+func createRoleSQL(r plan.Role, password *string) string {
+	attr := func(on bool, name string) string {
+		if on {
+			return name
+		}
+		return "NO" + name
+	}
+	parts := []string{"CREATE ROLE", ident(r.Name), "WITH",
+		attr(r.Superuser, "SUPERUSER"), attr(r.CreateDB, "CREATEDB"), attr(r.CreateRole, "CREATEROLE"),
+		attr(r.Inherit, "INHERIT"), attr(r.Login, "LOGIN"), attr(r.Replication, "REPLICATION"), attr(r.BypassRLS, "BYPASSRLS"),
+		fmt.Sprintf("CONNECTION LIMIT %d", r.ConnLimit)}
+	if r.ValidUntil != "" {
+		parts = append(parts, "VALID UNTIL", literal(r.ValidUntil))
+	}
+	if password != nil {
+		parts = append(parts, "PASSWORD", literal(*password))
+	}
+	return strings.Join(parts, " ")
+}
+
+// grantMemberships adds each selected role's memberships on the target,
+// to existing roles too, never removing any.
+func (m *Migration) grantMemberships(ctx context.Context, dst *pgx.Conn, roles []sourceRole) (string, error) {
+	existing, err := targetRoles(ctx, dst)
+	if err != nil {
+		return "", err
+	}
+	granted, skipped := 0, 0
+	for _, r := range roles {
+		for _, ms := range r.MemberOf {
+			if !existing[r.Name] || !existing[ms.Role] {
+				skipped++
+				continue
+			}
+			var member bool
+			if err := dst.QueryRow(ctx, isMemberSQL, ms.Role, r.Name).Scan(&member); err != nil {
+				return "", err
+			}
+			if member {
+				continue
+			}
+			sql := "GRANT " + ident(ms.Role) + " TO " + ident(r.Name)
+			if ms.Admin {
+				sql += " WITH ADMIN OPTION"
+			}
+			if _, err := dst.Exec(ctx, sql); err != nil {
+				return "", fmt.Errorf("grant %s to %s: %w", ms.Role, r.Name, err)
+			}
+			granted++
+		}
+	}
+	return fmt.Sprintf("%d granted, %d skipped (role missing on the target)", granted, skipped), nil
+}
+
+// setRoleSettings applies ALTER ROLE ... SET for roles pgferry created;
+// per-database settings follow with each database.
+func (m *Migration) setRoleSettings(ctx context.Context, dst *pgx.Conn, roles []sourceRole) (string, error) {
+	n := 0
+	for _, r := range roles {
+		if m.previousRoleStatus(r.Name) != "created" {
+			continue // existing roles keep their settings
+		}
+		for _, s := range r.Config {
+			if _, err := dst.Exec(ctx, "ALTER ROLE "+ident(r.Name)+" SET "+setClause(s)); err != nil {
+				return "", fmt.Errorf("set %s of role %s: %w", s, r.Name, err)
+			}
+			n++
+		}
+	}
+	return fmt.Sprintf("%d settings", n), nil
+}

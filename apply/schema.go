@@ -1,0 +1,273 @@
+package apply
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pgferry/pgferry/plan"
+)
+
+// dumpSchema dumps pre-data and post-data (not --schema-only, which drops
+// the materialized views' data entries) under the exported snapshot into
+// the state directory, through a temp file so a crash leaves no half archive.
+func (d *dbRun) dumpSchema(ctx context.Context, _ plan.Step) (string, error) {
+	id, err := d.snapshotID()
+	if err != nil {
+		return "", err
+	}
+	tmp := d.dumpFile() + ".tmp"
+	_, err = runTool(ctx, d.m.Tools.PGDump, d.m.Source, d.name, "-Fc", "--section=pre-data", "--section=post-data",
+		"--no-subscriptions", "--no-tablespaces", "--snapshot="+id, "-f", tmp)
+	if err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	if err := os.Rename(tmp, d.dumpFile()); err != nil {
+		return "", err
+	}
+	fi, _ := os.Stat(d.dumpFile())
+	return fmt.Sprintf("%d bytes of schema archive", fi.Size()), nil
+}
+
+// tocEntry is one line of `pg_restore -l`: "id; tableoid oid TYPE schema tag owner".
+type tocEntry struct {
+	line, kind, schema, tag, owner string
+}
+
+// entryKinds are the TOC types, longest first so "FK CONSTRAINT" is not
+// read as a "CONSTRAINT" of schema "FK".
+var entryKinds = []string{
+	"MATERIALIZED VIEW DATA", "PUBLICATION TABLES IN SCHEMA", "PUBLICATION TABLE", "SEQUENCE OWNED BY", "FOREIGN DATA WRAPPER",
+	"PROCEDURAL LANGUAGE", "FK CONSTRAINT", "INDEX ATTACH", "TABLE ATTACH", "DEFAULT ACL", "EVENT TRIGGER", "BLOB METADATA",
+	"LARGE OBJECT", "SEQUENCE SET", "TABLE DATA", "MATERIALIZED VIEW", "FOREIGN TABLE", "USER MAPPING", "SHELL TYPE",
+	"CONSTRAINT", "PUBLICATION", "EXTENSION", "TRIGGER", "INDEX", "TABLE", "POLICY", "RULE", "DEFAULT",
+	"COMMENT", "ACL", "BLOBS", "BLOB", "SCHEMA", "TYPE", "DOMAIN", "FUNCTION", "SEQUENCE", "VIEW",
+}
+
+func parseTOC(list []byte) []tocEntry {
+	var out []tocEntry
+	sc := bufio.NewScanner(bytes.NewReader(list))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, ";") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		out = append(out, parseEntry(line))
+	}
+	return out
+}
+
+// parseEntry reads "id; tableoid oid KIND schema tag owner". The owner is
+// after the last space (empty for entries without one, which end in a
+// space); the tag may hold spaces ("orders orders_pkey").
+func parseEntry(line string) tocEntry {
+	e := tocEntry{line: line}
+	_, rest, _ := strings.Cut(line, "; ")
+	fields := strings.SplitN(rest, " ", 3)
+	if len(fields) < 3 {
+		return e
+	}
+	body := fields[2]
+	if i := strings.LastIndexByte(body, ' '); i >= 0 {
+		body, e.owner = body[:i], body[i+1:]
+	}
+	for _, k := range entryKinds {
+		if strings.HasPrefix(body, k+" ") {
+			e.kind, body = k, strings.TrimPrefix(body, k+" ")
+			break
+		}
+	}
+	e.schema, e.tag, _ = strings.Cut(body, " ")
+	return e
+}
+
+// listTOC reads the archive's table of contents.
+func (d *dbRun) listTOC(ctx context.Context) ([]tocEntry, error) {
+	out, err := runToolLocal(ctx, d.m.Tools.PGRestore, "-l", d.dumpFile())
+	if err != nil {
+		return nil, err
+	}
+	return parseTOC(out), nil
+}
+
+// keep reports whether an entry belongs in the restore: not an excluded
+// extension, not large objects (the copy moves them with their OIDs), not
+// a pgferry publication.
+func (d *dbRun) keep(e tocEntry) bool {
+	switch {
+	case e.kind == "EXTENSION" && !d.m.Config.Extensions.Selects(e.tag):
+		return false
+	case e.kind == "COMMENT" && strings.HasPrefix(e.tag, "EXTENSION ") && !d.m.Config.Extensions.Selects(strings.TrimPrefix(e.tag, "EXTENSION ")):
+		return false
+	case e.kind == "BLOB" || e.kind == "BLOBS" || e.kind == "LARGE OBJECT" || e.kind == "BLOB METADATA":
+		return false
+	case (e.kind == "ACL" || e.kind == "COMMENT") && strings.HasPrefix(e.tag, "LARGE OBJECT "):
+		return false
+	case strings.HasPrefix(e.kind, "PUBLICATION") && strings.HasPrefix(e.tag, "pgferry_"):
+		return false
+	}
+	return true
+}
+
+func (d *dbRun) writeList(entries []tocEntry, name string) (string, error) {
+	var b strings.Builder
+	for _, e := range entries {
+		b.WriteString(e.line + "\n")
+	}
+	path := d.dumpFile() + "." + name + ".list"
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+const tablesExistSQL = `SELECT count(*) FROM unnest($1::text[], $2::text[]) AS t(s, n)
+	WHERE EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = t.s AND c.relname = t.n)`
+
+// restorePreData restores types, tables, functions... in one transaction,
+// so a crash leaves all or nothing; a rerun finding every table of the
+// archive on the target knows the restore committed.
+func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error) {
+	toc, err := d.listTOC(ctx)
+	if err != nil {
+		return "", err
+	}
+	var keep []tocEntry
+	var schemas, names []string
+	for _, e := range toc {
+		if d.keep(e) {
+			keep = append(keep, e)
+		}
+		if e.kind == "TABLE" {
+			schemas, names = append(schemas, e.schema), append(names, e.tag)
+		}
+	}
+	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	var present int
+	if err := dst.QueryRow(ctx, tablesExistSQL, schemas, names).Scan(&present); err != nil {
+		return "", err
+	}
+	switch {
+	case len(names) > 0 && present == len(names):
+		return "already restored (every table exists)", nil
+	case present > 0:
+		return "", fmt.Errorf("%d of the %d tables of the schema already exist on the target: restore them by hand or drop them", present, len(names))
+	}
+	args := []string{"--section=pre-data", "--single-transaction", "--exit-on-error"}
+	notes, noOwner, err := d.prepareOwners(ctx, dst, keep)
+	if err != nil {
+		return "", err
+	}
+	if noOwner {
+		args = append(args, "--no-owner")
+	}
+	extNotes, err := d.pinExtensions(ctx, dst)
+	if err != nil {
+		return "", err
+	}
+	list, err := d.writeList(keep, "pre")
+	if err != nil {
+		return "", err
+	}
+	if _, err := runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(args, "-L", list, d.dumpFile())...); err != nil {
+		return "", err
+	}
+	return strings.Join(append([]string{fmt.Sprintf("%d tables", len(names))}, append(notes, extNotes...)...), "; "), nil
+}
+
+// prepareOwners makes sure the target user may hand objects to their
+// owners; when it cannot for some, the restore keeps the target user as
+// owner (--no-owner) and says so.
+func (d *dbRun) prepareOwners(ctx context.Context, dst *pgx.Conn, entries []tocEntry) ([]string, bool, error) {
+	var owners []string
+	for _, e := range entries {
+		if e.owner != "" && !slices.Contains(owners, e.owner) {
+			owners = append(owners, e.owner)
+		}
+	}
+	slices.Sort(owners)
+	var notes []string
+	for _, o := range owners {
+		got, note, err := d.m.ownerFor(ctx, dst, o)
+		if err != nil {
+			return nil, false, err
+		}
+		if got != o {
+			notes = append(notes, note)
+		}
+	}
+	if len(notes) > 0 {
+		return append(notes, "objects keep the migration user as owner (--no-owner)"), true, nil
+	}
+	return nil, false, nil
+}
+
+const sourceExtensionsSQL = `SELECT e.extname, e.extversion, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql' ORDER BY 1`
+
+const targetExtensionSQL = `SELECT EXISTS (SELECT 1 FROM pg_available_extension_versions WHERE name = $1 AND version = $2),
+	EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $3),
+	(SELECT default_version FROM pg_available_extensions WHERE name = $1)`
+
+// pinExtensions creates, before the restore, the extensions whose source
+// version the target offers, at that version (the dump's CREATE EXTENSION
+// names none, so the target's default would win); the others come from the
+// restore at the target's default version, and the note says so.
+func (d *dbRun) pinExtensions(ctx context.Context, dst *pgx.Conn) ([]string, error) {
+	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	rows, err := src.Query(ctx, sourceExtensionsSQL)
+	if err != nil {
+		return nil, err
+	}
+	type ext struct{ name, version, schema string }
+	var exts []ext
+	var e ext
+	if _, err := pgx.ForEachRow(rows, []any{&e.name, &e.version, &e.schema}, func() error { exts = append(exts, e); return nil }); err != nil {
+		return nil, err
+	}
+	var notes []string
+	for _, e := range exts {
+		if !d.m.Config.Extensions.Selects(e.name) {
+			continue
+		}
+		var offered, schemaExists bool
+		var def *string
+		if err := dst.QueryRow(ctx, targetExtensionSQL, e.name, e.version, e.schema).Scan(&offered, &schemaExists, &def); err != nil {
+			return nil, err
+		}
+		if offered && schemaExists {
+			sql := fmt.Sprintf("CREATE EXTENSION IF NOT EXISTS %s WITH SCHEMA %s VERSION %s", ident(e.name), ident(e.schema), literal(e.version))
+			if _, err := dst.Exec(ctx, sql); err != nil {
+				return nil, fmt.Errorf("create extension %s %s: %w", e.name, e.version, err)
+			}
+			continue
+		}
+		if !offered && def != nil {
+			notes = append(notes, fmt.Sprintf("extension %s is %s on the target (source %s)", e.name, *def, e.version))
+		}
+	}
+	return notes, nil
+}
+
+// runToolLocal runs a program that reads only local files (pg_restore -l).
+func runToolLocal(ctx context.Context, program string, args ...string) ([]byte, error) {
+	out, err := execOutput(ctx, program, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", programName(program), strings.Join(args, " "), err)
+	}
+	return out, nil
+}
+

@@ -1,0 +1,56 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pgferry/pgferry/plan"
+)
+
+// snapshotHolder keeps the transaction whose snapshot the schema dump and
+// the copy workers import; the snapshot dies with this session.
+type snapshotHolder struct {
+	conn *pgx.Conn
+	id   string
+}
+
+// holderSettings keep an idle snapshot holder alive for hours.
+var holderSettings = map[string]string{"statement_timeout": "0", "idle_in_transaction_session_timeout": "0", "lock_timeout": "0"}
+
+func (d *dbRun) exportSnapshot(ctx context.Context, _ plan.Step) (string, error) {
+	d.releaseSnapshot()
+	conn, err := d.m.Source.Connect(ctx, d.name, pg.Options{Settings: holderSettings})
+	if err != nil {
+		return "", err
+	}
+	var id string
+	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return "", fmt.Errorf("begin snapshot transaction: %w", err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&id); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return "", fmt.Errorf("export snapshot: %w", err)
+	}
+	d.snap = &snapshotHolder{conn: conn, id: id}
+	return "snapshot " + id, nil
+}
+
+func (d *dbRun) snapshotID() (string, error) {
+	if d.snap == nil {
+		return "", fmt.Errorf("no exported snapshot for database %s", d.name)
+	}
+	return d.snap.id, nil
+}
+
+func (d *dbRun) releaseSnapshot() {
+	if d.snap != nil {
+		ctx := context.Background()
+		d.snap.conn.Exec(ctx, "COMMIT")
+		d.snap.conn.Close(ctx)
+		d.snap = nil
+	}
+}

@@ -1,0 +1,216 @@
+package apply
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/pgferry/pgferry/plan"
+)
+
+// StateVersion is the format of state.json.
+const StateVersion = 1
+
+// Status is a step's, table's or database's progress.
+type Status string
+
+// The statuses.
+const (
+	StatusPending Status = "pending"
+	StatusRunning Status = "running"
+	StatusDone    Status = "done"
+	StatusFailed  Status = "failed"
+)
+
+// State is the memory of one migration: the plan apply started with and
+// how far it got. It holds no secret (placeholder passwords live in their
+// own 0600 file).
+type State struct {
+	Version int `json:"version"`
+	// Key identifies the migration: config.StateKey of the file and both
+	// servers. A state of another key is never resumed.
+	Key  string    `json:"key"`
+	Plan plan.Plan `json:"plan"`
+	// Steps holds the status of every step started, by step ID.
+	Steps map[string]StepState `json:"steps"`
+	// Databases holds per-database copy progress, by database name.
+	Databases map[string]*DatabaseState `json:"databases"`
+	// Roles are the role results of the cluster steps.
+	Roles     []RoleResult `json:"roles,omitempty"`
+	StartedAt time.Time    `json:"started_at"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+// StepState is one step's progress.
+type StepState struct {
+	Status   Status    `json:"status"`
+	Message  string    `json:"message,omitempty"`
+	Started  time.Time `json:"started,omitempty"`
+	Finished time.Time `json:"finished,omitempty"`
+}
+
+// DatabaseState is one database's copy progress.
+type DatabaseState struct {
+	// Tables holds the copy status of each table, by "schema.table".
+	Tables map[string]TableState `json:"tables,omitempty"`
+	// CopyRuns counts the snapshots the copy was started under.
+	CopyRuns int `json:"copy_runs"`
+	// Bytes copied by finished tables.
+	Bytes int64 `json:"bytes"`
+}
+
+// TableState is one table's copy progress.
+type TableState struct {
+	Status Status `json:"status"`
+	Rows   int64  `json:"rows"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// RoleResult is what happened to one role, as aiven-db-migrate reports it.
+type RoleResult struct {
+	Name    string `json:"name"`
+	Status  string `json:"status"` // created, exists or failed
+	Message string `json:"message,omitempty"`
+}
+
+// Done counts the steps of the plan that are done.
+func (s *State) Done() int {
+	n := 0
+	for _, st := range s.Plan.Steps {
+		if s.Steps[st.ID].Status == StatusDone {
+			n++
+		}
+	}
+	return n
+}
+
+// ErrNoState means the state directory holds no migration yet.
+var ErrNoState = errors.New("no state")
+
+// FileStore keeps State in <dir>/state.json, written atomically: a temp
+// file, fsync, rename, fsync of the directory. Save is safe to call from
+// concurrent databases.
+type FileStore struct {
+	Dir string
+	mu  sync.Mutex
+}
+
+// Open makes the state directory (0700) when missing.
+func (f *FileStore) Open() error {
+	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	return os.Chmod(f.Dir, 0o700)
+}
+
+func (f *FileStore) path() string { return filepath.Join(f.Dir, "state.json") }
+
+// Load reads the state, or returns ErrNoState.
+func (f *FileStore) Load() (*State, error) {
+	b, err := os.ReadFile(f.path())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoState
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("read state %s: %w", f.path(), err)
+	}
+	if s.Version != StateVersion {
+		return nil, fmt.Errorf("state %s has format %d; this pgferry reads %d", f.path(), s.Version, StateVersion)
+	}
+	return &s, nil
+}
+
+// Save writes s atomically.
+func (f *FileStore) Save(s *State) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(f.Dir, "state.json", b, 0o600)
+}
+
+// writeAtomic replaces dir/name with b so that a crash leaves the old or
+// the new content, never a mix.
+func writeAtomic(dir, name string, b []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(dir, name+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("sync %s: %w", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Reset removes the state (apply --reset-state), keeping nothing.
+func (f *FileStore) Reset() error {
+	for _, name := range []string{"state.json", "passwords.json"} {
+		if err := os.Remove(filepath.Join(f.Dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	dumps, _ := filepath.Glob(filepath.Join(f.Dir, "*.dump"))
+	for _, d := range dumps {
+		os.Remove(d)
+	}
+	return nil
+}
+
+// Passwords are the placeholder passwords set on new roles, by role name,
+// kept 0600 beside the state so a rerun sets the same ones.
+type Passwords map[string]string
+
+// LoadPasswords reads the placeholder passwords (empty when none).
+func (f *FileStore) LoadPasswords() (Passwords, error) {
+	b, err := os.ReadFile(filepath.Join(f.Dir, "passwords.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return Passwords{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := Passwords{}
+	return p, json.Unmarshal(b, &p)
+}
+
+// SavePasswords writes the placeholder passwords with mode 0600.
+func (f *FileStore) SavePasswords(p Passwords) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(f.Dir, "passwords.json", b, 0o600)
+}

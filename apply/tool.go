@@ -1,0 +1,81 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/pgferry/pgferry/internal/dsn"
+	"github.com/pgferry/pgferry/internal/pg"
+)
+
+// runTool runs pg_dump or pg_restore against database db of ep. The
+// password travels in PGPASSWORD, never on the command line; stray PG*
+// variables are dropped so they cannot redirect the program. On failure
+// the error holds the program's first error lines.
+func runTool(ctx context.Context, program string, ep *pg.Endpoint, db string, args ...string) ([]byte, error) {
+	conninfo, password := dsn.ForTool(ep.URI(), db)
+	cmd := exec.CommandContext(ctx, program, append(args, "--dbname="+conninfo)...)
+	env := []string{"PGAPPNAME=pgferry"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PG") {
+			env = append(env, kv)
+		}
+	}
+	if password != "" {
+		env = append(env, "PGPASSWORD="+password)
+	}
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%s %s: %s", programName(program), strings.TrimSpace(err.Error()), firstErrors(stderr.String(), 3))
+	}
+	return stdout.Bytes(), nil
+}
+
+func programName(path string) string {
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		return path[i+1:]
+	}
+	return path
+}
+
+// firstErrors keeps the first n lines that say "error" (or the first n lines).
+func firstErrors(out string, n int) string {
+	var lines, errs []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		lines = append(lines, l)
+		if strings.Contains(l, "error") || strings.Contains(l, "ERROR") || strings.Contains(l, "FATAL") {
+			errs = append(errs, l)
+		}
+	}
+	if len(errs) == 0 {
+		errs = lines
+	}
+	if len(errs) > n {
+		errs = errs[:n]
+	}
+	return strings.Join(errs, " | ")
+}
+
+// execOutput runs a local program and returns its stdout; stderr's first
+// error lines become the error.
+func execOutput(ctx context.Context, program string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, program, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%v: %s", err, firstErrors(stderr.String(), 3))
+	}
+	return stdout.Bytes(), nil
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgferry/pgferry/apply"
+	"github.com/pgferry/pgferry/config"
+	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pgferry/pgferry/plan"
+)
+
+// ApplyCmd carries out the plan with resumable checkpoints.
+type ApplyCmd struct {
+	Config        string `short:"c" required:"" type:"path" placeholder:"FILE" help:"Migration file."`
+	PlanFile      string `arg:"" optional:"" type:"path" placeholder:"PLAN" help:"A plan saved with plan -o; refused when stale (exit 3)."`
+	ResetState    bool   `help:"Forget the state directory's progress and start over."`
+	ResumeTables  bool   `help:"When a database's copy restarts, keep its finished tables (consistent only if the source took no writes)."`
+	ShowPasswords bool   `help:"Print the placeholder passwords set on new roles."`
+}
+
+const systemIDSQL = `SELECT system_identifier::text FROM pg_control_system()`
+
+// Run plans (or loads the saved plan, or resumes the stored one) and applies.
+func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.Logger) error {
+	cfg, err := config.Load(c.Config, config.Options{LookupEnv: env})
+	if err != nil {
+		return err
+	}
+	src, dst, err := endpoints(cfg)
+	if err != nil {
+		return err
+	}
+	key, err := stateKey(ctx, cfg, src, dst)
+	if err != nil {
+		return err
+	}
+	store := &apply.FileStore{Dir: cfg.State}
+	if err := store.Open(); err != nil {
+		return err
+	}
+	lockConn, err := dst.Connect(ctx, "", pg.Options{})
+	if err != nil {
+		return err
+	}
+	lock, err := apply.AcquireLock(ctx, lockConn, cfg.State, key, time.Now())
+	if err != nil {
+		return err
+	}
+	defer lock.Release(context.WithoutCancel(ctx))
+	if c.ResetState {
+		if err := store.Reset(); err != nil {
+			return fmt.Errorf("reset state: %w", err)
+		}
+		log.Info("state reset", "dir", cfg.State)
+	}
+	state, fresh, err := c.state(ctx, cfg, store, key, log)
+	if err != nil {
+		return err
+	}
+	if !fresh {
+		done, total := state.Done(), len(state.Plan.Steps)
+		if done == total {
+			fmt.Fprintf(stdout, "nothing to do: the migration is complete (%d of %d steps done); state in %s\n", done, total, cfg.State)
+			return c.result(stdout, state, nil, 0)
+		}
+		log.Info(fmt.Sprintf("resuming: %d of %d steps done", done, total), "state", cfg.State)
+	}
+	return c.apply(ctx, stdout, cfg, src, dst, store, state, log)
+}
+
+// stateKey reads both system identifiers for the state key.
+func stateKey(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint) (string, error) {
+	var ids [2]string
+	for i, ep := range []*pg.Endpoint{src, dst} {
+		conn, err := ep.Connect(ctx, "", pg.Options{ReadOnly: true})
+		if err != nil {
+			return "", err
+		}
+		err = conn.QueryRow(ctx, systemIDSQL).Scan(&ids[i])
+		conn.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return "", fmt.Errorf("read the %s's system identifier: %s", ep.Side, pg.Describe(err))
+		}
+	}
+	return cfg.StateKey(ids[0], ids[1]), nil
+}
+
+// state loads the stored migration, or plans a new one (from the saved
+// plan file when given). fresh reports a new state.
+func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, store *apply.FileStore, key string, log *slog.Logger) (*apply.State, bool, error) {
+	st, err := store.Load()
+	switch {
+	case errors.Is(err, apply.ErrNoState):
+	case err != nil:
+		return nil, false, err
+	case st.Key != key:
+		return nil, false, fmt.Errorf("the state in %s belongs to another migration (what to migrate or the servers changed); rerun with --reset-state to start over, or set state: to another directory", cfg.State)
+	default:
+		if c.PlanFile != "" {
+			if err := c.sameAsStored(st); err != nil {
+				return nil, false, err
+			}
+		}
+		return st, false, nil
+	}
+	pl, err := buildPlan(ctx, cfg, log)
+	if err != nil {
+		return nil, false, err
+	}
+	p := pl.plan
+	if c.PlanFile != "" {
+		saved, err := readPlanFile(c.PlanFile)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := saved.Check(cfg.File.Hash, pl.src, pl.dst); err != nil {
+			return nil, false, &exitError{code: 3, err: err}
+		}
+		p = saved.Plan
+	}
+	if n := len(p.Blockers()); n > 0 {
+		for _, f := range p.Blockers() {
+			log.Error(f.Message, "code", f.Code, "object", f.Object, "fix", f.Fix)
+		}
+		return nil, false, &exitError{code: 2, err: fmt.Errorf("the plan has %d blocker(s); run pgferry plan to see them", n)}
+	}
+	for _, d := range p.Databases {
+		if d.Method == plan.MethodReplication {
+			return nil, false, fmt.Errorf("database %s would use the replication method, which this pgferry does not carry out yet; set method: dump", d.Name)
+		}
+	}
+	st = &apply.State{Version: apply.StateVersion, Key: key, Plan: p, StartedAt: time.Now().UTC()}
+	if err := store.Save(st); err != nil {
+		return nil, false, err
+	}
+	return st, true, nil
+}
+
+func readPlanFile(path string) (*plan.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read plan: %w", err)
+	}
+	defer f.Close()
+	pf, err := plan.ReadFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("read plan %s: %w", path, err)
+	}
+	return pf, nil
+}
+
+// sameAsStored accepts a plan file given with an existing state only when
+// it is the plan the state started with.
+func (c *ApplyCmd) sameAsStored(st *apply.State) error {
+	saved, err := readPlanFile(c.PlanFile)
+	if err != nil {
+		return err
+	}
+	if saved.Plan.SourceFingerprint != st.Plan.SourceFingerprint || saved.Plan.TargetFingerprint != st.Plan.TargetFingerprint ||
+		saved.Plan.ConfigHash != st.Plan.ConfigHash || len(saved.Plan.Steps) != len(st.Plan.Steps) {
+		return fmt.Errorf("%s is not the plan this migration started with; rerun without it to resume, or with --reset-state to start over", c.PlanFile)
+	}
+	return nil
+}
+
+func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Config, src, dst *pg.Endpoint, store *apply.FileStore, st *apply.State, log *slog.Logger) error {
+	tools, err := pickTools(ctx, cfg, st)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	m := &apply.Migration{Config: cfg, Source: src, Target: dst, Tools: tools, Store: store, State: st, ResumeTables: c.ResumeTables,
+		Events: eventLogger(log), Log: log}
+	runErr := m.Run(ctx)
+	if ctx.Err() != nil {
+		c.result(stdout, st, m.Placeholders(), time.Since(start))
+		return &exitError{code: 130, err: errors.New("interrupted; finished tables and steps are saved: rerun apply to resume")}
+	}
+	if err := c.result(stdout, st, m.Placeholders(), time.Since(start)); err != nil {
+		return err
+	}
+	if runErr != nil {
+		return &exitError{code: 1, err: fmt.Errorf("%w; fix it and rerun apply to resume", runErr)}
+	}
+	return nil
+}
+
+// pickTools chooses pg_dump and pg_restore for the plan's servers.
+func pickTools(ctx context.Context, cfg *config.Config, st *apply.State) (apply.Tools, error) {
+	env := probeEnv(ctx, cfg.PGBin)
+	lo, hi := majorOf(st.Plan.Source.Version), majorOf(st.Plan.Target.Version)
+	hi = max(lo, hi)
+	d, ok1 := plan.PickTool(env.PGDump, lo, hi)
+	r, ok2 := plan.PickTool(env.PGRestore, lo, hi)
+	if !ok1 || !ok2 {
+		return apply.Tools{}, &exitError{code: 2, err: fmt.Errorf("no pg_dump and pg_restore of a major between %d and %d (pg-dump-missing); install them or set pg_bin", lo, hi)}
+	}
+	return apply.Tools{PGDump: d.Path, PGRestore: r.Path}, nil
+}
+
+func majorOf(version string) int {
+	head, _, _ := strings.Cut(version, ".")
+	n, _ := strconv.Atoi(head)
+	return n
+}

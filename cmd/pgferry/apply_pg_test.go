@@ -1,0 +1,365 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/pgferry/pgferry/internal/cluster"
+	"github.com/pgferry/pgferry/internal/pgtest"
+)
+
+// richSource holds everything the dump method must carry, by database.
+var richSource = []struct {
+	db    string
+	stmts []string
+}{
+	{"postgres", []string{
+		"CREATE ROLE app LOGIN PASSWORD 'app-pw' CONNECTION LIMIT 5 VALID UNTIL '2030-01-01 00:00:00+00'",
+		`CREATE ROLE "Mixed Role" NOLOGIN`,
+		"CREATE ROLE reader NOLOGIN",
+		"GRANT reader TO app WITH ADMIN OPTION",
+		`GRANT "Mixed Role" TO reader`,
+		"ALTER ROLE app SET search_path = sales, public",
+		"ALTER ROLE app SET work_mem = '8MB'",
+		"CREATE DATABASE shop OWNER app",
+		`CREATE DATABASE "Odd DB"`,
+		"CREATE DATABASE skipme",
+		"ALTER DATABASE shop SET lc_monetary = 'de_DE.UTF-8'",
+		"ALTER ROLE app IN DATABASE shop SET statement_timeout = '5min'",
+		"GRANT CONNECT ON DATABASE shop TO reader",
+		"REVOKE CONNECT ON DATABASE shop FROM PUBLIC",
+		"COMMENT ON DATABASE shop IS 'the shop'",
+	}},
+	{"shop", []string{
+		"CREATE EXTENSION pg_trgm",
+		"CREATE SCHEMA sales AUTHORIZATION app",
+		`CREATE SCHEMA "Mixed Schema"`,
+		"CREATE TYPE sales.status AS ENUM ('new', 'paid', 'shipped')",
+		"CREATE DOMAIN sales.positive AS numeric CHECK (VALUE > 0)",
+		"CREATE TYPE sales.addr AS (street text, zip text)",
+		`CREATE TABLE sales.orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, status sales.status, total sales.positive,
+			price money, doc jsonb, blob bytea, addrs sales.addr[], tags text[], statuses sales.status[], double_total numeric GENERATED ALWAYS AS (total * 2) STORED,
+			created timestamptz, ratio float8, span interval)`,
+		"ALTER TABLE sales.orders OWNER TO app",
+		`INSERT INTO sales.orders (status, total, price, doc, blob, addrs, tags, statuses, created, ratio, span)
+			SELECT (ARRAY['new','paid','shipped'])[1 + g % 3]::sales.status, g + 0.5, (g * 1.25)::numeric::money, jsonb_build_object('n', g, 's', repeat('x', g % 50)),
+			decode(md5(g::text), 'hex'), ARRAY[ROW('Main St ' || g, '1000' || g)::sales.addr], ARRAY['a', 'b' || g], ARRAY['paid']::sales.status[],
+			timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute', g / 3.0, g * interval '1 second'
+			FROM generate_series(1, 5000) g`,
+		`CREATE TABLE "Mixed Schema"."Odd Table" ("Col" int, "quote""d" text)`,
+		`INSERT INTO "Mixed Schema"."Odd Table" SELECT g, 'it''s "' || g FROM generate_series(1, 300) g`,
+		"CREATE TABLE sales.items (id int PRIMARY KEY, order_id bigint REFERENCES sales.orders (id), sku text)",
+		"INSERT INTO sales.items SELECT g, g, 'sku-' || g FROM generate_series(1, 5000) g",
+		"CREATE INDEX items_sku ON sales.items (sku)",
+		"CREATE TABLE metrics (id int, day date, v float8, PRIMARY KEY (id, day)) PARTITION BY RANGE (day)",
+		"CREATE TABLE metrics_2025 PARTITION OF metrics FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')",
+		"CREATE TABLE metrics_2026 PARTITION OF metrics FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+		"INSERT INTO metrics SELECT g, date '2025-06-01' + g % 400, g * 0.1 FROM generate_series(1, 4000) g",
+		"CREATE TABLE parent (id int, v text)",
+		"CREATE TABLE child (extra int) INHERITS (parent)",
+		"INSERT INTO parent VALUES (1, 'parent row')",
+		"INSERT INTO child VALUES (2, 'child row', 42)",
+		"CREATE UNLOGGED TABLE cache (k text PRIMARY KEY, v text)",
+		"INSERT INTO cache SELECT 'k' || g, 'v' || g FROM generate_series(1, 100) g",
+		"CREATE SEQUENCE sales.invoice_no START 1000 INCREMENT 7 MINVALUE 10 MAXVALUE 100000 CYCLE CACHE 5",
+		"SELECT nextval('sales.invoice_no') FROM generate_series(1, 3)",
+		"CREATE SEQUENCE never_used",
+		"CREATE MATERIALIZED VIEW sales.daily AS SELECT day, sum(v) AS v FROM metrics GROUP BY day",
+		`CREATE FUNCTION sales.stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.created := coalesce(NEW.created, now()); RETURN NEW; END $$`,
+		"CREATE TRIGGER orders_stamp BEFORE INSERT ON sales.orders FOR EACH ROW EXECUTE FUNCTION sales.stamp()",
+		"CREATE TABLE sales.audit (id int, note text)",
+		"INSERT INTO sales.audit VALUES (1, 'skipped rows')",
+		"GRANT USAGE ON SCHEMA sales TO reader",
+		"GRANT SELECT ON sales.orders TO reader",
+		"SELECT lo_from_bytea(0, 'large object one')",
+		"SELECT lo_from_bytea(0, decode(repeat('ab', 1500000), 'hex'))",
+		"ANALYZE",
+	}},
+	{"Odd DB", []string{"CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t SELECT g, 'v' FROM generate_series(1, 50) g"}},
+	{"skipme", []string{"CREATE TABLE t (id int)"}},
+}
+
+const richConfig = "method: dump\ndatabases: {exclude: [skipme]}\ntables: {skip: [sales.audit]}\n"
+
+func loadRich(t *testing.T, src *cluster.Cluster) {
+	t.Helper()
+	if out, _ := exec.Command("locale", "-a").Output(); !regexp.MustCompile(`(?mi)^de_DE\.utf-?8$`).Match(out) {
+		t.Fatal("locale de_DE.UTF-8 is missing: run `echo 'de_DE.UTF-8 UTF-8' >> /etc/locale.gen && locale-gen` (.ci/run does)")
+	}
+	for _, s := range richSource {
+		pgtest.Exec(t, src, s.db, s.stmts...)
+	}
+}
+
+// tableDigests maps every table of db holding rows to an ordered md5 of
+// its rows (and its row count).
+func tableDigests(t *testing.T, c *cluster.Cluster, db string) map[string]string {
+	t.Helper()
+	conn := pgtest.Connect(t, c, db)
+	ctx := context.Background()
+	rows, err := conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		tables = append(tables, s)
+	}
+	out := map[string]string{}
+	for _, tb := range tables {
+		var digest string
+		q := fmt.Sprintf("SELECT count(*) || ':' || coalesce(md5(string_agg(r::text, E'\\n' ORDER BY r::text)), '') FROM ONLY %s r", tb)
+		if err := conn.QueryRow(ctx, q).Scan(&digest); err != nil {
+			t.Fatalf("digest %s: %v", tb, err)
+		}
+		out[tb] = digest
+	}
+	return out
+}
+
+func sequences(t *testing.T, c *cluster.Cluster, db string) string {
+	return pgtest.QueryString(t, c, db, `SELECT coalesce(string_agg(format('%s.%s=%s/%s', schemaname, sequencename, last_value, increment_by), ', ' ORDER BY schemaname, sequencename), '') FROM pg_sequences`)
+}
+
+func largeObjects(t *testing.T, c *cluster.Cluster, db string) string {
+	return pgtest.QueryString(t, c, db, `SELECT coalesce(string_agg(format('%s:%s:%s:%s', oid, pg_get_userbyid(lomowner), lomacl, md5(lo_get(oid))), ', ' ORDER BY oid), '') FROM pg_largeobject_metadata`)
+}
+
+// roleFacts lists the migrated roles' attributes, settings and memberships.
+func roleFacts(t *testing.T, c *cluster.Cluster) string {
+	return pgtest.QueryString(t, c, "postgres", `SELECT string_agg(format('%s super=%s login=%s createdb=%s conn=%s until=%s config=%s member_of=%s',
+		r.rolname, r.rolsuper, r.rolcanlogin, r.rolcreatedb, r.rolconnlimit, r.rolvaliduntil, r.rolconfig,
+		(SELECT string_agg(g.rolname || CASE WHEN m.admin_option THEN '(admin)' ELSE '' END, ',' ORDER BY g.rolname)
+			FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid)), E'\n' ORDER BY r.rolname)
+		FROM pg_roles r WHERE r.rolname IN ('app', 'Mixed Role', 'reader')`)
+}
+
+func databaseFacts(t *testing.T, c *cluster.Cluster, db string) string {
+	return pgtest.QueryString(t, c, "postgres", `SELECT format('owner=%s enc=%s acl=%s comment=%s settings=%s role_settings=%s', pg_get_userbyid(d.datdba),
+		pg_encoding_to_char(d.encoding), (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(d.datacl) a), shobj_description(d.oid, 'pg_database'),
+		(SELECT setconfig FROM pg_db_role_setting WHERE setdatabase = d.oid AND setrole = 0),
+		(SELECT string_agg(pg_get_userbyid(setrole) || '=' || setconfig::text, ',') FROM pg_db_role_setting WHERE setdatabase = d.oid AND setrole <> 0))
+		FROM pg_database d WHERE datname = $1`, db)
+}
+
+var restrictLine = regexp.MustCompile(`(?m)^\\(un)?restrict .*$`)
+
+// schemaDump is pg_dump --schema-only of db, with the random \restrict
+// lines of pg_dump 15.14+ masked.
+func schemaDump(t *testing.T, c *cluster.Cluster, db string) string {
+	t.Helper()
+	cmd := exec.Command(c.Program("pg_dump"), "--schema-only", "--dbname="+c.URI(db))
+	cmd.Env = c.Env()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("pg_dump %s: %v\n%s", db, err, out)
+	}
+	return restrictLine.ReplaceAllString(string(out), `\restrict`)
+}
+
+// assertMigrated compares everything the dump method must carry.
+func assertMigrated(t *testing.T, src, dst *cluster.Cluster) {
+	t.Helper()
+	for _, db := range []string{"shop", "Odd DB"} {
+		want, got := tableDigests(t, src, db), tableDigests(t, dst, db)
+		for table, w := range want {
+			g := got[table]
+			if table == "sales.audit" {
+				w = "0:" // skipped: present on the target, and empty
+			}
+			if table == "public.cache" && g != w {
+				t.Errorf("%s %s (unlogged) = %s, want %s", db, table, g, w)
+			}
+			if g != w {
+				t.Errorf("%s %s = %s on the target, want %s", db, table, g, w)
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: %d tables on the target, %d on the source", db, len(got), len(want))
+		}
+		if s, d := sequences(t, src, db), sequences(t, dst, db); s != d {
+			t.Errorf("%s sequences = %s, want %s", db, d, s)
+		}
+		if s, d := schemaDump(t, src, db), schemaDump(t, dst, db); s != d {
+			t.Errorf("%s: pg_dump --schema-only differs between source and target:\n%s", db, firstDiff(s, d))
+		}
+		if s, d := databaseFacts(t, src, db), databaseFacts(t, dst, db); s != d {
+			t.Errorf("database %s = %s, want %s", db, d, s)
+		}
+	}
+	if s, d := largeObjects(t, src, "shop"), largeObjects(t, dst, "shop"); s != d {
+		t.Errorf("large objects = %s, want %s", d, s)
+	}
+	if s, d := roleFacts(t, src), roleFacts(t, dst); s != d {
+		t.Errorf("roles =\n%s\nwant\n%s", d, s)
+	}
+	if n := pgtest.QueryString(t, dst, "postgres", "SELECT count(*)::text FROM pg_database WHERE datname = 'skipme'"); n != "0" {
+		t.Error("the excluded database skipme exists on the target")
+	}
+}
+
+func firstDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range min(len(al), len(bl)) {
+		if al[i] != bl[i] {
+			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, al[i], bl[i])
+		}
+	}
+	return fmt.Sprintf("lengths %d and %d lines", len(al), len(bl))
+}
+
+// TestApplyDumpEndToEnd migrates the rich source with the built binary
+// and compares both sides; a second apply is a no-op.
+func TestApplyDumpEndToEnd(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	loadRich(t, src)
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), richConfig)
+	r := runBin(t, nil, "apply", "-c", cfg)
+	if r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"| app ", "created", "| shop ", "done"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("result does not show %q:\n%s", want, r.stdout)
+		}
+	}
+	assertMigrated(t, src, dst)
+	again := runBin(t, nil, "apply", "-c", cfg)
+	if again.code != 0 || !strings.Contains(again.stdout, "nothing to do: the migration is complete") {
+		t.Errorf("second apply: exit %d\n%s\n%s", again.code, again.stdout, again.stderr)
+	}
+	for _, s := range []string{"app-pw", "placeholder_"} {
+		if strings.Contains(r.stdout+r.stderr, s) {
+			t.Errorf("output holds a password (%q)", s)
+		}
+	}
+}
+
+// TestApplyResumesAfterCrashes kills apply at deterministic points and
+// reruns it: the data ends equal, nothing doubled, and the run after
+// completion is a no-op.
+func TestApplyResumesAfterCrashes(t *testing.T) {
+	points := []string{
+		"role:app",                // during roles: one created, the rest not
+		"after:restore_pre_data",  // pre-data committed but not recorded
+		"copy:shop/sales.orders",  // mid-table: the stream started, nothing committed
+		"table:shop/sales.items",  // a table committed but not recorded
+		"lo:shop",                 // one large object copied
+		"after:restore_post_data", // indexes and constraints there, not recorded
+	}
+	for _, point := range points {
+		t.Run(point, func(t *testing.T) {
+			src, dst := pgtest.Pair(t)
+			loadRich(t, src)
+			cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), richConfig+"parallel: {tables: 2, databases: 1}\n")
+			r := runBin(t, []string{"PGFERRY_CRASH_AT=" + point}, "apply", "-c", cfg)
+			if r.code != 128+int(syscall.SIGKILL) {
+				t.Fatalf("apply did not crash at %s: exit %d\n%s", point, r.code, r.stderr)
+			}
+			r = runBin(t, nil, "apply", "-c", cfg)
+			if r.code != 0 || !strings.Contains(r.stderr, "resuming:") {
+				t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			assertMigrated(t, src, dst)
+			if got := pgtest.QueryString(t, dst, "shop", "SELECT count(*)::text FROM parent"); got != "2" {
+				t.Errorf("parent counts %s rows with its inheritance child, want 2", got)
+			}
+			again := runBin(t, nil, "apply", "-c", cfg)
+			if again.code != 0 || !strings.Contains(again.stdout, "nothing to do") {
+				t.Errorf("apply after completion: exit %d\n%s", again.code, again.stdout)
+			}
+		})
+	}
+}
+
+// TestApplyInterruptAndLock pauses an apply mid-copy: a second apply is
+// refused naming the holder; SIGINT makes the first exit 130 saying to
+// rerun; a SIGKILLed holder does not block the next run.
+func TestApplyInterruptAndLock(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	loadRich(t, src)
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), richConfig)
+	first, out := startBin(t, "copy:shop/sales.orders", "apply", "-c", cfg)
+	second := runBin(t, nil, "apply", "-c", cfg)
+	if second.code != 1 || !strings.Contains(second.stderr, "another pgferry apply of this migration is running") ||
+		!strings.Contains(second.stderr, fmt.Sprintf("pid %d", first.Process.Pid)) || len(lines(second.stderr)) != 1 {
+		t.Errorf("second apply: exit %d, stderr %q", second.code, second.stderr)
+	}
+	first.Process.Signal(os.Interrupt)
+	if code := exitCode(first); code != 130 || !strings.Contains(out.String(), "rerun apply to resume") {
+		t.Fatalf("interrupted apply: exit %d\n%s", code, out.String())
+	}
+
+	killed, _ := startBin(t, "copy:shop/sales.orders", "apply", "-c", cfg)
+	killed.Process.Kill()
+	exitCode(killed)
+	r := runBin(t, nil, "apply", "-c", cfg)
+	if r.code != 0 {
+		t.Fatalf("apply after a SIGKILLed one: exit %d\n%s", r.code, r.stderr)
+	}
+	assertMigrated(t, src, dst)
+}
+
+// TestApplyBadInput: each bad input is one line and a non-zero exit, and
+// leaves nothing a rerun cannot finish.
+func TestApplyBadInput(t *testing.T) {
+	const pw = "Corr3ct-horse"
+	src, dst := pgtest.Pair(t, pgtest.WithPassword(pw))
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+	pgtest.Exec(t, dst, "postgres", "CREATE ROLE weak LOGIN PASSWORD 'weak-pw'")
+	good := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [shop]}\n")
+
+	tests := []struct {
+		name   string
+		config string
+		code   int
+		want   string
+	}{
+		{"unreachable target", writeConfig(t, src.URI("postgres"), strings.Replace(dst.URI("postgres"), fmt.Sprint(dst.Port), "1", 1), "method: dump\n"),
+			1, "pgferry: connect to target postgres://postgres:***@127.0.0.1:1/postgres"},
+		{"wrong password", writeConfig(t, src.URI("postgres"), dst.URIAs("postgres", "Wr0ng-pw", "postgres"), "method: dump\n"),
+			1, "password authentication failed"},
+		{"pg_dump missing", writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\npg_bin: /nonexistent\n"),
+			2, "blocker"},
+		{"no CREATEDB", writeConfig(t, src.URI("postgres"), dst.URIAs("weak", "weak-pw", "postgres"), "method: dump\ndatabases: {include: [shop]}\n"),
+			2, "blocker"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runBin(t, nil, "apply", "-c", tt.config)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", r.code, r.stderr, tt.code, tt.want)
+			}
+			if strings.Contains(r.stdout+r.stderr, pw) || strings.Contains(r.stdout+r.stderr, "Wr0ng") {
+				t.Error("output holds a password")
+			}
+			last := lines(r.stderr)
+			if !strings.HasPrefix(last[len(last)-1], "pgferry: ") {
+				t.Errorf("last stderr line %q is not a pgferry error", last[len(last)-1])
+			}
+		})
+	}
+	if r := runBin(t, nil, "plan", "-c", writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\npg_bin: /nonexistent\n"), "--format", "json"); !strings.Contains(r.stdout, `"pg-dump-missing"`) {
+		t.Errorf("plan with pg_bin /nonexistent does not report pg-dump-missing: %s", r.stderr)
+	}
+	if r := runBin(t, nil, "apply", "-c", good); r.code != 0 {
+		t.Fatalf("apply after the bad runs: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := pgtest.QueryString(t, dst, "shop", "SELECT count(*)::text FROM t"); got != "1" {
+		t.Errorf("target rows = %s, want 1", got)
+	}
+	if !slices.Contains(lines(pgtest.QueryString(t, dst, "postgres", "SELECT string_agg(rolname, E'\\n') FROM pg_roles")), "weak") {
+		t.Error("the target's own role is gone")
+	}
+}

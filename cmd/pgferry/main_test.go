@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is pgferry built with the crash points, for the tests that run it
+// as a user would (and kill it as a crash would).
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pgferry-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "pgferry")
+	out, err := exec.Command("go", "build", "-tags", "crashpoints", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build pgferry: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runBin runs the built binary with extra environment variables.
+func runBin(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+	} else if err != nil {
+		t.Fatalf("run pgferry: %v", err)
+	}
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// startBin starts the binary paused at a point (PGFERRY_PAUSE_AT) and
+// waits until it gets there.
+func startBin(t *testing.T, pausePoint string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	flag := filepath.Join(t.TempDir(), "paused")
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "PGFERRY_PAUSE_AT="+pausePoint, "PGFERRY_PAUSE_FILE="+flag)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(flag); err == nil {
+			return cmd, &out
+		}
+		if cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	t.Fatalf("pgferry never reached %s:\n%s", pausePoint, out.String())
+	return nil, nil
+}
+
+func exitCode(cmd *exec.Cmd) int {
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); ok {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	return 0
+}
+
+func lines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }

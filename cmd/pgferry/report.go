@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/pgferry/pgferry/apply"
+	"github.com/pgferry/pgferry/config"
+	"github.com/pgferry/pgferry/plan"
+)
+
+// eventLogger renders apply's events as log lines on stderr.
+func eventLogger(log *slog.Logger) func(apply.Event) {
+	return func(e apply.Event) {
+		switch e := e.(type) {
+		case apply.StepStarted:
+			log.Info("step started", "step", e.Step.ID, "detail", e.Step.Detail)
+		case apply.StepDone:
+			log.Info("step done", "step", e.Step.ID, "took", e.Took.Round(time.Millisecond), "result", e.Message)
+		case apply.StepSkipped:
+			log.Debug("step skipped", "step", e.Step.ID, "reason", e.Reason)
+		case apply.StepFailed:
+			log.Error("step failed", "step", e.Step.ID, "error", e.Err)
+		case apply.TableCopied:
+			log.Info("table copied", "database", e.Database, "table", e.Table.String(), "rows", e.Rows,
+				"bytes", config.ByteSize(e.Bytes).String(), "took", e.Took.Round(time.Millisecond))
+		case apply.CopyProgress:
+			active := make([]string, 0, len(e.Active))
+			for t, b := range e.Active {
+				active = append(active, fmt.Sprintf("%s %s", t, config.ByteSize(b)))
+			}
+			slices.Sort(active)
+			log.Info("copying", "database", e.Database, "tables", fmt.Sprintf("%d/%d", e.Done, e.Total),
+				"copied", config.ByteSize(e.Bytes).String(), "active", active)
+		case apply.Notice:
+			log.Warn(e.Message)
+		}
+	}
+}
+
+// result prints the aiven-db-migrate style tables: roles and databases,
+// then bytes, wall time and throughput.
+func (c *ApplyCmd) result(w io.Writer, st *apply.State, passwords apply.Passwords, took time.Duration) error {
+	if len(st.Roles) > 0 {
+		header := []string{"ROLE", "STATUS", "MESSAGE"}
+		if c.ShowPasswords {
+			header = append(header, "PASSWORD")
+		}
+		var rows [][]string
+		for _, r := range st.Roles {
+			row := []string{r.Name, r.Status, r.Message}
+			if c.ShowPasswords {
+				row = append(row, passwords[r.Name])
+			}
+			rows = append(rows, row)
+		}
+		fmt.Fprintln(w, "Roles:")
+		if err := plan.RenderTable(w, header, rows); err != nil {
+			return err
+		}
+	}
+	var rows [][]string
+	var bytes int64
+	for _, d := range st.Plan.Databases {
+		status, msg := st.DatabaseStatus(d.Name)
+		var copied int64
+		if ds := st.Databases[d.Name]; ds != nil {
+			copied = ds.Bytes
+		}
+		bytes += copied
+		rows = append(rows, []string{d.Name, string(d.Method), string(status), config.ByteSize(copied).String(), msg})
+	}
+	fmt.Fprintln(w, "Databases:")
+	if err := plan.RenderTable(w, []string{"DATABASE", "METHOD", "STATUS", "COPIED", "MESSAGE"}, rows); err != nil {
+		return err
+	}
+	if took > 0 {
+		rate := float64(bytes) / took.Seconds()
+		fmt.Fprintf(w, "copied %s in %s (%s/s)\n", config.ByteSize(bytes), took.Round(100*time.Millisecond), config.ByteSize(int64(rate)))
+	}
+	return nil
+}

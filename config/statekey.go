@@ -1,0 +1,78 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// policyKeys may change between runs of one migration without starting it
+// over: the lag policy and runtime knobs (DESIGN.md section 5).
+var policyKeys = map[string]bool{
+	"replication.max_lag_bytes": true, "replication.wait_timeout": true, "replication.stop": true,
+	"replication.sync_sequences": true, "parallel": true, "pg_bin": true, "state": true,
+}
+
+// StateKey identifies a migration for its state directory: the hash of the
+// file as written (unexpanded, so no secret) without the policy and runtime
+// keys, plus both servers' system identifiers. Comments and key order do
+// not change it.
+func (c *Config) StateKey(sourceSystemID, targetSystemID string) string {
+	var root yaml.Node
+	body := []byte{}
+	if err := yaml.Unmarshal(c.File.Raw, &root); err == nil && len(root.Content) > 0 {
+		stripPolicy(root.Content[0], "")
+		var b bytes.Buffer
+		enc := yaml.NewEncoder(&b)
+		_ = enc.Encode(canonical(root.Content[0]))
+		body = b.Bytes()
+	}
+	sum := sha256.Sum256(append(body, []byte("\x00"+sourceSystemID+"\x00"+targetSystemID)...))
+	return hex.EncodeToString(sum[:])
+}
+
+func stripPolicy(n *yaml.Node, path string) {
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	var kept []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key := join(path, n.Content[i].Value)
+		if policyKeys[key] {
+			continue
+		}
+		v := n.Content[i+1]
+		stripPolicy(v, key)
+		if v.Kind == yaml.MappingNode && len(v.Content) == 0 {
+			continue // a section emptied of policy keys says nothing
+		}
+		kept = append(kept, n.Content[i], v)
+	}
+	n.Content = kept
+}
+
+// canonical drops comments and sorts mapping keys, so that formatting does
+// not change the key.
+func canonical(n *yaml.Node) *yaml.Node {
+	c := &yaml.Node{Kind: n.Kind, Tag: n.Tag, Value: n.Value}
+	if n.Kind == yaml.MappingNode {
+		type kv struct{ k, v *yaml.Node }
+		var pairs []kv
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			pairs = append(pairs, kv{canonical(n.Content[i]), canonical(n.Content[i+1])})
+		}
+		slices.SortStableFunc(pairs, func(a, b kv) int { return strings.Compare(a.k.Value, b.k.Value) })
+		for _, p := range pairs {
+			c.Content = append(c.Content, p.k, p.v)
+		}
+		return c
+	}
+	for _, ch := range n.Content {
+		c.Content = append(c.Content, canonical(ch))
+	}
+	return c
+}
