@@ -136,42 +136,70 @@ func (m *Migration) createRoles(ctx context.Context, dst *pgx.Conn, roles []sour
 	if err != nil {
 		return "", err
 	}
-	var results []RoleResult
-	created := 0
+	created, total := 0, 0
 	for _, r := range roles {
 		if !slices.Contains(wanted, r.Name) && !existing[r.Name] {
 			continue // appeared on the source after planning: not in the reviewed plan
 		}
+		total++
 		if existing[r.Name] {
 			status := "exists"
-			if prev := m.previousRoleStatus(r.Name); prev == "created" {
+			if m.previousRoleStatus(r.Name) == "created" {
 				status = "created" // created by an earlier run of this migration
 			}
-			results = append(results, RoleResult{Name: r.Name, Status: status})
+			if err := m.recordRole(RoleResult{Name: r.Name, Status: status}); err != nil {
+				return "", err
+			}
 			continue
 		}
 		pw, err := m.password(r)
 		if err != nil {
 			return "", err
 		}
+		// Recorded before the CREATE: a crash right after it must not make
+		// the role look like one the target already had.
+		if err := m.recordRole(RoleResult{Name: r.Name, Status: "creating"}); err != nil {
+			return "", err
+		}
 		if _, err := dst.Exec(ctx, createRoleSQL(r.Role, pw)); err != nil {
 			if ctx.Err() != nil {
 				return "", ctx.Err()
 			}
-			results = append(results, RoleResult{Name: r.Name, Status: "failed", Message: pg.Describe(err)})
+			if err := m.recordRole(RoleResult{Name: r.Name, Status: "failed", Message: pg.Describe(err)}); err != nil {
+				return "", err
+			}
 			continue
 		}
-		created++
-		results = append(results, RoleResult{Name: r.Name, Status: "created"})
 		crashPoint("role:" + r.Name)
+		created++
+		if err := m.recordRole(RoleResult{Name: r.Name, Status: "created"}); err != nil {
+			return "", err
+		}
 	}
-	m.update(func() { m.State.Roles = results })
-	return fmt.Sprintf("%d created, %d in all", created, len(results)), nil
+	return fmt.Sprintf("%d created, %d in all", created, total), nil
+}
+
+// recordRole sets a role's result in the state and saves it.
+func (m *Migration) recordRole(r RoleResult) error {
+	m.update(func() {
+		i := slices.IndexFunc(m.State.Roles, func(x RoleResult) bool { return x.Name == r.Name })
+		if i < 0 {
+			m.State.Roles = append(m.State.Roles, r)
+		} else {
+			m.State.Roles[i] = r
+		}
+	})
+	return m.save()
 }
 
 func (m *Migration) previousRoleStatus(name string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, r := range m.State.Roles {
 		if r.Name == name {
+			if r.Status == "creating" {
+				return "created"
+			}
 			return r.Status
 		}
 	}

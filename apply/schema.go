@@ -127,8 +127,10 @@ func (d *dbRun) writeList(entries []tocEntry, name string) (string, error) {
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
-const tablesExistSQL = `SELECT count(*) FROM unnest($1::text[], $2::text[]) AS t(s, n)
-	WHERE EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = t.s AND c.relname = t.n)`
+// targetTablesSQL names the target's tables as pg_restore -l shows them
+// ("schema name"), so entries compare without splitting names that hold
+// spaces.
+const targetTablesSQL = `SELECT n.nspname || ' ' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'f')`
 
 // restorePreData restores types, tables, functions... in one transaction,
 // so a crash leaves all or nothing; a rerun finding every table of the
@@ -138,30 +140,37 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 	if err != nil {
 		return "", err
 	}
-	var keep []tocEntry
-	var schemas, names []string
-	for _, e := range toc {
-		if d.keep(e) {
-			keep = append(keep, e)
-		}
-		if e.kind == "TABLE" {
-			schemas, names = append(schemas, e.schema), append(names, e.tag)
-		}
-	}
 	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
 	if err != nil {
 		return "", err
 	}
 	defer dst.Close(context.WithoutCancel(ctx))
-	var present int
-	if err := dst.QueryRow(ctx, tablesExistSQL, schemas, names).Scan(&present); err != nil {
+	rows, err := dst.Query(ctx, targetTablesSQL)
+	if err != nil {
 		return "", err
 	}
+	existing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", err
+	}
+	var keep []tocEntry
+	tables, present := 0, 0
+	for _, e := range toc {
+		if d.keep(e) {
+			keep = append(keep, e)
+		}
+		if e.kind == "TABLE" {
+			tables++
+			if slices.Contains(existing, e.schema+" "+e.tag) {
+				present++
+			}
+		}
+	}
 	switch {
-	case len(names) > 0 && present == len(names):
+	case tables > 0 && present == tables:
 		return "already restored (every table exists)", nil
 	case present > 0:
-		return "", fmt.Errorf("%d of the %d tables of the schema already exist on the target: restore them by hand or drop them", present, len(names))
+		return "", fmt.Errorf("%d of the %d tables of the schema already exist on the target: drop them, then rerun apply", present, tables)
 	}
 	args := []string{"--section=pre-data", "--single-transaction", "--exit-on-error"}
 	notes, noOwner, err := d.prepareOwners(ctx, dst, keep)
@@ -182,7 +191,7 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 	if _, err := runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(args, "-L", list, d.dumpFile())...); err != nil {
 		return "", err
 	}
-	return strings.Join(append([]string{fmt.Sprintf("%d tables", len(names))}, append(notes, extNotes...)...), "; "), nil
+	return strings.Join(append([]string{fmt.Sprintf("%d tables", tables)}, append(notes, extNotes...)...), "; "), nil
 }
 
 // prepareOwners makes sure the target user may hand objects to their
