@@ -279,4 +279,3 @@ func runToolLocal(ctx context.Context, program string, args ...string) ([]byte, 
 	}
 	return out, nil
 }
-

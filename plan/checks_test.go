@@ -40,7 +40,9 @@ func healthy() (src, dst Snapshot) {
 				Languages:  []string{"c", "internal", "plpgsql", "sql"},
 				Tables: []Table{
 					table("sales", "orders"),
-					table("sales", "items", func(t *Table) { t.ForeignKeys = []ForeignKey{{Name: "items_fk", RefSchema: "sales", RefTable: "orders"}} }),
+					table("sales", "items", func(t *Table) {
+						t.ForeignKeys = []ForeignKey{{Name: "items_fk", RefSchema: "sales", RefTable: "orders"}}
+					}),
 				},
 				Types: []Object{{Schema: "sales", Name: "status", Kind: "e"}},
 			}}, {Name: "template1", AllowConn: true, IsTemplate: true}},
@@ -127,8 +129,12 @@ func TestChecks(t *testing.T) {
 		{name: "database unreadable", mutate: func(s, d *Snapshot) { shopOf(s).Error = "permission denied for database shop" }, want: []string{"blocker connection-failed"}},
 		{name: "no createdb", mutate: func(s, d *Snapshot) { d.Me = Me{Name: "admin", CreateRole: true} }, want: []string{"blocker no-createdb-privilege"}},
 		{name: "target db missing, create off", config: "databases: {create: false}", want: []string{"blocker target-db-missing"}},
-		{name: "encoding differs", mutate: func(s, d *Snapshot) { d.Databases = append(d.Databases, Database{Name: "shop", Encoding: "LATIN1", Collate: "C", Ctype: "C", Inspected: true}) }, want: []string{"blocker encoding-mismatch"}},
-		{name: "collation differs", mutate: func(s, d *Snapshot) { d.Databases = append(d.Databases, Database{Name: "shop", Encoding: "UTF8", Collate: "en_US.utf8", Ctype: "C", Inspected: true}) }, want: []string{"warning encoding-mismatch"}},
+		{name: "encoding differs", mutate: func(s, d *Snapshot) {
+			d.Databases = append(d.Databases, Database{Name: "shop", Encoding: "LATIN1", Collate: "C", Ctype: "C", Inspected: true})
+		}, want: []string{"blocker encoding-mismatch"}},
+		{name: "collation differs", mutate: func(s, d *Snapshot) {
+			d.Databases = append(d.Databases, Database{Name: "shop", Encoding: "UTF8", Collate: "en_US.utf8", Ctype: "C", Inspected: true})
+		}, want: []string{"warning encoding-mismatch"}},
 		{name: "locale missing on target", mutate: func(s, d *Snapshot) { shopOf(s).Collate, shopOf(s).Ctype = "de_DE.UTF-8", "de_DE.UTF-8" }, want: []string{"blocker encoding-mismatch"}},
 		{name: "locale present on target", mutate: func(s, d *Snapshot) { shopOf(s).Collate, shopOf(s).Ctype = "en_US.UTF-8", "en_US.UTF-8" }, reject: []string{"encoding-mismatch"}},
 		{name: "existing table on target", mutate: func(s, d *Snapshot) {
