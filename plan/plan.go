@@ -124,6 +124,9 @@ type Step struct {
 	Scope  string   `json:"scope"`
 	Detail string   `json:"detail"`
 	Params Params   `json:"params"`
+	// Status is set only when a plan is shown with the progress of its
+	// migration (plan with a state directory); Build never sets it.
+	Status string `json:"status,omitempty"`
 }
 
 // ClusterScope is the Scope of steps that concern the whole cluster.

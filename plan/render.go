@@ -66,7 +66,7 @@ func renderText(w io.Writer, p *Plan) error {
 	}{
 		{"Databases", []string{"DATABASE", "METHOD", "TARGET", "TABLES", "SIZE", "WHY"}, databaseRows(p)},
 		{"Findings", []string{"SEVERITY", "CODE", "OBJECT", "MESSAGE", "FIX"}, findingRows(p)},
-		{"Steps", []string{"#", "SCOPE", "ACTION", "DETAIL"}, stepRows(p)},
+		{"Steps", stepHeader(p, "#", "SCOPE", "ACTION", "DETAIL", "STATUS"), stepRows(p)},
 	}
 	for _, s := range sections {
 		if len(s.rows) == 0 {
@@ -103,10 +103,31 @@ func findingRows(p *Plan) [][]string {
 	return rows
 }
 
+// hasProgress reports whether the plan is shown with its progress.
+func hasProgress(p *Plan) bool {
+	for _, s := range p.Steps {
+		if s.Status != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func stepHeader(p *Plan, cols ...string) []string {
+	if hasProgress(p) {
+		return cols
+	}
+	return cols[:len(cols)-1]
+}
+
 func stepRows(p *Plan) [][]string {
 	var rows [][]string
 	for i, s := range p.Steps {
-		rows = append(rows, []string{strconv.Itoa(i + 1), s.Scope, string(s.Kind), s.Detail})
+		row := []string{strconv.Itoa(i + 1), s.Scope, string(s.Kind), s.Detail}
+		if hasProgress(p) {
+			row = append(row, s.Status)
+		}
+		rows = append(rows, row)
 	}
 	return rows
 }
@@ -141,7 +162,7 @@ func renderMarkdown(w io.Writer, p *Plan) error {
 		rows[i][1] = fmt.Sprintf("[%s](%s)", f.Code, f.Doc)
 	}
 	mdTable(w, "Findings", []string{"Severity", "Code", "Object", "Message", "Fix"}, rows)
-	mdTable(w, "Steps", []string{"#", "Scope", "Action", "Detail"}, stepRows(p))
+	mdTable(w, "Steps", stepHeader(p, "#", "Scope", "Action", "Detail", "Status"), stepRows(p))
 	return nil
 }
 

@@ -238,6 +238,18 @@ func TestApplyDumpEndToEnd(t *testing.T) {
 	if again.code != 0 || !strings.Contains(again.stdout, "nothing to do: the migration is complete") {
 		t.Errorf("second apply: exit %d\n%s\n%s", again.code, again.stdout, again.stderr)
 	}
+	v := runBin(t, nil, "verify", "-c", cfg, "--checksums")
+	if v.code != 0 || !strings.Contains(v.stdout, "9 of 9 tables equal") {
+		t.Errorf("verify --checksums: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
+	}
+	pgtest.Exec(t, dst, "shop", "UPDATE sales.items SET sku = 'changed' WHERE id = 7")
+	v = runBin(t, nil, "verify", "-c", cfg, "--checksums")
+	if v.code != 1 || !strings.Contains(v.stdout, "DIFFERENT") || !strings.Contains(v.stderr, "pgferry: 1 of 9 tables differ") {
+		t.Errorf("verify after a change on the target: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
+	}
+	if v = runBin(t, nil, "verify", "-c", cfg); v.code != 0 {
+		t.Errorf("verify without checksums sees only counts, which are equal: exit %d\n%s", v.code, v.stdout)
+	}
 	for _, s := range []string{"app-pw", "placeholder_"} {
 		if strings.Contains(r.stdout+r.stderr, s) {
 			t.Errorf("output holds a password (%q)", s)
@@ -298,6 +310,12 @@ func TestApplyInterruptAndLock(t *testing.T) {
 	first.Process.Signal(os.Interrupt)
 	if code := exitCode(first); code != 130 || !strings.Contains(out.String(), "rerun apply to resume") {
 		t.Fatalf("interrupted apply: exit %d\n%s", code, out.String())
+	}
+	// plan shows the migration's progress, not its own tables as findings.
+	p := runBin(t, nil, "plan", "-c", cfg)
+	if p.code != 0 || !strings.Contains(p.stdout, "STATUS") || !strings.Contains(p.stdout, "| done") || !strings.Contains(p.stdout, "| pending") ||
+		strings.Contains(p.stdout, "target-schema-not-empty") || !strings.Contains(p.stderr, "migration under way") {
+		t.Errorf("plan during the migration: exit %d\n%s\n%s", p.code, p.stdout, p.stderr)
 	}
 
 	killed, _ := startBin(t, "copy:shop/sales.orders", "apply", "-c", cfg)
@@ -361,5 +379,37 @@ func TestApplyBadInput(t *testing.T) {
 	}
 	if !slices.Contains(lines(pgtest.QueryString(t, dst, "postgres", "SELECT string_agg(rolname, E'\\n') FROM pg_roles")), "weak") {
 		t.Error("the target's own role is gone")
+	}
+}
+
+// TestApplyPlaceholderPasswords: placeholders are shown only with
+// --show-passwords and kept 0600 in the state directory.
+func TestApplyPlaceholderPasswords(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE ROLE app LOGIN PASSWORD 'source-pw'", "CREATE ROLE grp NOLOGIN")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\nroles: {passwords: placeholder}\ndatabases: {include: [none]}\n")
+	r := runBin(t, nil, "apply", "-c", cfg, "--show-passwords")
+	if r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+	}
+	m := regexp.MustCompile(`placeholder_[A-Za-z]{16}`).FindString(r.stdout)
+	if m == "" || strings.Count(r.stdout, "placeholder_") != 1 {
+		t.Fatalf("--show-passwords shows %d placeholders, want app's only:\n%s", strings.Count(r.stdout, "placeholder_"), r.stdout)
+	}
+	info, err := os.Stat(cfg + ".state/passwords.json")
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("passwords.json: %v, mode %v, want 0600", err, info.Mode().Perm())
+	}
+	if b, _ := os.ReadFile(cfg + ".state/passwords.json"); !strings.Contains(string(b), m) {
+		t.Error("the placeholder is not kept in the state directory")
+	}
+	if dir, _ := os.Stat(cfg + ".state"); dir.Mode().Perm() != 0o700 {
+		t.Errorf("state directory mode %v, want 0700", dir.Mode().Perm())
+	}
+	if got := pgtest.QueryString(t, dst, "postgres", "SELECT (rolpassword LIKE 'SCRAM-SHA-256$%')::text FROM pg_authid WHERE rolname = 'app'"); got != "true" {
+		t.Errorf("app has no SCRAM password on the target")
+	}
+	if r := runBin(t, nil, "apply", "-c", cfg); strings.Contains(r.stdout, m) {
+		t.Error("the placeholder shows without --show-passwords")
 	}
 }

@@ -24,6 +24,7 @@ type CLI struct {
 	Validate ValidateCmd `cmd:"" help:"Check a migration file without connecting anywhere."`
 	Plan     PlanCmd     `cmd:"" help:"Inspect both servers read-only and print the plan (exit 2 on blockers)."`
 	Apply    ApplyCmd    `cmd:"" help:"Carry out the plan, resumably (exit 130 when interrupted: rerun to resume)."`
+	Verify   VerifyCmd   `cmd:"" help:"Compare row counts (and with --checksums row hashes) of the copied tables on both sides."`
 	Init     InitCmd     `cmd:"" help:"Write a migration file from aiven-db-migrate flags to stdout."`
 	Version  VersionCmd  `cmd:"" help:"Print the version."`
 }

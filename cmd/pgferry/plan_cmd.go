@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/pgferry/pgferry/apply"
 	"github.com/pgferry/pgferry/config"
 	"github.com/pgferry/pgferry/internal/inspect"
 	"github.com/pgferry/pgferry/internal/pg"
@@ -30,6 +32,9 @@ func (c *PlanCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.
 	if err != nil {
 		return err
 	}
+	if shown, err := c.showProgress(ctx, cfg, stdout, log); shown || err != nil {
+		return err
+	}
 	pl, err := buildPlan(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -48,6 +53,41 @@ func (c *PlanCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.
 		return &exitError{code: 2, err: fmt.Errorf("the plan has %d blocker(s); fix them and plan again", n)}
 	}
 	return nil
+}
+
+// showProgress renders the stored plan of a migration under way, with each
+// step's status, instead of planning again: what pgferry created itself is
+// never reported as a finding.
+func (c *PlanCmd) showProgress(ctx context.Context, cfg *config.Config, stdout io.Writer, log *slog.Logger) (bool, error) {
+	st, err := (&apply.FileStore{Dir: cfg.State}).Load()
+	if errors.Is(err, apply.ErrNoState) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	src, dst, err := endpoints(cfg)
+	if err != nil {
+		return false, err
+	}
+	key, err := stateKey(ctx, cfg, src, dst)
+	if err != nil {
+		return false, err
+	}
+	if key != st.Key {
+		log.Warn("the state directory belongs to another migration; planning afresh (apply will ask for --reset-state)", "state", cfg.State)
+		return false, nil
+	}
+	p := st.Plan
+	p.Steps = slices.Clone(p.Steps)
+	for i, s := range p.Steps {
+		p.Steps[i].Status = string(apply.StatusPending)
+		if ss, ok := st.Steps[s.ID]; ok {
+			p.Steps[i].Status = string(ss.Status)
+		}
+	}
+	log.Info(fmt.Sprintf("migration under way: %d of %d steps done; showing its plan", st.Done(), len(p.Steps)), "state", cfg.State)
+	return true, plan.Render(stdout, &p, plan.Format(c.Format))
 }
 
 func savePlan(path string, pl planned) error {
