@@ -281,6 +281,7 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 	}
 	counter := e.track(t.key())
 	defer e.untrack(t.key())
+	e.d.m.emit(TableStarted{Database: e.d.name, Table: t.ref})
 	pr, pw := io.Pipe()
 	readErr := make(chan error, 1)
 	go func() {

@@ -32,6 +32,12 @@ type StepFailed struct {
 	Err  error
 }
 
+// TableStarted reports a table's copy beginning.
+type TableStarted struct {
+	Database string
+	Table    plan.TableRef
+}
+
 // TableCopied reports one table's copy committed.
 type TableCopied struct {
 	Database    string
@@ -58,6 +64,7 @@ func (StepStarted) event()  {}
 func (StepDone) event()     {}
 func (StepSkipped) event()  {}
 func (StepFailed) event()   {}
+func (TableStarted) event() {}
 func (TableCopied) event()  {}
 func (CopyProgress) event() {}
 func (Notice) event()       {}

@@ -24,12 +24,14 @@ type ApplyCmd struct {
 	ResetState    bool   `help:"Forget the state directory's progress and start over."`
 	ResumeTables  bool   `help:"When a database's copy restarts, keep its finished tables (consistent only if the source took no writes)."`
 	ShowPasswords bool   `help:"Print the placeholder passwords set on new roles."`
+
+	view *liveView
 }
 
 const systemIDSQL = `SELECT system_identifier::text FROM pg_control_system()`
 
 // Run plans (or loads the saved plan, or resumes the stored one) and applies.
-func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.Logger) error {
+func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env Env, log *slog.Logger, cli *CLI) error {
 	cfg, err := config.Load(c.Config, config.Options{LookupEnv: env})
 	if err != nil {
 		return err
@@ -73,7 +75,14 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog
 		}
 		log.Info(fmt.Sprintf("resuming: %d of %d steps done", done, total), "state", cfg.State)
 	}
-	return c.apply(ctx, stdout, cfg, src, dst, store, state, log)
+	events := eventLogger(log)
+	if isTerminal(errOut.Writer) && cli.LogFormat == "text" {
+		view, viewLog := newLiveView(errOut.Writer, cli.LogFormat, cli.Debug)
+		defer view.Close()
+		c.view = view
+		events, log = view.Event, viewLog
+	}
+	return c.apply(ctx, stdout, cfg, src, dst, store, state, log, events)
 }
 
 // stateKey reads both system identifiers for the state key.
@@ -171,15 +180,18 @@ func (c *ApplyCmd) sameAsStored(st *apply.State) error {
 	return nil
 }
 
-func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Config, src, dst *pg.Endpoint, store *apply.FileStore, st *apply.State, log *slog.Logger) error {
+func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Config, src, dst *pg.Endpoint, store *apply.FileStore, st *apply.State, log *slog.Logger, events func(apply.Event)) error {
 	tools, err := pickTools(ctx, cfg, st)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
 	m := &apply.Migration{Config: cfg, Source: src, Target: dst, Tools: tools, Store: store, State: st, ResumeTables: c.ResumeTables,
-		Events: eventLogger(log), Log: log}
+		Events: events, Log: log}
 	runErr := m.Run(ctx)
+	if c.view != nil {
+		c.view.Close() // the bars go before the result tables
+	}
 	if ctx.Err() != nil {
 		c.result(stdout, st, m.Placeholders(), time.Since(start))
 		return &exitError{code: 130, err: errors.New("interrupted; finished tables and steps are saved: rerun apply to resume")}

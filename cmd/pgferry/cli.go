@@ -52,20 +52,20 @@ type exitRequest struct{ code int }
 
 // run parses args, runs the command and returns the exit code. Every error
 // is printed as one or more lines "pgferry: <message>" on stderr.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) (code int) {
+func run(ctx context.Context, args []string, stdout, errOut io.Writer, env Env) (code int) {
 	var cli CLI
 	parser, err := kong.New(&cli,
 		kong.Name("pgferry"),
 		kong.Description(description),
-		kong.Writers(stdout, stderr),
+		kong.Writers(stdout, errOut),
 		kong.Exit(func(code int) { panic(exitRequest{code}) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.BindTo(ctx, (*context.Context)(nil)),
 		kong.BindTo(stdout, (*io.Writer)(nil)),
-		kong.Bind(env),
+		kong.Bind(env, stderr{errOut}),
 	)
 	if err != nil {
-		return printError(stderr, err)
+		return printError(errOut, err)
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -78,11 +78,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) 
 	}()
 	kctx, err := parser.Parse(rewriteShortFlags(args))
 	if err != nil {
-		return printError(stderr, usageError(err, args))
+		return printError(errOut, usageError(err, args))
 	}
-	log := newLogger(stderr, cli.Debug, cli.LogFormat)
-	if err := kctx.Run(log); err != nil {
-		return printError(stderr, err)
+	log := newLogger(errOut, cli.Debug, cli.LogFormat)
+	if err := kctx.Run(log, &cli); err != nil {
+		return printError(errOut, err)
 	}
 	return 0
 }
