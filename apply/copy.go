@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,10 @@ import (
 	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
 )
+
+// copyBuffer is how many bytes of rows travel between the two COPY
+// streams at a time.
+const copyBuffer = 256 << 10
 
 // copyTable is one table to stream, with what the copy needs to know.
 type copyTable struct {
@@ -285,7 +290,13 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 	pr, pw := io.Pipe()
 	readErr := make(chan error, 1)
 	go func() {
-		_, err := src.CopyTo(ctx, &countingWriter{w: pw, n: counter, crash: "copy:" + e.d.name + "/" + t.key()}, out)
+		// CopyTo writes one row per call: batch them, or the target side
+		// would send one network message per row.
+		buf := bufio.NewWriterSize(pw, copyBuffer)
+		_, err := src.CopyTo(ctx, &countingWriter{w: buf, n: counter, crash: "copy:" + e.d.name + "/" + t.key()}, out)
+		if err == nil {
+			err = buf.Flush()
+		}
 		pw.CloseWithError(err)
 		readErr <- err
 	}()
