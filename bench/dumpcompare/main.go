@@ -92,6 +92,8 @@ func timePgferry(ctx context.Context, bin, work string, src *cluster.Cluster, i 
 	}
 	if os.Getenv("BENCH_VERBOSE") != "" {
 		os.Stderr.Write(out)
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		fmt.Fprintf(os.Stderr, "pgferry cpu: user %.2fs sys %.2fs\n", time.Duration(ru.Utime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()).Seconds())
 	}
 	return took, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, nil
 }

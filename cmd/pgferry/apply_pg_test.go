@@ -413,3 +413,40 @@ func TestApplyPlaceholderPasswords(t *testing.T) {
 		t.Error("the placeholder shows without --show-passwords")
 	}
 }
+
+// TestApplySavedPlanAndState: a saved plan goes stale when the source
+// changes (exit 3 naming the change); another file asks for --reset-state;
+// a role the target user cannot create is reported failed and the
+// migration goes on.
+func TestApplySavedPlanAndState(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop", "CREATE ROLE boss SUPERUSER NOLOGIN")
+	pgtest.Exec(t, src, "shop", "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+	pgtest.Exec(t, dst, "postgres", "CREATE ROLE mig LOGIN CREATEDB CREATEROLE")
+	dstURI := dst.URIAs("mig", "", "postgres")
+	cfg := writeConfig(t, src.URI("postgres"), dstURI, "method: dump\ndatabases: {include: [shop]}\n")
+	saved := cfg + ".plan.json"
+	if r := runBin(t, nil, "plan", "-c", cfg, "-o", saved); r.code != 0 {
+		t.Fatalf("plan: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	pgtest.Exec(t, src, "shop", "CREATE TABLE added_later (id int)")
+	r := runBin(t, nil, "apply", "-c", cfg, saved)
+	if r.code != 3 || !strings.Contains(r.stderr, "the plan is stale") || !strings.Contains(r.stderr, "table shop.public.added_later added") {
+		t.Fatalf("apply of a stale plan: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runBin(t, nil, "plan", "-c", cfg, "-o", saved); r.code != 0 {
+		t.Fatalf("plan again: exit %d\n%s", r.code, r.stderr)
+	}
+	r = runBin(t, nil, "apply", "-c", cfg, saved)
+	if r.code != 0 || !strings.Contains(r.stdout, "| boss ") || !strings.Contains(r.stdout, "failed") || !strings.Contains(r.stdout, "must be superuser") {
+		t.Fatalf("apply of the fresh plan: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := pgtest.QueryString(t, dst, "shop", "SELECT count(*)::text FROM t"); got != "1" {
+		t.Errorf("rows on the target = %s, want 1", got)
+	}
+	other := writeConfig(t, src.URI("postgres"), dstURI, "method: dump\ndatabases: {include: [shop]}\ntables: {skip: [t]}\nstate: "+cfg+".state\n")
+	r = runBin(t, nil, "apply", "-c", other)
+	if r.code != 1 || !strings.Contains(r.stderr, "--reset-state") {
+		t.Errorf("apply with another file on the same state: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
