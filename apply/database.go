@@ -102,18 +102,11 @@ type sourceDB struct {
 	HasACL                                                     bool
 }
 
-type aclItem struct {
-	Grantee, Privilege string
-	Grantable          bool
-}
-
 // sourceDBSQL has the version-dependent locale columns as %s.
-const sourceDBSQL = `SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, %s,
+var sourceDBSQL = `SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, %s,
 	COALESCE(shobj_description(d.oid, 'pg_database'), ''),
 	COALESCE((SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0), '{}'),
-	d.datacl IS NOT NULL,
-	COALESCE((SELECT json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-		'privilege', a.privilege_type, 'grantable', a.is_grantable)) FROM aclexplode(d.datacl) a), '[]')
+	d.datacl IS NOT NULL, ` + fmt.Sprintf(aclJSON, "d.datacl") + `
 FROM pg_database d WHERE d.datname = $1`
 
 func (d *dbRun) readSourceDB(ctx context.Context) (sourceDB, error) {
@@ -131,18 +124,10 @@ func (d *dbRun) readSourceDB(ctx context.Context) (sourceDB, error) {
 		locale = `d.datlocprovider::text, COALESCE(d.daticulocale, '')`
 	}
 	var s sourceDB
-	var acl []struct {
-		Grantee   string `json:"grantee"`
-		Privilege string `json:"privilege"`
-		Grantable bool   `json:"grantable"`
-	}
-	err = conn.QueryRow(ctx, fmt.Sprintf(sourceDBSQL, locale), d.name).Scan(&s.Owner, &s.Encoding, &s.Collate, &s.Ctype,
-		&s.Provider, &s.Locale, &s.Comment, &s.Settings, &s.HasACL, &acl)
+	err = conn.QueryRow(ctx, strings.Replace(sourceDBSQL, "%s", locale, 1), d.name).Scan(&s.Owner, &s.Encoding, &s.Collate, &s.Ctype,
+		&s.Provider, &s.Locale, &s.Comment, &s.Settings, &s.HasACL, &s.ACL)
 	if err != nil {
 		return s, fmt.Errorf("read database %s on the source: %w", d.name, err)
-	}
-	for _, a := range acl {
-		s.ACL = append(s.ACL, aclItem{Grantee: a.Grantee, Privilege: a.Privilege, Grantable: a.Grantable})
 	}
 	return s, nil
 }
@@ -215,18 +200,7 @@ func (d *dbRun) configureDatabase(ctx context.Context, _ plan.Step) (string, err
 		stmts = append(stmts, "ALTER DATABASE "+db+" SET "+setClause(set))
 	}
 	if s.HasACL {
-		stmts = append(stmts, "REVOKE ALL ON DATABASE "+db+" FROM PUBLIC")
-		for _, a := range s.ACL {
-			grantee := "PUBLIC"
-			if a.Grantee != "PUBLIC" {
-				grantee = ident(a.Grantee)
-			}
-			g := "GRANT " + a.Privilege + " ON DATABASE " + db + " TO " + grantee
-			if a.Grantable {
-				g += " WITH GRANT OPTION"
-			}
-			stmts = append(stmts, g)
-		}
+		stmts = append(stmts, grants("DATABASE "+db, s.ACL)...)
 	}
 	if s.Comment != "" {
 		stmts = append(stmts, "COMMENT ON DATABASE "+db+" IS "+literal(s.Comment))

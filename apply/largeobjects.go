@@ -10,9 +10,7 @@ import (
 	"github.com/pgferry/pgferry/plan"
 )
 
-const largeObjectsSQL = `SELECT m.oid, pg_get_userbyid(m.lomowner), m.lomacl IS NOT NULL,
-	COALESCE((SELECT json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-		'privilege', a.privilege_type, 'grantable', a.is_grantable)) FROM aclexplode(m.lomacl) a), '[]')
+var largeObjectsSQL = `SELECT m.oid, pg_get_userbyid(m.lomowner), m.lomacl IS NOT NULL, ` + fmt.Sprintf(aclJSON, "m.lomacl") + `
 FROM pg_largeobject_metadata m ORDER BY 1`
 
 // loChunk is how much of a large object moves per round trip.
@@ -22,11 +20,7 @@ type largeObject struct {
 	oid    uint32
 	owner  string
 	hasACL bool
-	acl    []struct {
-		Grantee   string `json:"grantee"`
-		Privilege string `json:"privilege"`
-		Grantable bool   `json:"grantable"`
-	}
+	acl    []aclItem
 }
 
 // copyLargeObjects copies large objects under the snapshot in 1 MiB
@@ -113,18 +107,7 @@ func (d *dbRun) copyLargeObject(ctx context.Context, src, dst *pgx.Conn, lo larg
 	obj := fmt.Sprintf("LARGE OBJECT %d", lo.oid)
 	stmts := []string{"ALTER " + obj + " OWNER TO " + ident(owner)}
 	if lo.hasACL {
-		stmts = append(stmts, "REVOKE ALL ON "+obj+" FROM PUBLIC")
-		for _, a := range lo.acl {
-			grantee := "PUBLIC"
-			if a.Grantee != "PUBLIC" {
-				grantee = ident(a.Grantee)
-			}
-			g := "GRANT " + a.Privilege + " ON " + obj + " TO " + grantee
-			if a.Grantable {
-				g += " WITH GRANT OPTION"
-			}
-			stmts = append(stmts, g)
-		}
+		stmts = append(stmts, grants(obj, lo.acl)...)
 	}
 	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil && !isMissingRole(err) {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
 )
@@ -50,14 +48,10 @@ func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error
 		return "", err
 	}
 	defer dst.Close(context.WithoutCancel(ctx))
-	rows, err := dst.Query(ctx, existingSQL)
+	present := map[string]bool{}
+	names, err := queryStrings(ctx, dst, existingSQL)
 	if err != nil {
 		return "", fmt.Errorf("read target catalog: %w", err)
-	}
-	present := map[string]bool{}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return "", err
 	}
 	for _, n := range names {
 		present[n] = true

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgferry/pgferry/config"
+	"github.com/pgferry/pgferry/internal/inspect"
 	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
 )
@@ -21,14 +22,6 @@ type sourceRole struct {
 	Hash *string
 }
 
-const sourceRolesSQL = `SELECT r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin,
-	r.rolreplication, r.rolbypassrls, r.rolconnlimit, COALESCE(r.rolvaliduntil::text, ''), COALESCE(r.rolconfig, '{}'),
-	COALESCE((SELECT json_agg(json_build_object('role', g.rolname, 'admin', m.admin_option) ORDER BY g.rolname)
-		FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid), '[]'),
-	COALESCE((SELECT json_agg(json_build_object('database', d.datname, 'config', s.setconfig) ORDER BY d.datname)
-		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE s.setrole = r.oid), '[]')
-FROM pg_roles r ORDER BY 1`
-
 const hashesSQL = `SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY($1)`
 
 const targetRolesSQL = `SELECT rolname FROM pg_roles`
@@ -39,22 +32,15 @@ const isMemberSQL = `SELECT EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_role
 // readSourceRoles reads the selected roles, with hashes when the password
 // mode wants them and pg_authid is readable.
 func (m *Migration) readSourceRoles(ctx context.Context, conn *pgx.Conn) ([]sourceRole, error) {
-	rows, err := conn.Query(ctx, sourceRolesSQL)
+	all, err := inspect.Roles(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("read source roles: %w", err)
+		return nil, fmt.Errorf("source: %w", err)
 	}
 	var out []sourceRole
-	var r plan.Role
-	_, err = pgx.ForEachRow(rows, []any{&r.Name, &r.Superuser, &r.Inherit, &r.CreateRole, &r.CreateDB, &r.Login, &r.Replication,
-		&r.BypassRLS, &r.ConnLimit, &r.ValidUntil, &r.Config, &r.MemberOf, &r.DatabaseConfig}, func() error {
+	for _, r := range all {
 		if m.Config.Roles.Selects(r.Name) {
 			out = append(out, sourceRole{Role: r})
 		}
-		r = plan.Role{}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read source roles: %w", err)
 	}
 	mode := m.Config.Roles.Passwords
 	if mode != config.PasswordsCopy && mode != config.PasswordsAuto {
@@ -65,7 +51,7 @@ func (m *Migration) readSourceRoles(ctx context.Context, conn *pgx.Conn) ([]sour
 		names = append(names, r.Name)
 	}
 	hashes := map[string]*string{}
-	rows, err = conn.Query(ctx, hashesSQL, names)
+	rows, err := conn.Query(ctx, hashesSQL, names)
 	if err == nil {
 		var name string
 		var hash *string
@@ -117,16 +103,15 @@ func (m *Migration) clusterStep(ctx context.Context, st plan.Step) (string, erro
 }
 
 func targetRoles(ctx context.Context, dst *pgx.Conn) (map[string]bool, error) {
-	rows, err := dst.Query(ctx, targetRolesSQL)
+	names, err := queryStrings(ctx, dst, targetRolesSQL)
 	if err != nil {
 		return nil, fmt.Errorf("read target roles: %w", err)
 	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	set := map[string]bool{}
 	for _, n := range names {
 		set[n] = true
 	}
-	return set, err
+	return set, nil
 }
 
 // createRoles creates the missing roles; a role the target refuses is

@@ -145,13 +145,9 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 		return "", err
 	}
 	defer dst.Close(context.WithoutCancel(ctx))
-	rows, err := dst.Query(ctx, targetTablesSQL)
+	existing, err := queryStrings(ctx, dst, targetTablesSQL)
 	if err != nil {
-		return "", err
-	}
-	existing, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return "", err
+		return "", fmt.Errorf("read target catalog: %w", err)
 	}
 	var keep []tocEntry
 	tables, present := 0, 0

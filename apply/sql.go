@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"context"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -63,4 +64,42 @@ func splitGUCList(v string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// aclItem is one entry of aclexplode(): grantee (or PUBLIC), privilege.
+type aclItem struct {
+	Grantee   string `json:"grantee"`
+	Privilege string `json:"privilege"`
+	Grantable bool   `json:"grantable"`
+}
+
+// aclJSON reads an ACL column (%s) as JSON aclItems.
+const aclJSON = `COALESCE((SELECT json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+		'privilege', a.privilege_type, 'grantable', a.is_grantable)) FROM aclexplode(%s) a), '[]')`
+
+// grants replays an explicit ACL on object ("DATABASE x", "LARGE OBJECT
+// 42"): the default PUBLIC privileges revoked, then each entry granted.
+func grants(object string, acl []aclItem) []string {
+	stmts := []string{"REVOKE ALL ON " + object + " FROM PUBLIC"}
+	for _, a := range acl {
+		grantee := "PUBLIC"
+		if a.Grantee != "PUBLIC" {
+			grantee = ident(a.Grantee)
+		}
+		g := "GRANT " + a.Privilege + " ON " + object + " TO " + grantee
+		if a.Grantable {
+			g += " WITH GRANT OPTION"
+		}
+		stmts = append(stmts, g)
+	}
+	return stmts
+}
+
+// queryStrings runs a query returning one text column.
+func queryStrings(ctx context.Context, conn *pgx.Conn, sql string, args ...any) ([]string, error) {
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }

@@ -133,21 +133,31 @@ func (r *reader) me(ctx context.Context, s *plan.Snapshot) error {
 }
 
 func (r *reader) roles(ctx context.Context, s *plan.Snapshot) error {
-	rows, err := r.query(ctx, rolesSQL)
+	r.sent(1)
+	roles, err := Roles(ctx, r.conn)
+	s.Roles = roles
+	return err
+}
+
+// Roles reads every role with its attributes, settings and memberships
+// (never a password). apply reads the source's roles with it too.
+func Roles(ctx context.Context, conn *pgx.Conn) ([]plan.Role, error) {
+	rows, err := conn.Query(ctx, rolesSQL)
 	if err != nil {
-		return fmt.Errorf("read roles: %w", err)
+		return nil, fmt.Errorf("read roles: %w", err)
 	}
+	var out []plan.Role
 	var x plan.Role
 	_, err = pgx.ForEachRow(rows, []any{&x.Name, &x.Superuser, &x.Inherit, &x.CreateRole, &x.CreateDB, &x.Login, &x.Replication,
 		&x.BypassRLS, &x.ConnLimit, &x.ValidUntil, &x.Config, &x.MemberOf, &x.DatabaseConfig}, func() error {
-		s.Roles = append(s.Roles, x)
+		out = append(out, x)
 		x = plan.Role{}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("read roles: %w", err)
+		return nil, fmt.Errorf("read roles: %w", err)
 	}
-	return nil
+	return out, nil
 }
 
 func (r *reader) databases(ctx context.Context, s *plan.Snapshot) error {
