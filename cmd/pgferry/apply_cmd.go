@@ -188,6 +188,9 @@ func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Conf
 	start := time.Now()
 	m := &apply.Migration{Config: cfg, Source: src, Target: dst, Tools: tools, Store: store, State: st, ResumeTables: c.ResumeTables,
 		Events: events, Log: log}
+	if c.view != nil {
+		m.ProgressEvery = 500 * time.Millisecond // a live view redraws often
+	}
 	runErr := m.Run(ctx)
 	if c.view != nil {
 		c.view.Close() // the bars go before the result tables
