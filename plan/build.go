@@ -29,6 +29,9 @@ type dbInput struct {
 	method        Method
 	reason        string
 	names         ReplicationNames
+	// replicating: this migration's publication, slot and enabled
+	// subscription all exist; only the cut-over steps remain.
+	replicating bool
 }
 
 // Build turns a config and two inspected clusters into a plan. It is pure
@@ -50,10 +53,7 @@ func Build(cfg *config.Config, src, dst Snapshot, env Env) Plan {
 		Steps:             in.steps(),
 	}
 	for _, db := range in.dbs {
-		dp := DatabasePlan{Name: db.name, Method: db.method, Reason: db.reason, Create: db.dst == nil, Tables: len(db.copy)}
-		for _, t := range db.copy {
-			dp.Bytes += t.Bytes
-		}
+		dp := in.databasePlan(db)
 		p.Databases = append(p.Databases, dp)
 		p.Totals.Tables += dp.Tables
 		p.Totals.Bytes += dp.Bytes
@@ -63,6 +63,19 @@ func Build(cfg *config.Config, src, dst Snapshot, env Env) Plan {
 	p.Totals.Warnings = len(p.Warnings())
 	p.Totals.Steps = len(p.Steps)
 	return p
+}
+
+// databasePlan sums up one database for the plan.
+func (in *input) databasePlan(db *dbInput) DatabasePlan {
+	dp := DatabasePlan{Name: db.name, Method: db.method, Reason: db.reason, Create: db.dst == nil, Tables: len(db.copy),
+		Sequences: len(db.src.Sequences), MatViews: matviews(db.src), Replicating: db.replicating}
+	if db.method == MethodReplication {
+		dp.Names = db.names
+	}
+	for _, t := range db.copy {
+		dp.Bytes += t.Bytes
+	}
+	return dp
 }
 
 // selectDatabases picks the source databases the config selects and sorts
@@ -75,6 +88,7 @@ func (in *input) selectDatabases() {
 		}
 		db := &dbInput{name: d.Name, src: d, dst: in.dst.Database(d.Name), names: NamesFor(d.Name, in.dst.Server.SystemID)}
 		db.copy, db.skipped = in.classifyTables(d)
+		db.replicating = in.cfg.Method != config.MethodDump && in.completeSet(db)
 		in.dbs = append(in.dbs, db)
 	}
 }

@@ -75,7 +75,7 @@ func (in *input) knowsLocale(l string) bool {
 // checkTargetObjects reports schemas, tables and types that pre-data would
 // create but that already exist in the target database.
 func (in *input) checkTargetObjects(db *dbInput) []Finding {
-	if db.dst == nil || !db.dst.Inspected {
+	if db.dst == nil || !db.dst.Inspected || db.replicating {
 		return nil
 	}
 	var clash []string
@@ -103,7 +103,7 @@ func (in *input) checkTargetObjects(db *dbInput) []Finding {
 }
 
 func (in *input) checkTargetRows(db *dbInput) []Finding {
-	if db.dst == nil {
+	if db.dst == nil || db.replicating {
 		return nil
 	}
 	var full []string

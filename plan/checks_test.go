@@ -363,3 +363,45 @@ func TestCompareVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicatingDatabaseNeedsOnlyCutover: with the state directory lost,
+// the servers alone show a replicating migration, whose own tables on the
+// target are no findings.
+func TestReplicatingDatabaseNeedsOnlyCutover(t *testing.T) {
+	src, dst := healthy()
+	n := NamesFor("shop", dst.Server.SystemID)
+	yes := true
+	shop := *shopOf(&src)
+	shop.Publications = []string{n.Publication}
+	shop.Sequences = []Sequence{{Schema: "public", Name: "s"}}
+	src.Databases[0] = shop
+	src.Slots = []Slot{{Name: n.Slot, Database: "shop", Active: true, WALStatus: "reserved"}}
+	target := shop
+	target.Tables = []Table{table("sales", "orders", func(t *Table) { t.HasRows = &yes })}
+	target.Subscriptions = []Subscription{{Name: n.Subscription, Enabled: true, Slot: n.Slot}}
+	dst.Databases = append(dst.Databases, target)
+	p := Build(mustTestConfig(t, "replication: {max_lag_bytes: 0, stop: true}"), src, dst, testEnv)
+	var kinds []StepKind
+	for _, s := range p.Steps {
+		if s.Scope != ClusterScope {
+			kinds = append(kinds, s.Kind)
+		}
+	}
+	if want := []StepKind{StepWaitForLag, StepSyncSequences, StepStopReplication}; !slices.Equal(kinds, want) {
+		t.Errorf("steps = %v, want %v", kinds, want)
+	}
+	for _, f := range p.Findings {
+		if f.Code == "target-schema-not-empty" || f.Code == "target-table-not-empty" || f.Code == "leftover-replication-objects" {
+			t.Errorf("finding %s about the migration's own objects", f.Code)
+		}
+	}
+	if !p.Databases[0].Replicating {
+		t.Error("the database is not marked replicating")
+	}
+	// Half a set is a leftover, not a migration.
+	src.Slots = nil
+	p = Build(mustTestConfig(t, ""), src, dst, testEnv)
+	if !slices.Contains(findingKeys(p.Findings), "warning leftover-replication-objects") {
+		t.Errorf("findings = %v, want a leftover warning", findingKeys(p.Findings))
+	}
+}

@@ -24,6 +24,10 @@ func (in *input) chooseMethods() []Finding {
 	cluster := in.clusterPrereqs()
 	var replicating []*dbInput
 	for _, db := range in.dbs {
+		if db.replicating {
+			db.method, db.reason = MethodReplication, "replicating: this migration's publication, slot and subscription exist"
+			continue
+		}
 		fails := append(slices.Clone(cluster), in.dbPrereqs(db)...)
 		out = append(out, in.settle(db, fails)...)
 		if db.method == MethodReplication {

@@ -51,6 +51,14 @@ type DatabasePlan struct {
 	Create bool  `json:"create"`
 	Tables int   `json:"tables"`
 	Bytes  int64 `json:"bytes"`
+	// Names are the replication objects of the database (replication only).
+	Names ReplicationNames `json:"names,omitzero"`
+	// Sequences and MatViews are what a cut-over syncs and refreshes.
+	Sequences int        `json:"sequences,omitempty"`
+	MatViews  []TableRef `json:"matviews,omitempty"`
+	// Replicating reports a complete set of this migration's replication
+	// objects found on the servers: only the cut-over is left.
+	Replicating bool `json:"replicating,omitempty"`
 }
 
 // Totals sums up the plan for its summary line.

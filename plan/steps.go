@@ -50,6 +50,10 @@ func (in *input) clusterSteps() []Step {
 
 func (in *input) databaseSteps(db *dbInput) []Step {
 	b := &stepList{db: db}
+	if db.replicating {
+		in.cutoverSteps(b)
+		return b.steps
+	}
 	s := db.src
 	if db.dst == nil {
 		b.add("create-database", StepCreateDatabase, fmt.Sprintf("create database %s (%s, %s, owner %s)", db.name, s.Encoding, localeOf(s), s.Owner), Params{})
@@ -131,23 +135,37 @@ func (in *input) schemaAndCopySteps(b *stepList, copy bool) {
 }
 
 func (in *input) cutoverSteps(b *stepList) {
-	r := in.cfg.Replication
-	n := b.db.names
+	b.steps = append(b.steps, CutoverSteps(in.cfg.Replication, in.databasePlan(b.db))...)
+}
+
+// CutoverSteps are a replicating database's last steps under a lag policy:
+// wait for the lag, then, with stop, sync sequences, refresh materialized
+// views and stop replication. apply rebuilds them when only the policy
+// changed since the migration started.
+func CutoverSteps(r config.Replication, dp DatabasePlan) []Step {
+	b := &stepList{db: &dbInput{name: dp.Name}}
+	n := dp.Names
 	if r.MaxLagBytes != nil {
 		b.add("wait-for-lag", StepWaitForLag, fmt.Sprintf("wait until the lag is at most %d bytes (timeout %s)", *r.MaxLagBytes, r.WaitTimeout),
-			Params{Slot: n.Slot, Subscription: n.Subscription, MaxLagBytes: r.MaxLagBytes})
+			Params{Slot: n.Slot, Subscription: n.Subscription, Publication: n.Publication, MaxLagBytes: r.MaxLagBytes})
 	}
 	if !r.Stop {
-		return
+		return b.steps
 	}
-	if k := len(b.db.src.Sequences); k > 0 && r.SyncSequences {
-		b.add("sync-sequences", StepSyncSequences, fmt.Sprintf("copy %s", count(k, "sequence value")), Params{})
+	if dp.Sequences > 0 && r.SyncSequences {
+		b.add("sync-sequences", StepSyncSequences, fmt.Sprintf("copy %s", count(dp.Sequences, "sequence value")), Params{})
 	}
-	if mv := matviews(b.db.src); len(mv) > 0 {
-		b.add("refresh-matviews", StepRefreshMatViews, fmt.Sprintf("refresh %s", count(len(mv), "materialized view")), Params{Tables: mv})
+	if len(dp.MatViews) > 0 {
+		b.add("refresh-matviews", StepRefreshMatViews, fmt.Sprintf("refresh %s", count(len(dp.MatViews), "materialized view")), Params{Tables: dp.MatViews})
 	}
 	b.add("stop-replication", StepStopReplication, fmt.Sprintf("drop subscription %s, publication %s and slot %s", n.Subscription, n.Publication, n.Slot),
 		Params{Subscription: n.Subscription, Publication: n.Publication, Slot: n.Slot})
+	return b.steps
+}
+
+// IsCutover reports the kinds CutoverSteps makes.
+func IsCutover(k StepKind) bool {
+	return k == StepWaitForLag || k == StepSyncSequences || k == StepRefreshMatViews || k == StepStopReplication
 }
 
 func (in *input) excludedExtensions(db *dbInput) []string {
