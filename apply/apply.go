@@ -34,6 +34,8 @@ type Migration struct {
 	ResumeTables bool
 	// ProgressEvery is the interval of CopyProgress events (0: 2s).
 	ProgressEvery time.Duration
+	// LagPoll is how often waits poll the servers (0: 2s; a test knob).
+	LagPoll time.Duration
 
 	passwords Passwords
 	// mu guards State, which concurrent databases update.
@@ -154,7 +156,12 @@ func (m *Migration) runStep(ctx context.Context, st plan.Step, fn func(context.C
 			_ = m.save()
 			return ctx.Err()
 		}
-		m.setStep(st.ID, StepState{Status: StatusFailed, Message: pg.Describe(err), Started: start, Finished: m.Now()})
+		status := StatusFailed
+		var wait *WaitTimeoutError
+		if errors.As(err, &wait) {
+			status = StatusWaiting
+		}
+		m.setStep(st.ID, StepState{Status: status, Message: pg.Describe(err), Started: start, Finished: m.Now()})
 		_ = m.save()
 		m.emit(StepFailed{Step: st, Err: err})
 		return &StepError{Step: st, Err: err}
@@ -222,18 +229,22 @@ func (m *Migration) emit(e Event) {
 
 // DatabaseStatus says how far a database got, for the result table.
 func (s *State) DatabaseStatus(name string) (Status, string) {
-	total, done := 0, 0
+	total, done, stops := 0, 0, false
 	for _, st := range s.Plan.Steps {
 		if st.Params.Database != name || st.Scope == plan.ClusterScope {
 			continue
 		}
 		total++
+		stops = stops || st.Kind == plan.StepStopReplication
 		switch ss := s.Steps[st.ID]; ss.Status {
 		case StatusDone:
 			done++
-		case StatusFailed:
-			return StatusFailed, fmt.Sprintf("%s: %s", st.ID, ss.Message)
+		case StatusFailed, StatusWaiting:
+			return ss.Status, fmt.Sprintf("%s: %s", st.ID, ss.Message)
 		}
+	}
+	if done == total && !stops && s.Plan.DatabaseNames(name).Slot != "" {
+		return StatusRunning, "replication left running"
 	}
 	if done == total {
 		return StatusDone, ""

@@ -37,7 +37,7 @@ func (d *dbRun) run(ctx context.Context) error {
 		}
 	}
 	for _, st := range d.steps {
-		if st.Kind == plan.StepExportSnapshot && needSnapshot {
+		if needSnapshot && (st.Kind == plan.StepExportSnapshot || st.Kind == plan.StepCreateSlot && d.snapshotMode()) {
 			d.m.setStep(st.ID, StepState{Status: StatusPending})
 		}
 		fn, err := d.stepFunc(st)
@@ -81,8 +81,22 @@ func (d *dbRun) stepFunc(st plan.Step) (func(context.Context, plan.Step) (string
 		return d.copyLargeObjects, nil
 	case plan.StepRestorePostData:
 		return d.restorePostData, nil
-	case plan.StepSetSequences:
+	case plan.StepSetSequences, plan.StepSyncSequences:
 		return d.setSequences, nil
+	case plan.StepCreatePublication:
+		return d.createPublication, nil
+	case plan.StepCreateSlot:
+		return d.createSlot, nil
+	case plan.StepCreateSubscription:
+		return d.createSubscription, nil
+	case plan.StepWaitForSync:
+		return d.waitForSync, nil
+	case plan.StepWaitForLag:
+		return d.waitForLag, nil
+	case plan.StepRefreshMatViews:
+		return d.refreshMatViews, nil
+	case plan.StepStopReplication:
+		return d.stopReplication, nil
 	}
 	return nil, &StepError{Step: st, Err: fmt.Errorf("this pgferry cannot carry out %s steps yet; plan with method: dump", st.Kind)}
 }

@@ -56,6 +56,20 @@ type CopyProgress struct {
 	Bytes    int64
 }
 
+// LagSample reports the replication lag of a database while apply waits.
+type LagSample struct {
+	Database string
+	Lag, Max int64
+	// Running reports the subscription's apply worker seen on the target.
+	Running bool
+}
+
+// SyncSample reports the subscription's own table copy while apply waits.
+type SyncSample struct {
+	Database        string
+	Tables, Pending int
+}
+
 // Notice is a line worth telling the operator ("restarting the copy of
 // shop under a new snapshot").
 type Notice struct{ Message string }
@@ -68,3 +82,5 @@ func (TableStarted) event() {}
 func (TableCopied) event()  {}
 func (CopyProgress) event() {}
 func (Notice) event()       {}
+func (LagSample) event()    {}
+func (SyncSample) event()   {}

@@ -19,13 +19,16 @@ import (
 // the materialized views' data entries) under the exported snapshot into
 // the state directory, through a temp file so a crash leaves no half archive.
 func (d *dbRun) dumpSchema(ctx context.Context, _ plan.Step) (string, error) {
-	id, err := d.snapshotID()
-	if err != nil {
-		return "", err
+	args := []string{"-Fc", "--section=pre-data", "--section=post-data", "--no-subscriptions", "--no-tablespaces"}
+	if d.snapshotMode() {
+		id, err := d.snapshotID()
+		if err != nil {
+			return "", err
+		}
+		args = append(args, "--snapshot="+id)
 	}
 	tmp := d.dumpFile() + ".tmp"
-	_, err = runTool(ctx, d.m.Tools.PGDump, d.m.Source, d.name, "-Fc", "--section=pre-data", "--section=post-data",
-		"--no-subscriptions", "--no-tablespaces", "--snapshot="+id, "-f", tmp)
+	_, err := runTool(ctx, d.m.Tools.PGDump, d.m.Source, d.name, append(args, "-f", tmp)...)
 	if err != nil {
 		os.Remove(tmp)
 		return "", err

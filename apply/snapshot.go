@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
 )
@@ -13,8 +11,10 @@ import (
 // snapshotHolder keeps the transaction whose snapshot the schema dump and
 // the copy workers import; the snapshot dies with this session.
 type snapshotHolder struct {
-	conn *pgx.Conn
-	id   string
+	id string
+	// close ends the holding session (a transaction, or the replication
+	// connection that created the slot).
+	close func()
 }
 
 // holderSettings keep an idle snapshot holder alive for hours.
@@ -35,7 +35,11 @@ func (d *dbRun) exportSnapshot(ctx context.Context, _ plan.Step) (string, error)
 		conn.Close(context.WithoutCancel(ctx))
 		return "", fmt.Errorf("export snapshot: %w", err)
 	}
-	d.snap = &snapshotHolder{conn: conn, id: id}
+	d.snap = &snapshotHolder{id: id, close: func() {
+		ctx := context.Background()
+		conn.Exec(ctx, "COMMIT")
+		conn.Close(ctx)
+	}}
 	return "snapshot " + id, nil
 }
 
@@ -48,9 +52,7 @@ func (d *dbRun) snapshotID() (string, error) {
 
 func (d *dbRun) releaseSnapshot() {
 	if d.snap != nil {
-		ctx := context.Background()
-		d.snap.conn.Exec(ctx, "COMMIT")
-		d.snap.conn.Close(ctx)
+		d.snap.close()
 		d.snap = nil
 	}
 }

@@ -24,6 +24,9 @@ const (
 	StatusRunning Status = "running"
 	StatusDone    Status = "done"
 	StatusFailed  Status = "failed"
+	// StatusWaiting: the lag policy did not hold within wait_timeout;
+	// replication runs on.
+	StatusWaiting Status = "waiting"
 )
 
 // State is the memory of one migration: the plan apply started with and

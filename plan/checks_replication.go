@@ -76,11 +76,17 @@ func (in *input) checkReplicationPolicy() []Finding {
 	out := []Finding{finding("ddl-breaks-replication", Info, "source",
 		"schema changes on the source are not replicated and stop replication of the changed tables; apply checks for drift", "")}
 	if in.cfg.Replication.Stop {
-		out = append(out, finding("no-write-freeze", Warning, "source",
-			"cut-over does not stop writes on the source: rows written after the last lag check are lost",
-			"stop the application's writes before the cut-over (or set max_lag_bytes: 0 and stop writes first)"))
+		out = append(out, NoWriteFreeze())
 	}
 	return append(out, in.checkWALRetention(total)...)
+}
+
+// NoWriteFreeze is the warning of a cut-over without a write freeze; plan
+// adds it to a stored plan when the policy changed to stop.
+func NoWriteFreeze() Finding {
+	return finding("no-write-freeze", Warning, "source",
+		"cut-over does not stop writes on the source: rows written after the last lag check are lost",
+		"stop the application's writes before the cut-over (or set max_lag_bytes: 0 and stop writes first)")
 }
 
 // checkWALRetention warns that the slots hold WAL for the copy and the

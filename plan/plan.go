@@ -173,6 +173,17 @@ type Tool struct {
 	Version string `json:"version"`
 }
 
+// DatabaseNames returns the replication object names of database db, or
+// zero names when it does not replicate.
+func (p *Plan) DatabaseNames(db string) ReplicationNames {
+	for _, d := range p.Databases {
+		if d.Name == db {
+			return d.Names
+		}
+	}
+	return ReplicationNames{}
+}
+
 // Blockers returns the blocker findings.
 func (p *Plan) Blockers() []Finding { return p.bySeverity(Blocker) }
 

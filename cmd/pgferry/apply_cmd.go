@@ -118,6 +118,12 @@ func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, store *apply.F
 				return nil, false, err
 			}
 		}
+		if changed := st.ApplyPolicy(cfg.Replication); len(changed) > 0 {
+			log.Info("the lag policy changed: cut-over steps updated", "databases", changed)
+			if err := store.Save(st); err != nil {
+				return nil, false, err
+			}
+		}
 		return st, false, nil
 	}
 	pl, err := buildPlan(ctx, cfg, log)
@@ -140,11 +146,6 @@ func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, store *apply.F
 			log.Error(f.Message, "code", f.Code, "object", f.Object, "fix", f.Fix)
 		}
 		return nil, false, &exitError{code: 2, err: fmt.Errorf("the plan has %d blocker(s); run pgferry plan to see them", n)}
-	}
-	for _, d := range p.Databases {
-		if d.Method == plan.MethodReplication {
-			return nil, false, fmt.Errorf("database %s would use the replication method, which this pgferry does not carry out yet; set method: dump", d.Name)
-		}
 	}
 	st = &apply.State{Version: apply.StateVersion, Key: key, Plan: p, StartedAt: time.Now().UTC()}
 	if err := store.Save(st); err != nil {
@@ -190,6 +191,9 @@ func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Conf
 		Events: events, Log: log}
 	if c.view != nil {
 		m.ProgressEvery = 500 * time.Millisecond // a live view redraws often
+	}
+	if v, err := time.ParseDuration(os.Getenv("PGFERRY_LAG_POLL")); err == nil {
+		m.LagPoll = v // a test knob, not a key of the file
 	}
 	runErr := m.Run(ctx)
 	if c.view != nil {

@@ -279,3 +279,10 @@ func runCLIEnv(t *testing.T, args ...string) result {
 	}
 	return runCLI(t, env, args...)
 }
+
+func writeTo(t testing.TB, path, doc string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

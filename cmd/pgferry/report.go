@@ -37,6 +37,10 @@ func eventLogger(log *slog.Logger) func(apply.Event) {
 				"copied", config.ByteSize(e.Bytes).String(), "active", active)
 		case apply.Notice:
 			log.Warn(e.Message)
+		case apply.LagSample:
+			log.Info("replication lag", "database", e.Database, "lag_bytes", e.Lag, "max", e.Max, "apply_worker", e.Running)
+		case apply.SyncSample:
+			log.Info("subscription copying", "database", e.Database, "tables", e.Tables, "not_ready", e.Pending)
 		}
 	}
 }

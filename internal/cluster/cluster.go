@@ -78,6 +78,7 @@ var Defaults = map[string]string{
 	"synchronous_commit":              "off",
 	"full_page_writes":                "off",
 	"log_min_messages":                "warning",
+	"wal_receiver_status_interval":    "1s",
 }
 
 // Start creates and starts a cluster. On error nothing is left behind.

@@ -62,3 +62,21 @@ func ForTool(s, db string) (conninfo, password string) {
 	}
 	return strings.Join(append(parts, "dbname="+QuoteValue(db)), " "), password
 }
+
+// WithDatabase returns s naming database db, password kept: the
+// connection string a target's subscription dials the source with.
+func WithDatabase(s, db string) string {
+	conninfo, password := ForTool(s, db)
+	if password == "" {
+		return conninfo
+	}
+	if strings.Contains(conninfo, "://") {
+		u, err := url.Parse(conninfo)
+		if err != nil {
+			return s
+		}
+		u.User = url.UserPassword(u.User.Username(), password)
+		return u.String()
+	}
+	return conninfo + " password=" + QuoteValue(password)
+}

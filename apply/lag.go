@@ -1,0 +1,245 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pgferry/pgferry/plan"
+)
+
+// WaitTimeoutError ends a wait that replication.wait_timeout cut short;
+// replication is left running and the database's status is "waiting".
+type WaitTimeoutError struct {
+	What    string
+	Timeout time.Duration
+}
+
+func (e *WaitTimeoutError) Error() string {
+	return fmt.Sprintf("%s after %s (replication.wait_timeout); replication is left running: rerun apply to wait again", e.What, e.Timeout)
+}
+
+// DriftError is a schema change on the source that replication cannot
+// carry; replication is left running.
+type DriftError struct{ Changes []string }
+
+func (e *DriftError) Error() string {
+	return "the schema of published tables changed on the source: " + strings.Join(e.Changes, "; ") +
+		"; replication is left running: make the target's schema match (or undo the change), then rerun apply"
+}
+
+// lagSQL is the lag of the slot: WAL written on the source that the
+// subscriber has not confirmed.
+const lagSQL = `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1`
+
+// workerSQL cross-checks the target: the subscription's apply worker runs.
+const workerSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL AND relid IS NULL)`
+
+// syncSQL counts the subscription's tables and those not yet ready.
+const syncSQL = `SELECT count(*), count(*) FILTER (WHERE r.srsubstate <> 'r') FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1`
+
+// poll runs check every LagPoll until it reports done, the timeout ends
+// the wait, or ctx is cancelled.
+func (d *dbRun) poll(ctx context.Context, what string, check func() (bool, error)) error {
+	every := d.m.LagPoll
+	if every == 0 {
+		every = 2 * time.Second
+	}
+	timeout := time.Duration(d.m.Config.Replication.WaitTimeout)
+	deadline := time.Now().Add(timeout)
+	for {
+		done, err := check()
+		if err != nil || done {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return &WaitTimeoutError{What: what, Timeout: timeout}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// waitForLag waits until the slot's lag is at most max_lag_bytes with the
+// apply worker running, checking the published tables for drift while it
+// waits and once more when the lag is reached.
+func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
+	src, dst, err := d.both(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	defer dst.Close(context.WithoutCancel(ctx))
+	p := st.Params
+	max := *p.MaxLagBytes
+	var lag int64
+	err = d.poll(ctx, fmt.Sprintf("the lag of %s is still above %d bytes", d.name, max), func() (bool, error) {
+		if err := checkDrift(ctx, src, dst, p.Publication); err != nil {
+			return false, err
+		}
+		var l *int64
+		if err := src.QueryRow(ctx, lagSQL, p.Slot).Scan(&l); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return false, fmt.Errorf("slot %s is gone from the source", p.Slot)
+			}
+			return false, err
+		}
+		var running bool
+		if err := dst.QueryRow(ctx, workerSQL, p.Subscription).Scan(&running); err != nil {
+			return false, err
+		}
+		if l == nil {
+			return false, nil
+		}
+		lag = *l
+		d.m.emit(LagSample{Database: d.name, Lag: lag, Max: max, Running: running})
+		crashPoint("lag:" + d.name)
+		return running && lag <= max, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := checkDrift(ctx, src, dst, p.Publication); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("lag %d bytes (at most %d)", lag, max), nil
+}
+
+// waitForSync waits until the subscription's own copy finished every table
+// (state r): lag alone says nothing while tables are still empty.
+func (d *dbRun) waitForSync(ctx context.Context, st plan.Step) (string, error) {
+	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	var total, pending int
+	err = d.poll(ctx, fmt.Sprintf("the subscription of %s has not copied every table", d.name), func() (bool, error) {
+		if err := dst.QueryRow(ctx, syncSQL, st.Params.Subscription).Scan(&total, &pending); err != nil {
+			return false, err
+		}
+		d.m.emit(SyncSample{Database: d.name, Tables: total, Pending: pending})
+		return total > 0 && pending == 0, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d tables synced", total), nil
+}
+
+func (d *dbRun) both(ctx context.Context) (*pgx.Conn, *pgx.Conn, error) {
+	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{ReadOnly: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		src.Close(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	return src, dst, nil
+}
+
+// publishedColumnsSQL lists each published table with its stored columns
+// and their types, as the subscriber will need them.
+const publishedColumnsSQL = `SELECT format('%I.%I', p.schemaname, p.tablename),
+	coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attname)
+		FROM pg_attribute a WHERE a.attrelid = format('%I.%I', p.schemaname, p.tablename)::regclass
+		AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '')
+FROM pg_publication_tables p WHERE p.pubname = $1 ORDER BY 1`
+
+const targetColumnsSQL = `SELECT format('%I.%I', n.nspname, c.relname),
+	coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attname)
+		FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE format('%I.%I', n.nspname, c.relname) = ANY ($1)`
+
+// checkDrift compares the published tables on the source with the tables
+// the subscription writes into on the target: a new table, a dropped one,
+// or different columns stop replication of that table.
+func checkDrift(ctx context.Context, src, dst *pgx.Conn, publication string) error {
+	source, err := columnsBy(ctx, src, publishedColumnsSQL, publication)
+	if err != nil {
+		return fmt.Errorf("read published tables: %w", err)
+	}
+	names := make([]string, 0, len(source))
+	for n := range source {
+		names = append(names, n)
+	}
+	target, err := columnsBy(ctx, dst, targetColumnsSQL, names)
+	if err != nil {
+		return fmt.Errorf("read target tables: %w", err)
+	}
+	var changes []string
+	for _, n := range slices.Sorted(maps.Keys(source)) {
+		t, ok := target[n]
+		switch {
+		case !ok:
+			changes = append(changes, fmt.Sprintf("table %s is new on the source", n))
+		case t != source[n]:
+			changes = append(changes, fmt.Sprintf("table %s has columns (%s) on the source, (%s) on the target", n, source[n], t))
+		}
+	}
+	if len(changes) > 0 {
+		return &DriftError{Changes: changes}
+	}
+	return nil
+}
+
+func columnsBy(ctx context.Context, conn *pgx.Conn, sql string, arg any) (map[string]string, error) {
+	rows, err := conn.Query(ctx, sql, arg)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	var name, cols string
+	_, err = pgx.ForEachRow(rows, []any{&name, &cols}, func() error { out[name] = cols; return nil })
+	return out, err
+}
+
+// refreshMatViews refreshes the materialized views on the target at
+// cut-over: replication does not carry them.
+func (d *dbRun) refreshMatViews(ctx context.Context, st plan.Step) (string, error) {
+	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{Settings: map[string]string{"statement_timeout": "0"}})
+	if err != nil {
+		return "", err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	for _, mv := range st.Params.Tables {
+		if _, err := dst.Exec(ctx, "REFRESH MATERIALIZED VIEW "+ident(mv.Schema, mv.Name)); err != nil {
+			return "", fmt.Errorf("refresh %s: %w", mv, err)
+		}
+	}
+	return fmt.Sprintf("%d refreshed", len(st.Params.Tables)), nil
+}
+
+// stopReplication ends the database's replication: the subscription
+// disabled, detached and dropped, then the publication and the slot.
+func (d *dbRun) stopReplication(ctx context.Context, st plan.Step) (string, error) {
+	p := st.Params
+	if _, err := d.dropSubscription(ctx, p.Subscription); err != nil {
+		return "", err
+	}
+	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	_, err = src.Exec(ctx, "DROP PUBLICATION IF EXISTS "+ident(p.Publication))
+	src.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return "", fmt.Errorf("drop publication %s: %w", p.Publication, err)
+	}
+	if _, err := d.dropSlot(ctx, p.Slot); err != nil {
+		return "", err
+	}
+	return "subscription, publication and slot dropped", nil
+}

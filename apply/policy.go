@@ -1,0 +1,75 @@
+package apply
+
+import (
+	"github.com/pgferry/pgferry/config"
+	"github.com/pgferry/pgferry/plan"
+)
+
+// ApplyPolicy brings the stored plan's cut-over steps in line with the
+// current lag policy (the policy keys may change without starting over:
+// a migration applied with stop: false is cut over by setting stop: true
+// and max_lag_bytes). A done step the new policy still wants as it was
+// stays done; a changed one runs again. It returns the databases changed.
+func (s *State) ApplyPolicy(r config.Replication) []string {
+	var changed []string
+	var steps []plan.Step
+	byDB := map[string][]plan.Step{}
+	var order []string
+	for _, st := range s.Plan.Steps {
+		if st.Scope == plan.ClusterScope {
+			steps = append(steps, st)
+			continue
+		}
+		db := st.Params.Database
+		if _, ok := byDB[db]; !ok {
+			order = append(order, db)
+		}
+		byDB[db] = append(byDB[db], st)
+	}
+	for _, db := range order {
+		merged, diff := s.mergeCutover(byDB[db], r, db)
+		if diff {
+			changed = append(changed, db)
+		}
+		steps = append(steps, merged...)
+	}
+	s.Plan.Steps = steps
+	s.Plan.Totals.Steps = len(steps)
+	return changed
+}
+
+func (s *State) mergeCutover(steps []plan.Step, r config.Replication, db string) ([]plan.Step, bool) {
+	var dp *plan.DatabasePlan
+	for i := range s.Plan.Databases {
+		if s.Plan.Databases[i].Name == db {
+			dp = &s.Plan.Databases[i]
+		}
+	}
+	if dp == nil || dp.Names.Slot == "" {
+		return steps, false
+	}
+	var kept, old []plan.Step
+	for _, st := range steps {
+		if plan.IsCutover(st.Kind) {
+			old = append(old, st)
+		} else {
+			kept = append(kept, st)
+		}
+	}
+	want := plan.CutoverSteps(r, *dp)
+	same := len(want) == len(old)
+	for i := 0; same && i < len(want); i++ {
+		same = want[i].ID == old[i].ID && want[i].Detail == old[i].Detail
+	}
+	if same {
+		return steps, false
+	}
+	for _, w := range want {
+		for _, o := range old {
+			if o.ID == w.ID && o.Detail != w.Detail {
+				delete(s.Steps, w.ID) // same step, new parameters: it runs again
+			}
+		}
+	}
+	return append(kept, want...), true
+}

@@ -1,0 +1,314 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgferry/pgferry/internal/dsn"
+	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pgferry/pgferry/plan"
+)
+
+const publicationExistsSQL = `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`
+
+// publishedRootsSQL lists, for each planned table, what the publication
+// names: the root of a partition tree (13+, published via the root) or the
+// table itself.
+const publishedRootsSQL = `WITH RECURSIVE t AS (
+	SELECT c.oid, c.oid AS root FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+	UNION
+	SELECT t.oid, h.inhparent FROM t JOIN pg_inherits h ON h.inhrelid = t.root JOIN pg_class p ON p.oid = h.inhparent AND p.relkind = 'p'
+)
+SELECT DISTINCT format('%I.%I', n.nspname, c.relname) FROM t JOIN pg_class c ON c.oid = t.root JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT EXISTS (SELECT 1 FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent AND p.relkind = 'p' WHERE h.inhrelid = t.root)
+ORDER BY 1`
+
+// createPublication creates the database's publication on the source:
+// FOR ALL TABLES when nothing is filtered, else FOR TABLE with the
+// published tables, via the partition roots on 13+; through aiven_extras
+// when the role may not do it itself.
+func (d *dbRun) createPublication(ctx context.Context, st plan.Step) (string, error) {
+	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	name := st.Params.Publication
+	var exists bool
+	if err := src.QueryRow(ctx, publicationExistsSQL, name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if exists {
+		return "already exists", nil
+	}
+	var tables []string
+	if !st.Params.AllTables {
+		if tables, err = d.publishedTables(ctx, src, st.Params.Tables); err != nil {
+			return "", err
+		}
+	}
+	sql := d.publicationSQL(src, name, st.Params.AllTables, tables)
+	if _, err := src.Exec(ctx, sql); err != nil {
+		if !isPrivilegeError(err) || !hasAivenExtras(ctx, src) {
+			return "", fmt.Errorf("create publication %s: %w", name, err)
+		}
+		if err := aivenPublication(ctx, src, name, st.Params.AllTables, tables); err != nil {
+			return "", err
+		}
+		return "created through aiven_extras", nil
+	}
+	if st.Params.AllTables {
+		return "FOR ALL TABLES", nil
+	}
+	return fmt.Sprintf("FOR TABLE with %d tables", len(tables)), nil
+}
+
+func (d *dbRun) publishedTables(ctx context.Context, src *pgx.Conn, refs []plan.TableRef) ([]string, error) {
+	if serverMajor(src) < 13 {
+		out := make([]string, len(refs))
+		for i, r := range refs {
+			out[i] = ident(r.Schema, r.Name)
+		}
+		return out, nil // 12 publishes leaf partitions themselves
+	}
+	var schemas, names []string
+	for _, r := range refs {
+		schemas, names = append(schemas, r.Schema), append(names, r.Name)
+	}
+	return queryStrings(ctx, src, publishedRootsSQL, schemas, names)
+}
+
+func (d *dbRun) publicationSQL(src *pgx.Conn, name string, all bool, tables []string) string {
+	sql := "CREATE PUBLICATION " + ident(name)
+	switch {
+	case all:
+		sql += " FOR ALL TABLES"
+	case len(tables) > 0:
+		sql += " FOR TABLE " + strings.Join(tables, ", ")
+	}
+	if serverMajor(src) >= 13 {
+		sql += " WITH (publish_via_partition_root = true)"
+	}
+	return sql
+}
+
+func hasAivenExtras(ctx context.Context, conn *pgx.Conn) bool {
+	var ok bool
+	_ = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'aiven_extras')").Scan(&ok)
+	return ok
+}
+
+func aivenPublication(ctx context.Context, src *pgx.Conn, name string, all bool, tables []string) error {
+	const publish = "INSERT,UPDATE,DELETE,TRUNCATE"
+	var err error
+	if all {
+		_, err = src.Exec(ctx, "SELECT aiven_extras.pg_create_publication_for_all_tables($1, $2)", name, publish)
+	} else {
+		_, err = src.Exec(ctx, "SELECT aiven_extras.pg_create_publication($1, $2, VARIADIC $3::text[])", name, publish, tables)
+	}
+	if err != nil {
+		return fmt.Errorf("create publication %s through aiven_extras: %w", name, err)
+	}
+	return nil
+}
+
+func isPrivilegeError(err error) bool {
+	var pge *pgconn.PgError
+	return errors.As(err, &pge) && pge.Code == "42501"
+}
+
+const slotExistsSQL = `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`
+
+// createSlot creates the database's logical slot. With initial_copy
+// snapshot it does so on a replication connection that exports the slot's
+// snapshot, which the schema dump and the copy read under, so that every
+// change after it arrives through the slot exactly once; the connection
+// sends nothing else until the copy ends. A slot of an interrupted earlier
+// run cannot export its snapshot again, so it is dropped first.
+func (d *dbRun) createSlot(ctx context.Context, st plan.Step) (string, error) {
+	slot := st.Params.Slot
+	if !d.snapshotMode() {
+		return d.createPlainSlot(ctx, slot)
+	}
+	d.releaseSnapshot()
+	if err := d.dropSubscriptionAndSlot(ctx, slot); err != nil {
+		return "", err
+	}
+	conn, err := d.m.Source.ConnectRaw(ctx, d.name, pg.Options{Settings: map[string]string{"replication": "database"}})
+	if err != nil {
+		return "", err
+	}
+	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, slot, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	if err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return "", fmt.Errorf("create slot %s: %w", slot, err)
+	}
+	d.snap = &snapshotHolder{id: res.SnapshotName, close: func() { conn.Close(context.Background()) }}
+	return fmt.Sprintf("slot %s at %s, snapshot %s", slot, res.ConsistentPoint, res.SnapshotName), nil
+}
+
+// snapshotMode reports initial_copy: snapshot (pgferry copies under the
+// slot's snapshot) rather than the subscription copying.
+func (d *dbRun) snapshotMode() bool {
+	for _, st := range d.steps {
+		if st.Kind == plan.StepCreateSubscription {
+			return !st.Params.CopyData
+		}
+	}
+	return true
+}
+
+func (d *dbRun) createPlainSlot(ctx context.Context, slot string) (string, error) {
+	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := src.QueryRow(ctx, slotExistsSQL, slot).Scan(&exists); err != nil {
+		return "", err
+	}
+	if exists {
+		return "already exists", nil
+	}
+	if _, err := src.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", slot); err != nil {
+		return "", fmt.Errorf("create slot %s: %w", slot, err)
+	}
+	return "slot " + slot, nil
+}
+
+// dropSubscriptionAndSlot removes this database's subscription (target)
+// and slot (source) by their exact names, when an interrupted copy must
+// start over.
+func (d *dbRun) dropSubscriptionAndSlot(ctx context.Context, slot string) error {
+	sub := d.m.State.Plan.DatabaseNames(d.name).Subscription
+	dropped := false
+	if sub != "" {
+		ok, err := d.dropSubscription(ctx, sub)
+		if err != nil {
+			return err
+		}
+		dropped = ok
+	}
+	ok, err := d.dropSlot(ctx, slot)
+	if err != nil {
+		return err
+	}
+	if ok || dropped {
+		d.m.emit(Notice{Message: fmt.Sprintf("%s: a snapshot cannot be resumed: dropped the earlier slot %s and starting the database's copy over", d.name, slot)})
+	}
+	return nil
+}
+
+const subscriptionExistsSQL = `SELECT EXISTS (SELECT 1 FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE s.subname = $1 AND d.datname = current_database())`
+
+// dropSubscription disables, detaches and drops a subscription, leaving
+// its slot to dropSlot (the target may not reach the source to drop it).
+func (d *dbRun) dropSubscription(ctx context.Context, sub string) (bool, error) {
+	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		var ce *pg.ConnectError
+		if errors.As(err, &ce) && strings.Contains(err.Error(), "does not exist") {
+			return false, nil // the database is not there yet: nor its subscription
+		}
+		return false, err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := dst.QueryRow(ctx, subscriptionExistsSQL, sub).Scan(&exists); err != nil {
+		return false, err
+	}
+	if !exists {
+		return false, nil
+	}
+	id := ident(sub)
+	for _, sql := range []string{"ALTER SUBSCRIPTION " + id + " DISABLE", "ALTER SUBSCRIPTION " + id + " SET (slot_name = NONE)", "DROP SUBSCRIPTION " + id} {
+		if _, err := dst.Exec(ctx, sql); err != nil {
+			if isPrivilegeError(err) && hasAivenExtras(ctx, dst) {
+				_, err = dst.Exec(ctx, "SELECT aiven_extras.pg_drop_subscription($1)", sub)
+				if err != nil {
+					return false, fmt.Errorf("drop subscription %s through aiven_extras: %w", sub, err)
+				}
+				return true, nil
+			}
+			return false, fmt.Errorf("%s: %w", sql, err)
+		}
+	}
+	return true, nil
+}
+
+const dropSlotSQL = `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`
+
+// dropSlot drops the slot, retrying while a walsender still holds it.
+func (d *dbRun) dropSlot(ctx context.Context, slot string) (bool, error) {
+	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		return false, err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		tag, err := src.Exec(ctx, dropSlotSQL, slot)
+		var pge *pgconn.PgError
+		if errors.As(err, &pge) && pge.Code == "55006" && time.Now().Before(deadline) {
+			select { // still active: its walsender has not noticed yet
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("drop slot %s: %w", slot, err)
+		}
+		return tag.RowsAffected() > 0, nil
+	}
+}
+
+// createSubscription subscribes the target database to the publication
+// over the existing slot (create_slot = false: the slot was made with the
+// snapshot), dialing the source at uri_from_target.
+func (d *dbRun) createSubscription(ctx context.Context, st plan.Step) (string, error) {
+	d.releaseSnapshot() // the slot must be free for the subscription's walsender
+	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	p := st.Params
+	var exists bool
+	if err := dst.QueryRow(ctx, subscriptionExistsSQL, p.Subscription).Scan(&exists); err != nil {
+		return "", err
+	}
+	if exists {
+		return "already exists", nil
+	}
+	conninfo := dsn.WithDatabase(d.m.Config.Source.SubscriptionURI(), d.name)
+	sql := fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (create_slot = false, slot_name = %s, copy_data = %t)",
+		ident(p.Subscription), literal(conninfo), ident(p.Publication), literal(p.Slot), p.CopyData)
+	if _, err := dst.Exec(ctx, sql); err != nil {
+		if !isPrivilegeError(err) || !hasAivenExtras(ctx, dst) {
+			return "", fmt.Errorf("create subscription %s: %s", p.Subscription, redactIn(pg.Describe(err), conninfo))
+		}
+		if _, err := dst.Exec(ctx, "SELECT aiven_extras.pg_create_subscription($1, $2, $3, $4, false, $5)",
+			p.Subscription, conninfo, p.Publication, p.Slot, p.CopyData); err != nil {
+			return "", fmt.Errorf("create subscription %s through aiven_extras: %s", p.Subscription, redactIn(pg.Describe(err), conninfo))
+		}
+		return "created through aiven_extras", nil
+	}
+	return fmt.Sprintf("subscribed to %s (copy_data = %t)", dsn.Redact(conninfo), p.CopyData), nil
+}
+
+// redactIn removes a connection string from a server message.
+func redactIn(msg, conninfo string) string {
+	return strings.ReplaceAll(msg, conninfo, dsn.Redact(conninfo))
+}

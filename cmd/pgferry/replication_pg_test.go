@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgferry/pgferry/internal/cluster"
+	"github.com/pgferry/pgferry/internal/pgtest"
+)
+
+var liveSource = []string{
+	"CREATE TABLE orders (id bigserial PRIMARY KEY, note text, amount numeric)",
+	"INSERT INTO orders (note, amount) SELECT 'n' || g, g FROM generate_series(1, 20000) g",
+	"CREATE TABLE events (at int, what text)",
+	"ALTER TABLE events REPLICA IDENTITY FULL",
+	"INSERT INTO events SELECT g, 'e' || g FROM generate_series(1, 500) g",
+	"CREATE TABLE metrics (id int, day date, v int, PRIMARY KEY (id, day)) PARTITION BY RANGE (day)",
+	"CREATE TABLE metrics_a PARTITION OF metrics FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')",
+	"CREATE TABLE metrics_b PARTITION OF metrics FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+	"INSERT INTO metrics SELECT g, date '2025-07-01' + g % 300, g FROM generate_series(1, 1000) g",
+	"CREATE TABLE scratch (id int PRIMARY KEY)",
+	"INSERT INTO scratch SELECT generate_series(1, 100)",
+}
+
+// changesAfterCopy exercise every kind of change replication must carry.
+var changesAfterCopy = []string{
+	"INSERT INTO orders (note, amount) VALUES ('late', 1)",
+	"UPDATE orders SET amount = amount + 1 WHERE id % 97 = 0",
+	"DELETE FROM orders WHERE id % 101 = 0",
+	"UPDATE events SET what = 'changed' WHERE at < 10",
+	"DELETE FROM events WHERE at BETWEEN 20 AND 30",
+	"INSERT INTO metrics VALUES (5000, '2026-03-01', 1)",
+	"UPDATE metrics SET v = -v WHERE id % 50 = 0",
+	"DELETE FROM metrics WHERE id % 77 = 0",
+	"TRUNCATE scratch",
+}
+
+func liveConfig(src, dst *cluster.Cluster, policy string) string {
+	return fmt.Sprintf("version: 1\nsource: {uri: %q}\ntarget: {uri: %q}\nmethod: replication\ndatabases: {include: [shop]}\n%s",
+		src.URI("postgres"), dst.URI("postgres"), policy)
+}
+
+// writer inserts into orders until stopped, returning how many rows.
+func writer(t *testing.T, c *cluster.Cluster) (stop func() int64) {
+	conn := pgtest.Connect(t, c, "shop")
+	ctx, cancel := context.WithCancel(context.Background())
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			if _, err := conn.Exec(ctx, "INSERT INTO orders (note, amount) VALUES ('live', 1)"); err == nil {
+				n.Add(1)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	return func() int64 { cancel(); wg.Wait(); return n.Load() }
+}
+
+func assertReplicated(t *testing.T, src, dst *cluster.Cluster) {
+	t.Helper()
+	want, got := tableDigests(t, src, "shop"), tableDigests(t, dst, "shop")
+	for table, w := range want {
+		if got[table] != w {
+			t.Errorf("%s = %s on the target, want %s", table, got[table], w)
+		}
+	}
+	if s, d := sequences(t, src, "shop"), sequences(t, dst, "shop"); s != d {
+		t.Errorf("sequences = %s, want %s", d, s)
+	}
+	for _, c := range []*cluster.Cluster{src, dst} {
+		left := pgtest.QueryString(t, c, "postgres", `SELECT concat_ws(',',
+			(SELECT string_agg(slot_name, ',') FROM pg_replication_slots),
+			(SELECT string_agg(subname, ',') FROM pg_subscription))`)
+		if left != "" {
+			t.Errorf("replication objects left: %s", left)
+		}
+	}
+	if pubs := pgtest.QueryString(t, src, "shop", "SELECT count(*)::text FROM pg_publication"); pubs != "0" {
+		t.Errorf("%s publications left on the source", pubs)
+	}
+}
+
+// TestReplicationLiveCutover copies while a writer runs, replicates
+// inserts, updates, deletes and a TRUNCATE, then cuts over declaratively:
+// the same file with stop: true plans only the cut-over. With lostState
+// the state directory is deleted first and the servers alone tell.
+func TestReplicationLiveCutover(t *testing.T) {
+	for _, lostState := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lost state %v", lostState), func(t *testing.T) {
+			src, dst := pgtest.Pair(t)
+			pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+			pgtest.Exec(t, src, "shop", liveSource...)
+			cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
+			writeTo(t, cfg, liveConfig(src, dst, ""))
+			env := []string{"PGFERRY_LAG_POLL=200ms"}
+			stop := writer(t, src)
+			r := runBin(t, env, "apply", "-c", cfg)
+			written := stop()
+			if r.code != 0 || !strings.Contains(r.stdout, "running") {
+				t.Fatalf("apply (stop: false): exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			if written == 0 {
+				t.Fatal("the writer wrote nothing during apply")
+			}
+			pgtest.Exec(t, src, "shop", changesAfterCopy...)
+			if lostState {
+				os.RemoveAll(cfg + ".state")
+			}
+			writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true}\n"))
+			p := runBin(t, env, "plan", "-c", cfg, "--format", "json")
+			var kinds []string
+			for _, k := range []string{"wait_for_lag", "sync_sequences", "stop_replication", "copy_data", "create_publication"} {
+				if strings.Contains(p.stdout, `"kind": "`+k+`"`) && !strings.Contains(p.stdout, `"status": "done"`) || lostState && strings.Contains(p.stdout, `"kind": "`+k+`"`) {
+					kinds = append(kinds, k)
+				}
+			}
+			if p.code != 0 || !strings.Contains(p.stdout, `"no-write-freeze"`) || lostState && strings.Join(kinds, ",") != "wait_for_lag,sync_sequences,stop_replication" {
+				t.Errorf("plan of the cut-over: exit %d, step kinds %v\n%s\n%s", p.code, kinds, p.stdout, p.stderr)
+			}
+			r = runBin(t, env, "apply", "-c", cfg)
+			if r.code != 0 || !strings.Contains(r.stdout, "done") {
+				t.Fatalf("apply (stop: true): exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			assertReplicated(t, src, dst)
+			// Some of the writer's rows were deleted after the copy; the rest
+			// arrived exactly once.
+			live := "SELECT count(*)::text FROM orders WHERE note = 'live'"
+			if got, want := pgtest.QueryString(t, dst, "shop", live), pgtest.QueryString(t, src, "shop", live); got != want || got == "0" {
+				t.Errorf("target has %s rows of the writer, source %s (written %d)", got, want, written)
+			}
+		})
+	}
+}
+
+// TestReplicationResumesAfterCrashes crashes apply during the copy (the
+// slot is dropped and the copy starts over under a new one) and during the
+// lag wait, then reruns to the cut-over.
+func TestReplicationResumesAfterCrashes(t *testing.T) {
+	for _, point := range []string{"copy:shop/public.orders", "lag:shop"} {
+		t.Run(point, func(t *testing.T) {
+			src, dst := pgtest.Pair(t)
+			pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+			pgtest.Exec(t, src, "shop", liveSource...)
+			cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
+			writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true}\n"))
+			env := []string{"PGFERRY_LAG_POLL=200ms"}
+			r := runBin(t, append(env, "PGFERRY_CRASH_AT="+point), "apply", "-c", cfg)
+			if r.code != 128+int(syscall.SIGKILL) {
+				t.Fatalf("apply did not crash at %s: exit %d\n%s", point, r.code, r.stderr)
+			}
+			pgtest.Exec(t, src, "shop", changesAfterCopy...)
+			r = runBin(t, env, "apply", "-c", cfg)
+			if r.code != 0 {
+				t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			if point == "copy:shop/public.orders" && !strings.Contains(r.stderr, "a snapshot cannot be resumed") {
+				t.Errorf("the rerun does not say the copy starts over:\n%s", r.stderr)
+			}
+			assertReplicated(t, src, dst)
+		})
+	}
+}
+
+// TestReplicationDrift: a column added on the source while replicating is
+// reported by name; replication is left running.
+func TestReplicationDrift(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", liveSource...)
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
+	writeTo(t, cfg, liveConfig(src, dst, ""))
+	env := []string{"PGFERRY_LAG_POLL=200ms"}
+	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+	}
+	pgtest.Exec(t, src, "shop", "ALTER TABLE events ADD COLUMN extra int")
+	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true}\n"))
+	r := runBin(t, env, "apply", "-c", cfg)
+	if r.code != 1 || !strings.Contains(r.stderr, "table public.events has columns") || !strings.Contains(r.stderr, "replication is left running") {
+		t.Errorf("apply after a column was added: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	if subs := pgtest.QueryString(t, dst, "shop", "SELECT count(*)::text FROM pg_subscription WHERE subenabled"); subs != "1" {
+		t.Errorf("%s enabled subscriptions on the target, want 1 (left running)", subs)
+	}
+	// Fixing the target resolves it.
+	pgtest.Exec(t, dst, "shop", "ALTER TABLE events ADD COLUMN extra int")
+	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
+		t.Fatalf("apply after fixing the target: exit %d\n%s", r.code, r.stderr)
+	}
+	assertReplicated(t, src, dst)
+}
