@@ -214,10 +214,16 @@ const subscriptionExistsSQL = `SELECT EXISTS (SELECT 1 FROM pg_subscription s JO
 // dropSubscription disables, detaches and drops a subscription, leaving
 // its slot to dropSlot (the target may not reach the source to drop it).
 func (d *dbRun) dropSubscription(ctx context.Context, sub string) (bool, error) {
-	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
+	return DropSubscription(ctx, d.m.Target, d.name, sub)
+}
+
+// DropSubscription drops subscription sub of target database db when it
+// exists (through aiven_extras when the role may not), reporting whether
+// it did.
+func DropSubscription(ctx context.Context, target *pg.Endpoint, db, sub string) (bool, error) {
+	dst, err := target.Connect(ctx, db, pg.Options{})
 	if err != nil {
-		var ce *pg.ConnectError
-		if errors.As(err, &ce) && strings.Contains(err.Error(), "does not exist") {
+		if missingDatabase(err) {
 			return false, nil // the database is not there yet: nor its subscription
 		}
 		return false, err
@@ -250,7 +256,13 @@ const dropSlotSQL = `SELECT pg_drop_replication_slot(slot_name) FROM pg_replicat
 
 // dropSlot drops the slot, retrying while a walsender still holds it.
 func (d *dbRun) dropSlot(ctx context.Context, slot string) (bool, error) {
-	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{})
+	return DropSlot(ctx, d.m.Source, d.name, slot)
+}
+
+// DropSlot drops the source's slot when it exists, retrying while a
+// walsender still holds it; db is any database of the source.
+func DropSlot(ctx context.Context, source *pg.Endpoint, db, slot string) (bool, error) {
+	src, err := source.Connect(ctx, db, pg.Options{})
 	if err != nil {
 		return false, err
 	}

@@ -25,6 +25,8 @@ type CLI struct {
 	Plan     PlanCmd     `cmd:"" help:"Inspect both servers read-only and print the plan (exit 2 on blockers)."`
 	Apply    ApplyCmd    `cmd:"" help:"Carry out the plan, resumably (exit 130 when interrupted: rerun to resume)."`
 	Verify   VerifyCmd   `cmd:"" help:"Compare row counts (and with --checksums row hashes) of the copied tables on both sides."`
+	Status   StatusCmd   `cmd:"" help:"Show the migration's progress and live replication lag per database."`
+	Cleanup  CleanupCmd  `cmd:"" help:"Drop this migration's publications, subscriptions and slots on both sides."`
 	Init     InitCmd     `cmd:"" help:"Write a migration file from aiven-db-migrate flags to stdout."`
 	Version  VersionCmd  `cmd:"" help:"Print the version."`
 }

@@ -197,3 +197,51 @@ func TestReplicationDrift(t *testing.T) {
 	}
 	assertReplicated(t, src, dst)
 }
+
+// TestStatusAndCleanup: status shows a replicating database with its
+// subscription and lag; cleanup drops exactly this migration's objects and
+// is safe to run twice.
+func TestStatusAndCleanup(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop", "CREATE DATABASE other")
+	pgtest.Exec(t, src, "shop", liveSource...)
+	pgtest.Exec(t, src, "other", "CREATE TABLE t (id int PRIMARY KEY)", "CREATE PUBLICATION not_ours FOR ALL TABLES",
+		"SELECT pg_create_logical_replication_slot('not_ours_slot', 'pgoutput')")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
+	writeTo(t, cfg, liveConfig(src, dst, ""))
+	if r := runBin(t, nil, "apply", "-c", cfg); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+	}
+	s := runBin(t, nil, "status", "-c", cfg)
+	if s.code != 0 || !strings.Contains(s.stdout, "| shop ") || !strings.Contains(s.stdout, "enabled, worker running") || !strings.Contains(s.stdout, "running") {
+		t.Errorf("status: exit %d\n%s\n%s", s.code, s.stdout, s.stderr)
+	}
+	s = runBin(t, nil, "status", "-c", cfg, "--format", "json")
+	if s.code != 0 || !strings.Contains(s.stdout, `"subscription": "enabled"`) || !strings.Contains(s.stdout, `"lag_bytes"`) || !strings.Contains(s.stdout, `"wal_status": "reserved"`) {
+		t.Errorf("status --format json: exit %d\n%s\n%s", s.code, s.stdout, s.stderr)
+	}
+	dry := runBin(t, nil, "cleanup", "-c", cfg, "--dry-run")
+	if dry.code != 0 || strings.Count(dry.stdout, "would drop") != 3 {
+		t.Errorf("cleanup --dry-run: exit %d\n%s\n%s", dry.code, dry.stdout, dry.stderr)
+	}
+	if slots := pgtest.QueryString(t, src, "postgres", "SELECT count(*)::text FROM pg_replication_slots"); slots != "2" {
+		t.Errorf("--dry-run dropped something: %s slots", slots)
+	}
+	c := runBin(t, nil, "cleanup", "-c", cfg)
+	if c.code != 0 || strings.Count(c.stdout, "dropped") != 3 || !strings.Contains(c.stdout, "subscription pgferry_shop_") {
+		t.Errorf("cleanup: exit %d\n%s\n%s", c.code, c.stdout, c.stderr)
+	}
+	again := runBin(t, nil, "cleanup", "-c", cfg)
+	if again.code != 0 || !strings.Contains(again.stdout, "nothing to clean up") {
+		t.Errorf("cleanup twice: exit %d\n%s", again.code, again.stdout)
+	}
+	if got := pgtest.QueryString(t, src, "postgres", "SELECT string_agg(slot_name, ',') FROM pg_replication_slots"); got != "not_ours_slot" {
+		t.Errorf("slots after cleanup = %s, want only not_ours_slot", got)
+	}
+	if got := pgtest.QueryString(t, src, "other", "SELECT string_agg(pubname, ',') FROM pg_publication"); got != "not_ours" {
+		t.Errorf("publications of other = %s, want not_ours untouched", got)
+	}
+	if got := pgtest.QueryString(t, dst, "postgres", "SELECT count(*)::text FROM pg_subscription"); got != "0" {
+		t.Errorf("%s subscriptions left on the target", got)
+	}
+}
