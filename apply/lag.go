@@ -235,11 +235,21 @@ func (d *dbRun) stopReplication(ctx context.Context, st plan.Step) (string, erro
 	}
 	_, err = src.Exec(ctx, "DROP PUBLICATION IF EXISTS "+ident(p.Publication))
 	src.Close(context.WithoutCancel(ctx))
-	if err != nil {
+	note := ""
+	switch {
+	case isPrivilegeError(err):
+		// Made through aiven_extras, it belongs to another role. Without a
+		// slot or subscriber it costs nothing; say so rather than fail.
+		note = fmt.Sprintf("; publication %s belongs to another role and was left: drop it as its owner", p.Publication)
+		d.m.emit(Notice{Message: d.name + ": " + note[2:]})
+	case err != nil:
 		return "", fmt.Errorf("drop publication %s: %w", p.Publication, err)
 	}
 	if _, err := d.dropSlot(ctx, p.Slot); err != nil {
 		return "", err
+	}
+	if note != "" {
+		return "subscription and slot dropped" + note, nil
 	}
 	return "subscription, publication and slot dropped", nil
 }

@@ -100,9 +100,11 @@ func (d *dbRun) publicationSQL(src *pgx.Conn, name string, all bool, tables []st
 	return sql
 }
 
+// hasAivenExtras reports aiven_extras' functions in the connection's database.
 func hasAivenExtras(ctx context.Context, conn *pgx.Conn) bool {
 	var ok bool
-	_ = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'aiven_extras')").Scan(&ok)
+	_ = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		WHERE n.nspname = 'aiven_extras' AND p.proname IN ('pg_create_publication', 'pg_create_subscription'))`).Scan(&ok)
 	return ok
 }
 

@@ -107,8 +107,10 @@ func published(db *dbInput) []Table {
 	return out
 }
 
-func hasExtension(d *Database, name string) bool {
-	return d != nil && slices.ContainsFunc(d.Extensions, func(e Extension) bool { return e.Name == name })
+// hasAivenExtras reports aiven_extras in the database: the extension, or
+// its functions.
+func hasAivenExtras(d *Database) bool {
+	return d != nil && (d.AivenExtras || slices.ContainsFunc(d.Extensions, func(e Extension) bool { return e.Name == "aiven_extras" }))
 }
 
 // allTables reports whether the publication can be FOR ALL TABLES: nothing
@@ -116,12 +118,12 @@ func hasExtension(d *Database, name string) bool {
 func (in *input) allTables(db *dbInput) bool {
 	t := in.cfg.Tables
 	unfiltered := len(t.Skip) == 0 && len(t.Only) == 0 && t.ExtensionTables
-	return unfiltered && (in.src.Me.Superuser || hasExtension(db.src, "aiven_extras"))
+	return unfiltered && (in.src.Me.Superuser || hasAivenExtras(db.src))
 }
 
 func (in *input) checkPublicationPrivilege(db *dbInput) []Finding {
 	me := in.src.Me
-	if me.Superuser || hasExtension(db.src, "aiven_extras") || !db.src.Inspected {
+	if me.Superuser || hasAivenExtras(db.src) || !db.src.Inspected {
 		return nil
 	}
 	var why string
@@ -149,7 +151,10 @@ func notOwned(ts []Table) []string {
 
 func (in *input) checkSubscriptionPrivilege(db *dbInput) []Finding {
 	me := in.dst.Me
-	if me.Superuser || hasExtension(db.dst, "aiven_extras") {
+	// A database pgferry creates gets aiven_extras from the source's schema
+	// when the target offers it.
+	inherits := db.dst == nil && hasAivenExtras(db.src) && in.available("aiven_extras")
+	if me.Superuser || hasAivenExtras(db.dst) || inherits {
 		return nil
 	}
 	var why string

@@ -141,7 +141,10 @@ type Database struct {
 // Contents is what inspection finds inside one database.
 type Contents struct {
 	// CanCreate reports CREATE on the database for the connecting role.
-	CanCreate     bool           `json:"can_create,omitempty"`
+	CanCreate bool `json:"can_create,omitempty"`
+	// AivenExtras reports aiven_extras' publication and subscription
+	// functions in the database, which lift the privileges they need.
+	AivenExtras   bool           `json:"aiven_extras,omitempty"`
 	Schemas       []Schema       `json:"schemas,omitempty"`
 	Extensions    []Extension    `json:"extensions,omitempty"`
 	Languages     []string       `json:"languages,omitempty"`

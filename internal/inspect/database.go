@@ -16,7 +16,9 @@ const userObject = `%[1]s NOT IN (SELECT oid FROM pg_namespace WHERE nspname IN 
 	AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '%[2]s'::regclass AND e.objid = %[3]s AND e.deptype = 'e')`
 
 const canCreateSQL = `SELECT has_database_privilege(current_database(), 'CREATE'),
-	(SELECT count(*) FROM pg_largeobject_metadata)`
+	(SELECT count(*) FROM pg_largeobject_metadata),
+	EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		WHERE n.nspname = 'aiven_extras' AND p.proname IN ('pg_create_publication', 'pg_create_subscription'))`
 
 var schemasSQL = `SELECT n.nspname, pg_get_userbyid(n.nspowner) FROM pg_namespace n
 WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema'
@@ -125,7 +127,7 @@ ORDER BY 1, 2`
 func (r *reader) contents(ctx context.Context, tableRows bool) (plan.Contents, error) {
 	var c plan.Contents
 	b := &pgx.Batch{}
-	b.Queue(canCreateSQL).QueryRow(func(row pgx.Row) error { return row.Scan(&c.CanCreate, &c.LargeObjects) })
+	b.Queue(canCreateSQL).QueryRow(func(row pgx.Row) error { return row.Scan(&c.CanCreate, &c.LargeObjects, &c.AivenExtras) })
 	queueRows(b, schemasSQL, func(row pgx.CollectableRow) error {
 		var s plan.Schema
 		err := row.Scan(&s.Name, &s.Owner)

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pgferry/pgferry/internal/cluster"
+	"github.com/pgferry/pgferry/internal/pgtest"
+)
+
+// aivenExtrasSQL is a stand-in for Aiven's aiven_extras with the
+// signatures pgferry calls: SECURITY DEFINER functions that let a role
+// without the privileges create publications and subscriptions.
+const aivenExtrasSQL = `
+GRANT USAGE ON SCHEMA aiven_extras TO PUBLIC;
+CREATE FUNCTION aiven_extras.pg_create_publication_for_all_tables(arg_publication_name text, arg_publish text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+  EXECUTE format('CREATE PUBLICATION %I FOR ALL TABLES WITH (publish = %L, publish_via_partition_root = true)', arg_publication_name, arg_publish);
+END $$;
+CREATE FUNCTION aiven_extras.pg_create_publication(arg_publication_name text, arg_publish text, VARIADIC arg_tables text[] DEFAULT ARRAY[]::text[])
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+  EXECUTE format('CREATE PUBLICATION %I FOR TABLE %s WITH (publish = %L, publish_via_partition_root = true)', arg_publication_name, array_to_string(arg_tables, ', '), arg_publish);
+END $$;
+CREATE FUNCTION aiven_extras.pg_create_subscription(arg_subscription_name text, arg_connection_string text, arg_publication_name text,
+  arg_slot_name text, arg_slot_create boolean DEFAULT false, arg_copy_data boolean DEFAULT true)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+  EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (slot_name = %L, create_slot = false, copy_data = %s)',
+    arg_subscription_name, arg_connection_string, arg_publication_name, arg_slot_name, CASE WHEN arg_copy_data THEN 'true' ELSE 'false' END);
+END $$;
+CREATE FUNCTION aiven_extras.pg_drop_subscription(arg_subscription_name text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+  EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', arg_subscription_name);
+  EXECUTE format('ALTER SUBSCRIPTION %I SET (slot_name = NONE)', arg_subscription_name);
+  EXECUTE format('DROP SUBSCRIPTION %I', arg_subscription_name);
+END $$;
+CREATE FUNCTION aiven_extras.pg_list_all_subscriptions() RETURNS SETOF pg_catalog.pg_subscription
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$ SELECT * FROM pg_catalog.pg_subscription $$;
+`
+
+// installAivenExtras puts the stand-in into the server's extension
+// directory as a trusted extension (so a non-superuser can create it, as
+// on Aiven), removed when the test ends.
+func installAivenExtras(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	out, err := exec.Command(c.Program("pg_config"), "--sharedir").Output()
+	if err != nil {
+		t.Fatalf("pg_config --sharedir: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "extension")
+	files := map[string]string{
+		"aiven_extras.control":  "default_version = '1.0'\nschema = aiven_extras\ntrusted = true\nrelocatable = false\n",
+		"aiven_extras--1.0.sql": aivenExtrasSQL,
+	}
+	for name, body := range files {
+		path := filepath.Join(dir, name)
+		if _, err := os.Stat(path); err == nil {
+			continue // installed by a test running alongside
+		}
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatalf("install the aiven_extras stand-in into %s (needs write access there): %v", dir, err)
+		}
+		t.Cleanup(func() { os.Remove(path) })
+	}
+}
+
+// TestAivenExtras migrates with a source role that has REPLICATION but is
+// no superuser and owns nothing, and a target role without superuser: the
+// publication and the subscription come from aiven_extras, in both
+// initial_copy modes; the subscription mode ends only once every table is
+// synced (state r).
+func TestAivenExtras(t *testing.T) {
+	for _, mode := range []string{"snapshot", "subscription"} {
+		t.Run(mode, func(t *testing.T) {
+			src, dst := pgtest.Pair(t)
+			installAivenExtras(t, src)
+			pgtest.Exec(t, src, "postgres", "CREATE ROLE mig LOGIN REPLICATION", "CREATE DATABASE shop")
+			pgtest.Exec(t, dst, "postgres", "CREATE ROLE mig LOGIN CREATEDB")
+			pgtest.Exec(t, src, "shop", append(liveSource,
+				"CREATE EXTENSION aiven_extras",
+				"GRANT SELECT ON ALL TABLES IN SCHEMA public TO mig",
+				"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO mig")...)
+			cfg := writeConfig(t, src.URIAs("mig", "", "postgres"), dst.URIAs("mig", "", "postgres"),
+				"method: replication\ndatabases: {include: [shop]}\nroles: {exclude: [mig]}\nreplication: {initial_copy: "+mode+", max_lag_bytes: 0, stop: true}\n")
+			env := []string{"PGFERRY_LAG_POLL=200ms"}
+			r := runBin(t, env, "apply", "-c", cfg)
+			if r.code != 0 {
+				t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			for _, want := range []string{"create-publication", "create-subscription"} {
+				if !strings.Contains(r.stderr, want[7:]) {
+					t.Errorf("no %s step in the log", want)
+				}
+			}
+			if !strings.Contains(r.stderr, "created through aiven_extras") {
+				t.Errorf("apply did not go through aiven_extras:\n%s", r.stderr)
+			}
+			if mode == "subscription" && !strings.Contains(r.stderr, "tables synced") {
+				t.Errorf("subscription mode did not wait for every table to be synced:\n%s", r.stderr)
+			}
+			want, got := tableDigests(t, src, "shop"), tableDigests(t, dst, "shop")
+			for table, w := range want {
+				if got[table] != w {
+					t.Errorf("%s = %s on the target, want %s", table, got[table], w)
+				}
+			}
+		})
+	}
+}
