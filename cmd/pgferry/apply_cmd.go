@@ -206,6 +206,10 @@ func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Conf
 	if err := c.result(stdout, st, m.Placeholders(), time.Since(start)); err != nil {
 		return err
 	}
+	var wait *apply.WaitTimeoutError
+	if errors.As(runErr, &wait) {
+		return &exitError{code: 1, err: runErr} // it says to rerun apply
+	}
 	if runErr != nil {
 		return &exitError{code: 1, err: fmt.Errorf("%w; fix it and rerun apply to resume", runErr)}
 	}

@@ -245,3 +245,38 @@ func TestStatusAndCleanup(t *testing.T) {
 		t.Errorf("%s subscriptions left on the target", got)
 	}
 }
+
+// TestReplicationWaitTimeout: a lag policy that does not hold within
+// wait_timeout ends apply with exit 1 and status waiting, replication left
+// running; once it can hold, apply finishes the cut-over.
+func TestReplicationWaitTimeout(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", liveSource...)
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
+	writeTo(t, cfg, liveConfig(src, dst, ""))
+	env := []string{"PGFERRY_LAG_POLL=100ms"}
+	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+	}
+	sub := pgtest.QueryString(t, dst, "shop", "SELECT subname FROM pg_subscription")
+	pgtest.Exec(t, dst, "shop", "ALTER SUBSCRIPTION "+sub+" DISABLE")
+	pgtest.Exec(t, src, "shop", "INSERT INTO orders (note) VALUES ('while paused')")
+	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true, wait_timeout: 2s}\n"))
+	r := runBin(t, env, "apply", "-c", cfg)
+	if r.code != 1 || !strings.Contains(r.stderr, "wait_timeout") || !strings.Contains(r.stdout, "waiting") {
+		t.Fatalf("apply with a paused subscription: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := pgtest.QueryString(t, src, "postgres", "SELECT count(*)::text FROM pg_replication_slots"); got != "1" {
+		t.Errorf("%s slots after the timeout, want the migration's one left running", got)
+	}
+	if s := runBin(t, nil, "status", "-c", cfg); !strings.Contains(s.stdout, "waiting") || !strings.Contains(s.stdout, "disabled") {
+		t.Errorf("status after the timeout:\n%s", s.stdout)
+	}
+	pgtest.Exec(t, dst, "shop", "ALTER SUBSCRIPTION "+sub+" ENABLE")
+	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true, wait_timeout: 2m}\n"))
+	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
+		t.Fatalf("apply once replication runs again: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	assertReplicated(t, src, dst)
+}
