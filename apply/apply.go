@@ -74,7 +74,7 @@ func (m *Migration) Run(ctx context.Context) error {
 	if m.State.Steps == nil {
 		m.State.Steps = map[string]StepState{}
 	}
-	cluster, perDB, order := m.group()
+	cluster, perDB, order := groupSteps(m.State.Plan.Steps)
 	for _, st := range cluster {
 		if err := m.runStep(ctx, st, m.clusterStep); err != nil {
 			if ctx.Err() != nil {
@@ -86,10 +86,11 @@ func (m *Migration) Run(ctx context.Context) error {
 	return m.runDatabases(ctx, perDB, order)
 }
 
-// group splits the plan's steps into cluster steps and per-database lists.
-func (m *Migration) group() (cluster []plan.Step, perDB map[string][]plan.Step, order []string) {
+// groupSteps splits steps into cluster steps and per-database lists, with
+// the databases in plan order.
+func groupSteps(steps []plan.Step) (cluster []plan.Step, perDB map[string][]plan.Step, order []string) {
 	perDB = map[string][]plan.Step{}
-	for _, st := range m.State.Plan.Steps {
+	for _, st := range steps {
 		if st.Scope == plan.ClusterScope {
 			cluster = append(cluster, st)
 			continue

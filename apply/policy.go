@@ -12,20 +12,7 @@ import (
 // stays done; a changed one runs again. It returns the databases changed.
 func (s *State) ApplyPolicy(r config.Replication) []string {
 	var changed []string
-	var steps []plan.Step
-	byDB := map[string][]plan.Step{}
-	var order []string
-	for _, st := range s.Plan.Steps {
-		if st.Scope == plan.ClusterScope {
-			steps = append(steps, st)
-			continue
-		}
-		db := st.Params.Database
-		if _, ok := byDB[db]; !ok {
-			order = append(order, db)
-		}
-		byDB[db] = append(byDB[db], st)
-	}
+	steps, byDB, order := groupSteps(s.Plan.Steps)
 	for _, db := range order {
 		merged, diff := s.mergeCutover(byDB[db], r, db)
 		if diff {

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgferry/pgferry/bench/internal/benchkit"
 	"github.com/pgferry/pgferry/internal/cluster"
 )
 
@@ -32,26 +33,11 @@ func main() {
 
 func run(scale, runs int) error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "pgferry-bench-")
+	work, bin, src, cleanup, err := benchkit.Setup(ctx, scale)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "pgferry")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/pgferry").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
-	}
-	src, err := cluster.Start(ctx, cluster.Options{})
-	if err != nil {
-		return err
-	}
-	defer src.Stop(ctx)
-	if err := sh(src, src.Program("createdb"), "-h", "127.0.0.1", "-p", fmt.Sprint(src.Port), "-U", "postgres", "bench"); err != nil {
-		return err
-	}
-	if err := sh(src, src.Program("pgbench"), "-i", "-q", "-s", fmt.Sprint(scale), src.URI("bench")); err != nil {
-		return err
-	}
+	defer cleanup()
 	var ferry, dump []time.Duration
 	var rss []int64
 	for i := range runs {
@@ -66,7 +52,7 @@ func run(scale, runs int) error {
 		dump = append(dump, d)
 		fmt.Printf("run %d: pgferry %.2fs (peak RSS %d MiB), pg_dump -Fc | pg_restore %.2fs\n", i+1, ferry[i].Seconds(), rss[i]>>10, dump[i].Seconds())
 	}
-	mf, md := median(ferry), median(dump)
+	mf, md := benchkit.Median(ferry), benchkit.Median(dump)
 	fmt.Printf("pgbench scale %d, %d runs each, medians: pgferry %.2fs, pg_dump -Fc | pg_restore %.2fs, ratio %.2f; pgferry peak RSS max %d MiB\n",
 		scale, runs, mf.Seconds(), md.Seconds(), mf.Seconds()/md.Seconds(), slices.Max(rss)>>10)
 	return nil
@@ -107,23 +93,8 @@ func timeDumpRestore(ctx context.Context, src *cluster.Cluster) (time.Duration, 
 	start := time.Now()
 	script := fmt.Sprintf("%s -h 127.0.0.1 -p %d -U postgres bench && %s -Fc %q | %s -d %q",
 		src.Program("createdb"), dst.Port, src.Program("pg_dump"), src.URI("bench"), src.Program("pg_restore"), dst.URI("bench"))
-	if err := sh(src, "sh", "-c", script); err != nil {
+	if err := benchkit.Sh(src, "sh", "-c", script); err != nil {
 		return 0, err
 	}
 	return time.Since(start), nil
-}
-
-func sh(c *cluster.Cluster, program string, args ...string) error {
-	cmd := exec.Command(program, args...)
-	cmd.Env = c.Env()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %v\n%s", program, err, out)
-	}
-	return nil
-}
-
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

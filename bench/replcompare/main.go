@@ -15,12 +15,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgferry/pgferry/bench/internal/benchkit"
 	"github.com/pgferry/pgferry/internal/cluster"
 )
 
@@ -36,24 +36,11 @@ func main() {
 
 func run(scale, runs int) error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "pgferry-bench-")
+	work, bin, src, cleanup, err := benchkit.Setup(ctx, scale)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "pgferry")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/pgferry").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
-	}
-	src, err := cluster.Start(ctx, cluster.Options{})
-	if err != nil {
-		return err
-	}
-	defer src.Stop(ctx)
-	if err := sh(src, "sh", "-c", fmt.Sprintf("%s -h 127.0.0.1 -p %d -U postgres bench && %s -i -q -s %d %q",
-		src.Program("createdb"), src.Port, src.Program("pgbench"), scale, src.URI("bench"))); err != nil {
-		return err
-	}
+	defer cleanup()
 	// pgbench_history has no key: publishing it as it is would be a blocker.
 	if err := execSQL(ctx, src.URI("bench"), "ALTER TABLE pgbench_history REPLICA IDENTITY FULL"); err != nil {
 		return err
@@ -71,7 +58,7 @@ func run(scale, runs int) error {
 		native = append(native, d)
 		fmt.Printf("run %d: pgferry %.2fs, native subscription (copy_data = true) %.2fs\n", i+1, ferry[i].Seconds(), native[i].Seconds())
 	}
-	mf, mn := median(ferry), median(native)
+	mf, mn := benchkit.Median(ferry), benchkit.Median(native)
 	fmt.Printf("pgbench scale %d, %d runs each, medians to lag 0 with all tables synced: pgferry %.2fs, native %.2fs, ratio %.2f\n",
 		scale, runs, mf.Seconds(), mn.Seconds(), mf.Seconds()/mn.Seconds())
 	return nil
@@ -117,7 +104,7 @@ func timeNative(ctx context.Context, src *cluster.Cluster) (time.Duration, error
 	start := time.Now()
 	script := fmt.Sprintf("%s -h 127.0.0.1 -p %d -U postgres bench && %s -Fc --schema-only %q | %s -d %q",
 		src.Program("createdb"), dst.Port, src.Program("pg_dump"), src.URI("bench"), src.Program("pg_restore"), dst.URI("bench"))
-	if err := sh(src, "sh", "-c", script); err != nil {
+	if err := benchkit.Sh(src, "sh", "-c", script); err != nil {
 		return 0, err
 	}
 	if err := execSQL(ctx, src.URI("bench"), "CREATE PUBLICATION bench_pub FOR ALL TABLES"); err != nil {
@@ -158,19 +145,4 @@ func execSQL(ctx context.Context, uri, sql string) error {
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, sql)
 	return err
-}
-
-func sh(c *cluster.Cluster, program string, args ...string) error {
-	cmd := exec.Command(program, args...)
-	cmd.Env = c.Env()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %v\n%s", program, err, out)
-	}
-	return nil
-}
-
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

@@ -32,11 +32,7 @@ const systemIDSQL = `SELECT system_identifier::text FROM pg_control_system()`
 
 // Run plans (or loads the saved plan, or resumes the stored one) and applies.
 func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env Env, log *slog.Logger, cli *CLI) error {
-	cfg, err := config.Load(c.Config, config.Options{LookupEnv: env})
-	if err != nil {
-		return err
-	}
-	src, dst, err := endpoints(cfg)
+	cfg, src, dst, err := loadEndpoints(c.Config, env)
 	if err != nil {
 		return err
 	}

@@ -24,11 +24,7 @@ const sourceDatabasesSQL = `SELECT datname FROM pg_database WHERE datallowconn O
 // Run drops (or lists) the subscription, publication and slot of every
 // selected database, by the names this migration computes.
 func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.Logger) error {
-	cfg, err := config.Load(c.Config, config.Options{LookupEnv: env})
-	if err != nil {
-		return err
-	}
-	src, dst, err := endpoints(cfg)
+	cfg, src, dst, err := loadEndpoints(c.Config, env)
 	if err != nil {
 		return err
 	}

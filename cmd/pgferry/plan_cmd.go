@@ -115,6 +115,16 @@ type planned struct {
 	env      plan.Env
 }
 
+// loadEndpoints loads the file and parses both connection strings.
+func loadEndpoints(path string, env Env) (*config.Config, *pg.Endpoint, *pg.Endpoint, error) {
+	cfg, err := config.Load(path, config.Options{LookupEnv: env})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	src, dst, err := endpoints(cfg)
+	return cfg, src, dst, err
+}
+
 // endpoints parses both connection strings.
 func endpoints(cfg *config.Config) (src, dst *pg.Endpoint, err error) {
 	if src, err = pg.NewEndpoint("source", cfg.Source.URI); err != nil {

@@ -21,11 +21,7 @@ type VerifyCmd struct {
 
 // Run prints one row per table; exit 1 when any differs.
 func (v *VerifyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.Logger) error {
-	cfg, err := config.Load(v.Config, config.Options{LookupEnv: env})
-	if err != nil {
-		return err
-	}
-	src, dst, err := endpoints(cfg)
+	cfg, src, dst, err := loadEndpoints(v.Config, env)
 	if err != nil {
 		return err
 	}
