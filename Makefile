@@ -1,11 +1,16 @@
 GO ?= go
 
-.PHONY: all build test check fmt vet
+.PHONY: all build test check fmt vet demo
 
 all: build
 
 build:
 	$(GO) build -o bin/pgferry ./cmd/pgferry
+
+# Two throwaway local clusters, sample data, plan, a live apply, cut-over,
+# verify; everything removed at the end (also on Ctrl-C).
+demo: build
+	bin/pgferry demo
 
 # The test command CI runs: real PostgreSQL clusters, never a cached result.
 test:

@@ -67,7 +67,7 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 		done, total := state.Done(), len(state.Plan.Steps)
 		if done == total {
 			fmt.Fprintf(stdout, "nothing to do: the migration is complete (%d of %d steps done); state in %s\n", done, total, cfg.State)
-			return c.result(stdout, state, nil, 0)
+			return c.result(stdout, state, nil, 0, 0)
 		}
 		log.Info(fmt.Sprintf("resuming: %d of %d steps done", done, total), "state", cfg.State)
 	}
@@ -182,7 +182,7 @@ func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Conf
 	if err != nil {
 		return err
 	}
-	start := time.Now()
+	start, before := time.Now(), copiedBytes(st)
 	m := &apply.Migration{Config: cfg, Source: src, Target: dst, Tools: tools, Store: store, State: st, ResumeTables: c.ResumeTables,
 		Events: events, Log: log}
 	if c.view != nil {
@@ -196,10 +196,10 @@ func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Conf
 		c.view.Close() // the bars go before the result tables
 	}
 	if ctx.Err() != nil {
-		c.result(stdout, st, m.Placeholders(), time.Since(start))
+		c.result(stdout, st, m.Placeholders(), time.Since(start), copiedBytes(st)-before)
 		return &exitError{code: 130, err: errors.New("interrupted; finished tables and steps are saved: rerun apply to resume")}
 	}
-	if err := c.result(stdout, st, m.Placeholders(), time.Since(start)); err != nil {
+	if err := c.result(stdout, st, m.Placeholders(), time.Since(start), copiedBytes(st)-before); err != nil {
 		return err
 	}
 	var wait *apply.WaitTimeoutError
@@ -228,5 +228,14 @@ func pickTools(ctx context.Context, cfg *config.Config, st *apply.State) (apply.
 func majorOf(version string) int {
 	head, _, _ := strings.Cut(version, ".")
 	n, _ := strconv.Atoi(head)
+	return n
+}
+
+// copiedBytes sums the bytes the migration's copies have committed.
+func copiedBytes(st *apply.State) int64 {
+	var n int64
+	for _, d := range st.Databases {
+		n += d.Bytes
+	}
 	return n
 }

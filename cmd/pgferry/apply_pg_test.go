@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pgferry/pgferry/internal/cluster"
 	"github.com/pgferry/pgferry/internal/pgtest"
@@ -449,4 +451,59 @@ func TestApplySavedPlanAndState(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "--reset-state") {
 		t.Errorf("apply with another file on the same state: exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// TestDemo runs `pgferry demo` as the README's first command does and
+// checks that it verifies equal data and removes everything; interrupted,
+// it removes everything too.
+func TestDemo(t *testing.T) {
+	demo := func(env []string) (*exec.Cmd, *strings.Builder) {
+		cmd := exec.Command(binary, "demo")
+		cmd.Dir = filepath.Join("..", "..")
+		cmd.Env = append(os.Environ(), env...)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		return cmd, &out
+	}
+	cmd, out := demo(nil)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"0 blockers", "warning", "6 of 6 tables equal", "removed the clusters"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if dir := demoDir(out.String()); dir == "" || exists(dir) {
+		t.Errorf("demo directory %q still exists", dir)
+	}
+
+	flag := filepath.Join(t.TempDir(), "paused")
+	cmd, out = demo([]string{"PGFERRY_PAUSE_AT=copy:shop/public.orders", "PGFERRY_PAUSE_FILE=" + flag})
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 900 && !exists(flag); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if code := exitCode(cmd); code != 130 {
+		t.Errorf("interrupted demo: exit %d\n%s", code, out)
+	}
+	if dir := demoDir(out.String()); dir == "" || exists(dir) {
+		t.Errorf("interrupted demo left %q", dir)
+	}
+}
+
+func demoDir(out string) string {
+	m := regexp.MustCompile(`clusters in (\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -27,6 +27,7 @@ type CLI struct {
 	Verify   VerifyCmd   `cmd:"" help:"Compare row counts (and with --checksums row hashes) of the copied tables on both sides."`
 	Status   StatusCmd   `cmd:"" help:"Show the migration's progress and live replication lag per database."`
 	Cleanup  CleanupCmd  `cmd:"" help:"Drop this migration's publications, subscriptions and slots on both sides."`
+	Demo     DemoCmd     `cmd:"" help:"Migrate sample data live between two throwaway local clusters, then remove them."`
 	Init     InitCmd     `cmd:"" help:"Write a migration file from aiven-db-migrate flags to stdout."`
 	Version  VersionCmd  `cmd:"" help:"Print the version."`
 }

@@ -47,7 +47,7 @@ func eventLogger(log *slog.Logger) func(apply.Event) {
 
 // result prints the aiven-db-migrate style tables: roles and databases,
 // then bytes, wall time and throughput.
-func (c *ApplyCmd) result(w io.Writer, st *apply.State, passwords apply.Passwords, took time.Duration) error {
+func (c *ApplyCmd) result(w io.Writer, st *apply.State, passwords apply.Passwords, took time.Duration, copied int64) error {
 	if len(st.Roles) > 0 {
 		header := []string{"ROLE", "STATUS", "MESSAGE"}
 		if c.ShowPasswords {
@@ -82,8 +82,9 @@ func (c *ApplyCmd) result(w io.Writer, st *apply.State, passwords apply.Password
 		return err
 	}
 	if took > 0 {
-		rate := float64(bytes) / took.Seconds()
-		fmt.Fprintf(w, "copied %s in %s (%s/s)\n", config.ByteSize(bytes), took.Round(100*time.Millisecond), config.ByteSize(int64(rate)))
+		rate := float64(copied) / took.Seconds()
+		fmt.Fprintf(w, "this run: copied %s in %s (%s/s); the migration has copied %s in all\n",
+			config.ByteSize(copied), took.Round(100*time.Millisecond), config.ByteSize(int64(rate)), config.ByteSize(bytes))
 	}
 	return nil
 }
