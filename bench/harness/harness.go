@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/bench/internal/benchkit"
+	"github.com/pgferry/pgferry/internal/cluster"
+)
+
+type harness struct {
+	work, bin string
+	src       *cluster.Cluster
+	results   map[string][]result
+	configs   int
+}
+
+// databases are what the dump and replication methods move.
+var databases = []string{"bench", "mixed"}
+
+func (h *harness) prepare(ctx context.Context) error {
+	if err := benchkit.Sh(h.src, h.src.Program("createdb"), "-h", "127.0.0.1", "-p", fmt.Sprint(h.src.Port), "-U", "postgres", "mixed"); err != nil {
+		return err
+	}
+	if err := execAll(ctx, h.src.URI("mixed"), mixedSQL()...); err != nil {
+		return err
+	}
+	// pgbench_history has no key; publishing it needs a replica identity.
+	return execAll(ctx, h.src.URI("bench"), "ALTER TABLE pgbench_history REPLICA IDENTITY FULL", "ANALYZE")
+}
+
+func execAll(ctx context.Context, uri string, stmts ...string) error {
+	conn, err := pgx.Connect(ctx, uri)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// verify compares row counts and an ordered md5 of the rows of every table
+// (only ones listed, when tables is set) on both sides.
+func (h *harness) verify(ctx context.Context, dst *cluster.Cluster, tables map[string][]string) error {
+	for _, db := range databases {
+		want := tables[db]
+		if tables != nil && len(want) == 0 {
+			continue
+		}
+		s, err := digests(ctx, h.src.URI(db), want)
+		if err != nil {
+			return err
+		}
+		d, err := digests(ctx, dst.URI(db), want)
+		if err != nil {
+			return err
+		}
+		for t, v := range s {
+			if d[t] != v {
+				return fmt.Errorf("%s.%s: %s on the target, %s on the source", db, t, d[t], v)
+			}
+		}
+	}
+	return nil
+}
+
+const tablesSQL = `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' ORDER BY 1`
+
+func digests(ctx context.Context, uri string, only []string) (map[string]string, error) {
+	conn, err := pgx.Connect(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	tables := only
+	if tables == nil {
+		rows, err := conn.Query(ctx, tablesSQL)
+		if err != nil {
+			return nil, err
+		}
+		if tables, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return nil, err
+		}
+	}
+	out := map[string]string{}
+	for _, t := range tables {
+		var v string
+		q := fmt.Sprintf("SELECT count(*) || ':' || coalesce(md5(string_agg(r::text, E'\\n' ORDER BY r::text)), '') FROM ONLY %s r", t)
+		if err := conn.QueryRow(ctx, q).Scan(&v); err != nil {
+			return nil, fmt.Errorf("%s: %w", t, err)
+		}
+		out[t] = v
+	}
+	return out, nil
+}
+
+// phaseNames are where pgferry's time goes, from its step log.
+var phaseNames = []string{"schema", "copy", "indexes", "rest"}
+
+// phases sums pgferry's step durations by kind of work; "rest" is the wall
+// time not spent in the others (planning, roles, databases, waits).
+func phases(log string, wall time.Duration) map[string]time.Duration {
+	kind := map[string]string{"dump-schema": "schema", "pre-data": "schema", "copy-data": "copy", "large-objects": "copy", "post-data": "indexes"}
+	out := map[string]time.Duration{}
+	sc := bufio.NewScanner(strings.NewReader(log))
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.Contains(l, `msg="step done"`) {
+			continue
+		}
+		step, took := field(l, "step="), field(l, "took=")
+		d, err := time.ParseDuration(took)
+		if err != nil {
+			continue
+		}
+		if k, ok := kind[step[strings.LastIndexByte(step, '/')+1:]]; ok {
+			out[k] += d
+		}
+	}
+	out["rest"] = max(0, wall-out["schema"]-out["copy"]-out["indexes"])
+	return out
+}
+
+func field(line, key string) string {
+	i := strings.Index(line, key)
+	if i < 0 {
+		return ""
+	}
+	v := line[i+len(key):]
+	if strings.HasPrefix(v, `"`) {
+		v = v[1:]
+		return v[:strings.IndexByte(v, '"')]
+	}
+	if j := strings.IndexByte(v, ' '); j >= 0 {
+		v = v[:j]
+	}
+	return v
+}
+
+// report writes the results file and prints the table.
+func (h *harness) report(o options) error {
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("scale\tmethod\truns\tmin_s\tmedian_s\tmax_s\tratio_to_pgferry\tverified\tpeak_rss_mib\tphases\n")
+	base := map[string]time.Duration{}
+	for _, ref := range []string{"pgferry-dump", "pgferry-replication"} {
+		if rs := h.results[ref]; len(rs) > 0 {
+			_, base[ref], _ = stats(rs)
+		}
+	}
+	fmt.Printf("\n| method | min s | median s | max s | × pgferry |\n|---|---|---|---|---|\n")
+	for _, name := range o.methods {
+		rs := h.results[name]
+		if len(rs) == 0 {
+			continue
+		}
+		lo, med, hi := stats(rs)
+		ratio := ""
+		if ref := base[reference(name)]; ref > 0 {
+			ratio = fmt.Sprintf("%.2f", med.Seconds()/ref.Seconds())
+		}
+		var rss int64
+		for _, r := range rs {
+			rss = max(rss, r.rssKiB)
+		}
+		fmt.Fprintf(&b, "%d\t%s\t%d\t%.2f\t%.2f\t%.2f\t%s\t%t\t%d\t%s\n", o.scale, name, len(rs), lo.Seconds(), med.Seconds(), hi.Seconds(),
+			ratio, allVerified(rs), rss>>10, rs[len(rs)/2].note())
+		fmt.Printf("| %s | %.2f | %.2f | %.2f | %s |\n", name, lo.Seconds(), med.Seconds(), hi.Seconds(), ratio)
+	}
+	fmt.Printf("\nresults written to %s\n", o.out)
+	return os.WriteFile(o.out, []byte(b.String()), 0o644)
+}
+
+func allVerified(rs []result) bool {
+	for _, r := range rs {
+		if !r.verified {
+			return false
+		}
+	}
+	return true
+}
+
+// reference is the pgferry method a method is compared with.
+func reference(name string) string {
+	if name == "pgferry-replication" || name == "native-subscription" {
+		return "pgferry-replication"
+	}
+	return "pgferry-dump"
+}

@@ -1,0 +1,128 @@
+// Command harness measures pgferry against the tools people use instead,
+// side by side in one run on the same source, each method several times,
+// alternating, each run on a fresh target cluster, every run verified:
+//
+//	go run ./bench/harness -scale 20 -runs 3        (make bench)
+//
+// Dump methods: pgferry apply (method: dump), pg_dump -Fc | pg_restore (what
+// aiven-db-migrate runs), the same with -Z0, pg_dump -Fd -j 2 + pg_restore -j 2,
+// and pgcopydb clone --table-jobs 2 --index-jobs 2. Replication: pgferry apply
+// (method: replication) until lag 0 with every table synced, and a native
+// subscription with copy_data = true until every table is ready. A
+// physical-limit proxy: COPY TO STDOUT piped into COPY FROM STDIN of the
+// largest table into a table without indexes. Results go to a TSV file.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pgferry/pgferry/bench/internal/benchkit"
+	"github.com/pgferry/pgferry/internal/cluster"
+)
+
+type options struct {
+	scale, runs int
+	out         string
+	methods     []string
+}
+
+func main() {
+	var o options
+	var methods string
+	flag.IntVar(&o.scale, "scale", 20, "pgbench scale")
+	flag.IntVar(&o.runs, "runs", 3, "runs of each method")
+	flag.StringVar(&o.out, "out", "", "results file (default bench/results/scale-<N>.tsv)")
+	flag.StringVar(&methods, "methods", strings.Join(methodNames(), ","), "methods to run, comma-separated")
+	flag.Parse()
+	o.methods = strings.Split(methods, ",")
+	if o.out == "" {
+		o.out = fmt.Sprintf("bench/results/scale-%d.tsv", o.scale)
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "harness:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	ctx := context.Background()
+	work, bin, src, cleanup, err := benchkit.Setup(ctx, o.scale)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	h := &harness{work: work, bin: bin, src: src, results: map[string][]result{}}
+	if err := h.prepare(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("source ready: pgbench scale %d and the mixed database; %d runs of %s\n", o.scale, o.runs, strings.Join(o.methods, ", "))
+	for i := range o.runs {
+		for _, name := range o.methods {
+			m, ok := methodByName(name)
+			if !ok {
+				return fmt.Errorf("unknown method %q (have %s)", name, strings.Join(methodNames(), ", "))
+			}
+			r, err := h.measure(ctx, m)
+			if err != nil {
+				return fmt.Errorf("%s, run %d: %w", name, i+1, err)
+			}
+			fmt.Printf("run %d %-24s %6.2fs  %s\n", i+1, name, r.took.Seconds(), r.note())
+			h.results[name] = append(h.results[name], r)
+		}
+	}
+	return h.report(o)
+}
+
+// measure runs one method against a fresh target cluster and verifies it.
+func (h *harness) measure(ctx context.Context, m method) (result, error) {
+	dst, err := cluster.Start(ctx, cluster.Options{})
+	if err != nil {
+		return result{}, err
+	}
+	defer dst.Stop(ctx)
+	r, err := m.run(ctx, h, dst)
+	if err != nil {
+		return r, err
+	}
+	if err := h.verify(ctx, dst, m.verify); err != nil {
+		return r, fmt.Errorf("verification: %w", err)
+	}
+	r.verified = true
+	return r, nil
+}
+
+// result is one timed, verified run.
+type result struct {
+	took     time.Duration
+	rssKiB   int64
+	phases   map[string]time.Duration
+	verified bool
+}
+
+func (r result) note() string {
+	var parts []string
+	if r.rssKiB > 0 {
+		parts = append(parts, fmt.Sprintf("peak RSS %d MiB", r.rssKiB>>10))
+	}
+	for _, p := range phaseNames {
+		if d, ok := r.phases[p]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.2fs", p, d.Seconds()))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func stats(rs []result) (lo, med, hi time.Duration) {
+	var d []time.Duration
+	for _, r := range rs {
+		d = append(d, r.took)
+	}
+	slices.Sort(d)
+	return d[0], benchkit.Median(d), d[len(d)-1]
+}

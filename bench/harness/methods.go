@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/bench/internal/benchkit"
+	"github.com/pgferry/pgferry/internal/cluster"
+)
+
+// method is one way to move the source; verify names the tables to
+// compare by database (nil: every table of both databases).
+type method struct {
+	name   string
+	run    func(context.Context, *harness, *cluster.Cluster) (result, error)
+	verify map[string][]string
+}
+
+var methods = []method{
+	{name: "pgferry-dump", run: pgferryDump},
+	{name: "pg_dump-Fc|pg_restore", run: dumpRestore("-Fc")},
+	{name: "pg_dump-Fc-Z0|pg_restore", run: dumpRestore("-Fc", "-Z0")},
+	{name: "pg_dump-Fd-j2+pg_restore-j2", run: dumpDirectory},
+	{name: "pgcopydb-clone", run: pgcopydb},
+	{name: "pgferry-replication", run: pgferryReplication},
+	{name: "native-subscription", run: nativeSubscription},
+	{name: "copy-proxy", run: copyProxy, verify: map[string][]string{"bench": {"public.pgbench_accounts"}}},
+}
+
+func methodNames() []string {
+	var out []string
+	for _, m := range methods {
+		out = append(out, m.name)
+	}
+	return out
+}
+
+func methodByName(name string) (method, bool) {
+	for _, m := range methods {
+		if m.name == name {
+			return m, true
+		}
+	}
+	return method{}, false
+}
+
+func (h *harness) config(dst *cluster.Cluster, extra string) (string, error) {
+	h.configs++
+	path := filepath.Join(h.work, fmt.Sprintf("m%d.yaml", h.configs))
+	doc := fmt.Sprintf("version: 1\nsource: {uri: %q}\ntarget: {uri: %q}\ndatabases: {include: [bench, mixed]}\n%s", h.src.URI("postgres"), dst.URI("postgres"), extra)
+	return path, os.WriteFile(path, []byte(doc), 0o600)
+}
+
+// runPgferry runs apply and returns its wall time, peak RSS and log.
+func (h *harness) runPgferry(cfg string) (time.Duration, int64, string, error) {
+	cmd := exec.Command(h.bin, "apply", "-c", cfg)
+	cmd.Env = append(os.Environ(), "PGFERRY_LAG_POLL=100ms")
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("pgferry apply: %v\n%s", err, out)
+	}
+	return took, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, string(out), nil
+}
+
+func pgferryDump(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
+	cfg, err := h.config(dst, "method: dump\n")
+	if err != nil {
+		return result{}, err
+	}
+	took, rss, log, err := h.runPgferry(cfg)
+	return result{took: took, rssKiB: rss, phases: phases(log, took)}, err
+}
+
+// pgferryReplication times apply until lag 0 with every table synced: the
+// end of its wait, before the cut-over steps.
+func pgferryReplication(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
+	cfg, err := h.config(dst, "method: replication\nreplication: {max_lag_bytes: 0, stop: true}\n")
+	if err != nil {
+		return result{}, err
+	}
+	start := time.Now()
+	took, rss, log, err := h.runPgferry(cfg)
+	if err != nil {
+		return result{}, err
+	}
+	caughtUp := start
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "wait-for-lag") && strings.Contains(l, "step done") {
+			if ts, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(strings.Fields(l)[0], "time=")); err == nil && ts.After(caughtUp) {
+				caughtUp = ts
+			}
+		}
+	}
+	if caughtUp == start {
+		caughtUp = start.Add(took)
+	}
+	wall := caughtUp.Sub(start)
+	return result{took: wall, rssKiB: rss, phases: phases(log, wall)}, nil
+}
+
+func createDatabases(dst *cluster.Cluster) error {
+	for _, db := range databases {
+		if err := benchkit.Sh(dst, dst.Program("createdb"), "-h", "127.0.0.1", "-p", fmt.Sprint(dst.Port), "-U", "postgres", db); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dumpRestore is aiven-db-migrate's way: per database, createdb and
+// pg_dump | pg_restore.
+func dumpRestore(args ...string) func(context.Context, *harness, *cluster.Cluster) (result, error) {
+	return func(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
+		start := time.Now()
+		if err := createDatabases(dst); err != nil {
+			return result{}, err
+		}
+		for _, db := range databases {
+			script := fmt.Sprintf("%s %s %q | %s -d %q", h.src.Program("pg_dump"), strings.Join(args, " "), h.src.URI(db), h.src.Program("pg_restore"), dst.URI(db))
+			if err := benchkit.Sh(h.src, "bash", "-o", "pipefail", "-c", script); err != nil {
+				return result{}, err
+			}
+		}
+		return result{took: time.Since(start)}, nil
+	}
+}
+
+func dumpDirectory(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
+	start := time.Now()
+	if err := createDatabases(dst); err != nil {
+		return result{}, err
+	}
+	for _, db := range databases {
+		dir := filepath.Join(h.work, fmt.Sprintf("dir-%d-%s", h.configs, db))
+		h.configs++
+		if err := benchkit.Sh(h.src, h.src.Program("pg_dump"), "-Fd", "-j", "2", "-f", dir, h.src.URI(db)); err != nil {
+			return result{}, err
+		}
+		if err := benchkit.Sh(h.src, h.src.Program("pg_restore"), "-j", "2", "-d", dst.URI(db), dir); err != nil {
+			return result{}, err
+		}
+		os.RemoveAll(dir)
+	}
+	return result{took: time.Since(start)}, nil
+}
+
+// pgcopydb clones each database; roles are copied beforehand with
+// pg_dumpall --roles-only (its own --roles trips on the \restrict line of
+// pg_dump 15.14+), not counted in its time.
+func pgcopydb(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
+	roles := fmt.Sprintf("%s --roles-only -d %q | grep -v '^\\\\\\(un\\)\\?restrict' | %s -q -d %q", h.src.Program("pg_dumpall"), h.src.URI("postgres"), h.src.Program("psql"), dst.URI("postgres"))
+	if err := benchkit.Sh(h.src, "bash", "-c", roles); err != nil {
+		return result{}, err
+	}
+	start := time.Now()
+	if err := createDatabases(dst); err != nil {
+		return result{}, err
+	}
+	for _, db := range databases {
+		dir := filepath.Join(h.work, fmt.Sprintf("pgcopydb-%d-%s", h.configs, db))
+		h.configs++
+		cmd := exec.Command("pgcopydb", "clone", "--table-jobs", "2", "--index-jobs", "2", "--dir", dir,
+			"--source", h.src.URI(db), "--target", dst.URI(db))
+		cmd.Env = append(h.src.Env(), "PGCOPYDB_LOG_LEVEL=error")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return result{}, fmt.Errorf("pgcopydb clone %s: %v\n%s", db, err, lastLines(string(out), 8))
+		}
+		os.RemoveAll(dir)
+	}
+	return result{took: time.Since(start)}, nil
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// nativeSubscription is aiven-db-migrate's replication: the schema by
+// pg_dump --schema-only | pg_restore, then a subscription with copy_data =
+// true until every table is ready.
+func nativeSubscription(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
+	start := time.Now()
+	if err := createDatabases(dst); err != nil {
+		return result{}, err
+	}
+	for _, db := range databases {
+		script := fmt.Sprintf("%s -Fc --schema-only %q | %s -d %q", h.src.Program("pg_dump"), h.src.URI(db), h.src.Program("pg_restore"), dst.URI(db))
+		if err := benchkit.Sh(h.src, "bash", "-o", "pipefail", "-c", script); err != nil {
+			return result{}, err
+		}
+		if err := execAll(ctx, h.src.URI(db), "CREATE PUBLICATION harness_pub FOR ALL TABLES WITH (publish_via_partition_root = true)"); err != nil {
+			return result{}, err
+		}
+		sub := fmt.Sprintf("CREATE SUBSCRIPTION harness_sub_%s CONNECTION '%s' PUBLICATION harness_pub WITH (copy_data = true, slot_name = 'harness_%s')", db, h.src.URI(db), db)
+		if err := execAll(ctx, dst.URI(db), sub); err != nil {
+			return result{}, err
+		}
+	}
+	for _, db := range databases {
+		if err := waitReady(ctx, dst.URI(db)); err != nil {
+			return result{}, err
+		}
+	}
+	took := time.Since(start)
+	for _, db := range databases {
+		if err := execAll(ctx, dst.URI(db), "DROP SUBSCRIPTION harness_sub_"+db); err != nil {
+			return result{}, err
+		}
+		if err := execAll(ctx, h.src.URI(db), "DROP PUBLICATION harness_pub"); err != nil {
+			return result{}, err
+		}
+	}
+	return result{took: took}, nil
+}
+
+func waitReady(ctx context.Context, uri string) error {
+	conn, err := pgx.Connect(ctx, uri)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for {
+		var total, pending int
+		if err := conn.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE srsubstate <> 'r') FROM pg_subscription_rel").Scan(&total, &pending); err != nil {
+			return err
+		}
+		if total > 0 && pending == 0 {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// copyProxy is the physical limit of a copy: the largest table's raw COPY
+// streamed into a table without indexes.
+func copyProxy(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
+	if err := benchkit.Sh(dst, dst.Program("createdb"), "-h", "127.0.0.1", "-p", fmt.Sprint(dst.Port), "-U", "postgres", "bench"); err != nil {
+		return result{}, err
+	}
+	if err := execAll(ctx, dst.URI("bench"), "CREATE TABLE pgbench_accounts (aid int NOT NULL, bid int, abalance int, filler char(84))"); err != nil {
+		return result{}, err
+	}
+	start := time.Now()
+	script := fmt.Sprintf("%s -Xq -d %q -c 'COPY pgbench_accounts TO STDOUT' | %s -Xq -d %q -c 'COPY pgbench_accounts FROM STDIN'",
+		h.src.Program("psql"), h.src.URI("bench"), h.src.Program("psql"), dst.URI("bench"))
+	if err := benchkit.Sh(h.src, "bash", "-o", "pipefail", "-c", script); err != nil {
+		return result{}, err
+	}
+	return result{took: time.Since(start)}, nil
+}
