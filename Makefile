@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: all build test check fmt vet demo
+.PHONY: all build test check fmt vet demo bench
 
 all: build
 
@@ -9,6 +9,9 @@ build:
 
 # Two throwaway local clusters, sample data, plan, a live apply, cut-over,
 # verify; everything removed at the end (also on Ctrl-C).
+bench:
+	go run ./bench/harness -scale $(or $(SCALE),20) -runs $(or $(RUNS),3)
+
 demo: build
 	bin/pgferry demo
 

@@ -69,6 +69,9 @@ func (h *harness) runPgferry(cfg string) (time.Duration, int64, string, error) {
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("pgferry apply: %v\n%s", err, out)
 	}
+	if os.Getenv("HARNESS_LOG") != "" {
+		os.WriteFile(os.Getenv("HARNESS_LOG"), out, 0o644)
+	}
 	return took, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, string(out), nil
 }
 

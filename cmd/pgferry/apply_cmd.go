@@ -26,6 +26,8 @@ type ApplyCmd struct {
 	ShowPasswords bool   `help:"Print the placeholder passwords set on new roles."`
 
 	view *liveView
+	// env is the tools probed for this run's plan, reused to pick them.
+	env *plan.Env
 }
 
 const systemIDSQL = `SELECT system_identifier::text FROM pg_control_system()`
@@ -126,6 +128,7 @@ func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, store *apply.F
 	if err != nil {
 		return nil, false, err
 	}
+	c.env = &pl.env
 	p := pl.plan
 	if c.PlanFile != "" {
 		saved, err := readPlanFile(c.PlanFile)
@@ -178,7 +181,7 @@ func (c *ApplyCmd) sameAsStored(st *apply.State) error {
 }
 
 func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Config, src, dst *pg.Endpoint, store *apply.FileStore, st *apply.State, log *slog.Logger, events func(apply.Event)) error {
-	tools, err := pickTools(ctx, cfg, st)
+	tools, err := pickTools(ctx, cfg, st, c.env)
 	if err != nil {
 		return err
 	}
@@ -213,8 +216,12 @@ func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Conf
 }
 
 // pickTools chooses pg_dump and pg_restore for the plan's servers.
-func pickTools(ctx context.Context, cfg *config.Config, st *apply.State) (apply.Tools, error) {
-	env := probeEnv(ctx, cfg.PGBin)
+func pickTools(ctx context.Context, cfg *config.Config, st *apply.State, probed *plan.Env) (apply.Tools, error) {
+	if probed == nil {
+		env := probeEnv(ctx, cfg.PGBin)
+		probed = &env
+	}
+	env := *probed
 	lo, hi := majorOf(st.Plan.Source.Version), majorOf(st.Plan.Target.Version)
 	hi = max(lo, hi)
 	d, ok1 := plan.PickTool(env.PGDump, lo, hi)

@@ -183,8 +183,10 @@ func probeEnv(ctx context.Context, pgBin string) plan.Env {
 		}
 		return out
 	}
-	return plan.Env{
-		PGDump:    conv(pgbin.Find(ctx, "pg_dump", dirs, nil)),
-		PGRestore: conv(pgbin.Find(ctx, "pg_restore", dirs, nil)),
-	}
+	var env plan.Env
+	var wg sync.WaitGroup
+	wg.Go(func() { env.PGDump = conv(pgbin.Find(ctx, "pg_dump", dirs, nil)) })
+	wg.Go(func() { env.PGRestore = conv(pgbin.Find(ctx, "pg_restore", dirs, nil)) })
+	wg.Wait()
+	return env
 }

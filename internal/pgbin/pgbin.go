@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Tool is one program found, with its version.
@@ -48,7 +49,7 @@ func SearchDirs(ctx context.Context) []string {
 // (the first found wins between equal versions). It skips copies whose
 // version cannot be read.
 func Find(ctx context.Context, program string, dirs []string, env []string) []Tool {
-	var tools []Tool
+	var paths []string
 	seen := map[string]bool{}
 	for _, d := range dirs {
 		p := filepath.Join(d, program)
@@ -57,11 +58,25 @@ func Find(ctx context.Context, program string, dirs []string, env []string) []To
 			continue
 		}
 		seen[real] = true
-		t, err := Probe(ctx, p, env)
-		if err != nil {
-			continue
+		paths = append(paths, p)
+	}
+	// Probe them at once: a --version can take 100 ms (Debian's wrappers
+	// are Perl), and the order is restored below.
+	found := make([]*Tool, len(paths))
+	var wg sync.WaitGroup
+	for i, p := range paths {
+		wg.Go(func() {
+			if t, err := Probe(ctx, p, env); err == nil {
+				found[i] = &t
+			}
+		})
+	}
+	wg.Wait()
+	var tools []Tool
+	for _, t := range found {
+		if t != nil {
+			tools = append(tools, *t)
 		}
-		tools = append(tools, t)
 	}
 	slices.SortStableFunc(tools, func(a, b Tool) int { return b.Major - a.Major })
 	return tools
