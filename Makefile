@@ -9,11 +9,14 @@ build:
 
 # Two throwaway local clusters, sample data, plan, a live apply, cut-over,
 # verify; everything removed at the end (also on Ctrl-C).
-bench:
-	go run ./bench/harness -scale $(or $(SCALE),20) -runs $(or $(RUNS),3)
-
 demo: build
 	bin/pgferry demo
+
+# pgferry against pg_dump | pg_restore, pgcopydb and a native subscription
+# (SCALE=50 RUNS=5 make bench); results in bench/results/. pgcopydb is the
+# Debian package of that name.
+bench:
+	$(GO) run ./bench/harness -scale $(or $(SCALE),20) -runs $(or $(RUNS),3)
 
 # The test command CI runs: real PostgreSQL clusters, never a cached result.
 test:
