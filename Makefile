@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: all build test check fmt vet demo bench
+.PHONY: all build test test-versions check fmt vet demo bench
 
 all: build
 
@@ -21,6 +21,10 @@ bench:
 # The test command CI runs: real PostgreSQL clusters, never a cached result.
 test:
 	$(GO) test -count=1 -timeout 15m ./...
+
+# Source PostgreSQL 12 and target 18 (npm server builds) against the installed one.
+test-versions:
+	scripts/cross-version
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
