@@ -201,7 +201,11 @@ func (d *dbRun) configureDatabase(ctx context.Context, _ plan.Step) (string, err
 	defer dst.Close(context.WithoutCancel(ctx))
 	db := ident(d.name)
 	var notes []string
-	if owner, note, err := d.m.ownerFor(ctx, dst, s.Owner); err != nil {
+	if !d.created() {
+		// A database the target already had keeps its owner: pgferry does
+		// not take over what it did not create.
+		notes = append(notes, "existing database: owner kept")
+	} else if owner, note, err := d.m.ownerFor(ctx, dst, s.Owner); err != nil {
 		return "", err
 	} else if owner != "" {
 		if _, err := dst.Exec(ctx, "ALTER DATABASE "+db+" OWNER TO "+ident(owner)); err != nil {
@@ -234,6 +238,16 @@ func (d *dbRun) configureDatabase(ctx context.Context, _ plan.Step) (string, err
 		}
 	}
 	return strings.Join(append([]string{fmt.Sprintf("%d statements", len(stmts))}, notes...), "; "), nil
+}
+
+// created reports that the plan creates the database on the target.
+func (d *dbRun) created() bool {
+	for _, dp := range d.m.State.Plan.Databases {
+		if dp.Name == d.name {
+			return dp.Create
+		}
+	}
+	return false
 }
 
 func appendNote(notes []string, n string) []string {
