@@ -223,11 +223,13 @@ func (d *dbRun) configureDatabase(ctx context.Context, _ plan.Step) (string, err
 	if s.Comment != "" {
 		stmts = append(stmts, "COMMENT ON DATABASE "+db+" IS "+literal(s.Comment))
 	}
-	rs, err := d.roleSettings(ctx)
-	if err != nil {
-		return "", err
+	if d.m.createdRoles() {
+		rs, err := d.roleSettings(ctx)
+		if err != nil {
+			return "", err
+		}
+		stmts = append(stmts, rs...)
 	}
-	stmts = append(stmts, rs...)
 	for _, sql := range stmts {
 		if _, err := dst.Exec(ctx, sql); err != nil {
 			if isMissingRole(err) {

@@ -164,6 +164,19 @@ func (m *Migration) createRoles(ctx context.Context, dst *pgx.Conn, roles []sour
 	return fmt.Sprintf("%d created, %d in all", created, total), nil
 }
 
+// createdRoles reports whether this migration created any role (only
+// those get per-database settings).
+func (m *Migration) createdRoles() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.State.Roles {
+		if r.Status == "created" || r.Status == "creating" {
+			return true
+		}
+	}
+	return false
+}
+
 // recordRole sets a role's result in the state and saves it.
 func (m *Migration) recordRole(r RoleResult) error {
 	m.update(func() {
