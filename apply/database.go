@@ -23,6 +23,8 @@ type dbRun struct {
 	name  string
 	steps []plan.Step
 	snap  *snapshotHolder
+	// toc is the schema archive's table of contents, read once.
+	toc []tocEntry
 }
 
 // snapshotKinds read the source under the exported snapshot.

@@ -36,6 +36,7 @@ func (d *dbRun) dumpSchema(ctx context.Context, _ plan.Step) (string, error) {
 	if err := os.Rename(tmp, d.dumpFile()); err != nil {
 		return "", err
 	}
+	d.toc = nil
 	fi, _ := os.Stat(d.dumpFile())
 	return fmt.Sprintf("%d bytes of schema archive", fi.Size()), nil
 }
@@ -93,13 +94,17 @@ func parseEntry(line string) tocEntry {
 	return e
 }
 
-// listTOC reads the archive's table of contents.
+// listTOC reads the archive's table of contents, once per run.
 func (d *dbRun) listTOC(ctx context.Context) ([]tocEntry, error) {
+	if d.toc != nil {
+		return d.toc, nil
+	}
 	out, err := runToolLocal(ctx, d.m.Tools.PGRestore, "-l", d.dumpFile())
 	if err != nil {
 		return nil, err
 	}
-	return parseTOC(out), nil
+	d.toc = parseTOC(out)
+	return d.toc, nil
 }
 
 // keep reports whether an entry belongs in the restore: not an excluded
@@ -179,9 +184,11 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 	if noOwner {
 		args = append(args, "--no-owner")
 	}
-	extNotes, err := d.pinExtensions(ctx, dst)
-	if err != nil {
-		return "", err
+	var extNotes []string
+	if slices.ContainsFunc(keep, func(e tocEntry) bool { return e.kind == "EXTENSION" }) {
+		if extNotes, err = d.pinExtensions(ctx, dst); err != nil {
+			return "", err
+		}
 	}
 	list, err := d.writeList(keep, "pre")
 	if err != nil {

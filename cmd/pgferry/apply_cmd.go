@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pgferry/pgferry/apply"
@@ -86,18 +87,29 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 // stateKey reads both system identifiers for the state key.
 func stateKey(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint) (string, error) {
 	var ids [2]string
+	var errs [2]error
+	var wg sync.WaitGroup
 	for i, ep := range []*pg.Endpoint{src, dst} {
-		conn, err := ep.Connect(ctx, "", pg.Options{ReadOnly: true})
-		if err != nil {
-			return "", err
-		}
-		err = conn.QueryRow(ctx, systemIDSQL).Scan(&ids[i])
-		conn.Close(context.WithoutCancel(ctx))
-		if err != nil {
-			return "", fmt.Errorf("read the %s's system identifier: %s", ep.Side, pg.Describe(err))
-		}
+		wg.Go(func() { ids[i], errs[i] = systemID(ctx, ep) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs[0], errs[1]); err != nil {
+		return "", err
 	}
 	return cfg.StateKey(ids[0], ids[1]), nil
+}
+
+func systemID(ctx context.Context, ep *pg.Endpoint) (string, error) {
+	conn, err := ep.Connect(ctx, "", pg.Options{ReadOnly: true})
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var id string
+	if err := conn.QueryRow(ctx, systemIDSQL).Scan(&id); err != nil {
+		return "", fmt.Errorf("read the %s's system identifier: %s", ep.Side, pg.Describe(err))
+	}
+	return id, nil
 }
 
 // state loads the stored migration, or plans a new one (from the saved

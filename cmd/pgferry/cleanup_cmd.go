@@ -52,17 +52,11 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 // migrationNames computes the replication object names of every database
 // the file selects on the source.
 func migrationNames(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint) (map[string]plan.ReplicationNames, error) {
-	var dstID string
-	conn, err := dst.Connect(ctx, "", pg.Options{ReadOnly: true})
+	dstID, err := systemID(ctx, dst)
 	if err != nil {
 		return nil, err
 	}
-	err = conn.QueryRow(ctx, systemIDSQL).Scan(&dstID)
-	conn.Close(context.WithoutCancel(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("read the target's system identifier: %s", pg.Describe(err))
-	}
-	conn, err = src.Connect(ctx, "", pg.Options{ReadOnly: true})
+	conn, err := src.Connect(ctx, "", pg.Options{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}

@@ -142,11 +142,14 @@ func buildPlan(ctx context.Context, cfg *config.Config, log *slog.Logger) (plann
 	if err != nil {
 		return planned{}, err
 	}
+	var env plan.Env
+	probed := make(chan struct{})
+	go func() { env = probeEnv(ctx, cfg.PGBin); close(probed) }() // meanwhile, inspect
 	snaps, err := inspectBoth(ctx, cfg, src, dst, log)
+	<-probed
 	if err != nil {
 		return planned{}, err
 	}
-	env := probeEnv(ctx, cfg.PGBin)
 	return planned{plan: plan.Build(cfg, snaps[0], snaps[1], env), src: snaps[0], dst: snaps[1], env: env}, nil
 }
 
