@@ -154,16 +154,23 @@ func serverMajor(conn *pgx.Conn) int {
 	return n
 }
 
+// sourceDBAndTarget reads the database's row on the source and opens the
+// target's bootstrap database, where databases are created and altered.
+func (d *dbRun) sourceDBAndTarget(ctx context.Context) (sourceDB, *pgx.Conn, error) {
+	s, err := d.readSourceDB(ctx)
+	if err != nil {
+		return s, nil, err
+	}
+	dst, err := d.m.Target.Connect(ctx, "", pg.Options{})
+	return s, dst, err
+}
+
 const databaseExistsSQL = `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`
 
 // createDatabase creates the database from template0 with the source's
 // encoding and locale, unless it exists (a rerun after a crash).
 func (d *dbRun) createDatabase(ctx context.Context, _ plan.Step) (string, error) {
-	s, err := d.readSourceDB(ctx)
-	if err != nil {
-		return "", err
-	}
-	dst, err := d.m.Target.Connect(ctx, "", pg.Options{})
+	s, dst, err := d.sourceDBAndTarget(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -192,11 +199,7 @@ func (d *dbRun) createDatabase(ctx context.Context, _ plan.Step) (string, error)
 // configureDatabase sets what pg_dump without --create does not carry:
 // owner, settings, privileges, comment, and created roles' settings in it.
 func (d *dbRun) configureDatabase(ctx context.Context, _ plan.Step) (string, error) {
-	s, err := d.readSourceDB(ctx)
-	if err != nil {
-		return "", err
-	}
-	dst, err := d.m.Target.Connect(ctx, "", pg.Options{})
+	s, dst, err := d.sourceDBAndTarget(ctx)
 	if err != nil {
 		return "", err
 	}

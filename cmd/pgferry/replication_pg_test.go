@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,18 +170,26 @@ func TestReplicationResumesAfterCrashes(t *testing.T) {
 	}
 }
 
-// TestReplicationDrift: a column added on the source while replicating is
-// reported by name; replication is left running.
-func TestReplicationDrift(t *testing.T) {
-	src, dst := pgtest.Pair(t)
+// replicating migrates the live source's shop database with stop: false
+// and returns the pair, the file and the environment of the runs.
+func replicating(t *testing.T, sourceSQL ...string) (src, dst *cluster.Cluster, cfg string, env []string) {
+	t.Helper()
+	src, dst = pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
-	pgtest.Exec(t, src, "shop", liveSource...)
-	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
+	pgtest.Exec(t, src, "shop", append(slices.Clone(liveSource), sourceSQL...)...)
+	cfg = writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
 	writeTo(t, cfg, liveConfig(src, dst, ""))
-	env := []string{"PGFERRY_LAG_POLL=200ms"}
+	env = []string{"PGFERRY_LAG_POLL=100ms"}
 	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
 		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
 	}
+	return src, dst, cfg, env
+}
+
+// TestReplicationDrift: a column added on the source while replicating is
+// reported by name; replication is left running.
+func TestReplicationDrift(t *testing.T) {
+	src, dst, cfg, env := replicating(t)
 	pgtest.Exec(t, src, "shop", "ALTER TABLE events ADD COLUMN extra int")
 	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true}\n"))
 	r := runBin(t, env, "apply", "-c", cfg)
@@ -250,15 +259,7 @@ func TestStatusAndCleanup(t *testing.T) {
 // wait_timeout ends apply with exit 1 and status waiting, replication left
 // running; once it can hold, apply finishes the cut-over.
 func TestReplicationWaitTimeout(t *testing.T) {
-	src, dst := pgtest.Pair(t)
-	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
-	pgtest.Exec(t, src, "shop", liveSource...)
-	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
-	writeTo(t, cfg, liveConfig(src, dst, ""))
-	env := []string{"PGFERRY_LAG_POLL=100ms"}
-	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
-		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
-	}
+	src, dst, cfg, env := replicating(t)
 	sub := pgtest.QueryString(t, dst, "shop", "SELECT subname FROM pg_subscription")
 	pgtest.Exec(t, dst, "shop", "ALTER SUBSCRIPTION "+sub+" DISABLE")
 	pgtest.Exec(t, src, "shop", "INSERT INTO orders (note) VALUES ('while paused')")
