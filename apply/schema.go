@@ -157,6 +157,10 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 	if err != nil {
 		return "", fmt.Errorf("read target catalog: %w", err)
 	}
+	onTarget := make(map[string]bool, len(existing))
+	for _, e := range existing {
+		onTarget[e] = true
+	}
 	var keep []tocEntry
 	tables, present := 0, 0
 	for _, e := range toc {
@@ -165,12 +169,14 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 		}
 		if e.kind == "TABLE" {
 			tables++
-			if slices.Contains(existing, e.schema+" "+e.tag) {
+			if onTarget[e.schema+" "+e.tag] {
 				present++
 			}
 		}
 	}
+	chunked := d.m.dbState(d.name).PreDataNext > 0
 	switch {
+	case chunked:
 	case tables > 0 && present == tables:
 		return "already restored (every table exists)", nil
 	case present > 0:
@@ -190,14 +196,71 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 			return "", err
 		}
 	}
-	list, err := d.writeList(keep, "pre")
+	done := fmt.Sprintf("%d tables", tables)
+	if !chunked {
+		err = d.restoreList(ctx, keep, args)
+		if !isLockExhaustion(err) {
+			if err != nil {
+				return "", err
+			}
+			return strings.Join(append([]string{done}, append(notes, extNotes...)...), "; "), nil
+		}
+		d.m.emit(Notice{Message: fmt.Sprintf("%s: the schema does not fit in one transaction (max_locks_per_transaction): restoring it in chunks, each in its own transaction", d.name)})
+	}
+	n, err := d.restoreChunks(ctx, keep, args)
 	if err != nil {
 		return "", err
 	}
-	if _, err := runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(args, "-L", list, d.dumpFile())...); err != nil {
-		return "", err
+	return strings.Join(append([]string{done, fmt.Sprintf("restored in %d chunks (lock limits)", n)}, append(notes, extNotes...)...), "; "), nil
+}
+
+func (d *dbRun) restoreList(ctx context.Context, entries []tocEntry, args []string) error {
+	list, err := d.writeList(entries, "pre")
+	if err != nil {
+		return err
 	}
-	return strings.Join(append([]string{fmt.Sprintf("%d tables", tables)}, append(notes, extNotes...)...), "; "), nil
+	_, err = runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(args, "-L", list, d.dumpFile())...)
+	return err
+}
+
+// isLockExhaustion reports a restore refused by the lock table's size.
+func isLockExhaustion(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "max_locks_per_transaction") || strings.Contains(err.Error(), "out of shared memory"))
+}
+
+// preDataChunk is how many archive entries a chunk starts with; a chunk
+// the lock table still refuses is halved.
+const preDataChunk = 256
+
+// restoreChunks restores entries in archive order, a chunk per transaction,
+// recording each committed chunk so a rerun goes on after the last one.
+func (d *dbRun) restoreChunks(ctx context.Context, entries []tocEntry, args []string) (int, error) {
+	ds := d.m.dbState(d.name)
+	next, size, chunks := max(ds.PreDataNext-1, 0), preDataChunk, 0
+	if ds.PreDataNext == 0 {
+		d.m.update(func() { ds.PreDataNext = 1 })
+		if err := d.m.save(); err != nil {
+			return 0, err
+		}
+	}
+	for next < len(entries) {
+		end := min(next+size, len(entries))
+		err := d.restoreList(ctx, entries[next:end], args)
+		if isLockExhaustion(err) && size > 1 {
+			size /= 2
+			continue
+		}
+		if err != nil {
+			return chunks, err
+		}
+		next, chunks = end, chunks+1
+		d.m.update(func() { ds.PreDataNext = next + 1 })
+		if err := d.m.save(); err != nil {
+			return chunks, err
+		}
+		crashPoint("chunk:" + d.name)
+	}
+	return chunks, nil
 }
 
 // prepareOwners makes sure the target user may hand objects to their

@@ -64,6 +64,9 @@ type DatabaseState struct {
 	CopyRuns int `json:"copy_runs"`
 	// Bytes copied by finished tables.
 	Bytes int64 `json:"bytes"`
+	// PreDataNext is set when the schema had to be restored in chunks
+	// (lock limits): one more than the archive entries restored so far.
+	PreDataNext int `json:"pre_data_next,omitempty"`
 }
 
 // TableState is one table's copy progress.

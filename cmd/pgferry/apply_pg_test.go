@@ -528,3 +528,36 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// TestApplyPreDataInChunks: a schema too large for the target's lock table
+// in one transaction is restored in chunks, each committed and recorded; a
+// crash between chunks resumes after the last one.
+func TestApplyPreDataInChunks(t *testing.T) {
+	src := pgtest.Start(t, pgtest.Source)
+	dst := pgtest.Start(t, pgtest.Target, pgtest.WithSettings(map[string]string{"max_locks_per_transaction": "10", "max_connections": "20"}))
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE big")
+	pgtest.Exec(t, src, "big", scaleSchema(1200), "INSERT INTO t1 VALUES (1, NULL, 'one')", "INSERT INTO t1199 VALUES (1, NULL, 'x')", "INSERT INTO t1200 VALUES (7, 1, 'seven')")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [big]}\n")
+	r := runBin(t, []string{"PGFERRY_CRASH_AT=chunk:big"}, "apply", "-c", cfg)
+	if r.code != 128+int(syscall.SIGKILL) || !strings.Contains(r.stderr, "restoring it in chunks") {
+		t.Fatalf("apply did not crash after a chunk: exit %d\n%s", r.code, r.stderr)
+	}
+	r = runBin(t, nil, "apply", "-c", cfg)
+	if r.code != 0 || !strings.Contains(r.stderr, "chunks (lock limits)") {
+		t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if n := pgtest.QueryString(t, dst, "big", "SELECT count(*)::text FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"); n != "1200" {
+		t.Errorf("%s tables on the target, want 1200", n)
+	}
+	if v := runBin(t, nil, "verify", "-c", cfg); v.code != 0 || !strings.Contains(v.stdout, "1200 of 1200 tables equal") {
+		t.Errorf("verify: exit %d\n%s", v.code, lastLines(v.stdout, 3))
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
