@@ -2,9 +2,7 @@ package apply
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
@@ -99,8 +97,5 @@ func subscriptionExists(ctx context.Context, dst *pg.Endpoint, db, sub string) (
 }
 
 // missingDatabase reports a connection refused because the database does
-// not exist (SQLSTATE 3D000).
-func missingDatabase(err error) bool {
-	var ce *pg.ConnectError
-	return errors.As(err, &ce) && strings.Contains(pg.Describe(ce.Err), "3D000")
-}
+// not exist.
+func missingDatabase(err error) bool { return pg.HasCode(err, pg.InvalidCatalogName) }

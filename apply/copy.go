@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgferry/pgferry/config"
 	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
 )
@@ -88,18 +89,7 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 	return fmt.Sprintf("%d tables, %s", len(tables), byteString(ds.Bytes)), nil
 }
 
-func byteString(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func byteString(n int64) string { return config.ByteSize(n).String() }
 
 // copyTables reads the columns of the planned tables, keeping the plan's
 // order (largest first).
@@ -366,7 +356,9 @@ func (e *engine) reportProgress(ctx context.Context, already, total int) (stop f
 					active[k] = c.Load()
 				}
 				e.mu.Unlock()
-				e.d.m.emit(CopyProgress{Database: e.d.name, Active: active, Done: already + int(e.done.Load()), Total: total, Bytes: e.d.m.dbState(e.d.name).Bytes})
+				var copied int64
+				e.d.m.update(func() { copied = e.d.m.State.Databases[e.d.name].Bytes }) // finish writes it under the lock
+				e.d.m.emit(CopyProgress{Database: e.d.name, Active: active, Done: already + int(e.done.Load()), Total: total, Bytes: copied})
 			}
 		}
 	}()

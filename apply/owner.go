@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgferry/pgferry/internal/pg"
 )
 
 const ownerCheckSQL = `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
@@ -45,8 +47,5 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// isMissingRole reports SQLSTATE 42704 (undefined_object) for a role.
-func isMissingRole(err error) bool {
-	var pge *pgconn.PgError
-	return errors.As(err, &pge) && pge.Code == "42704"
-}
+// isMissingRole reports undefined_object, as for a role missing on the target.
+func isMissingRole(err error) bool { return pg.HasCode(err, pg.UndefinedObject) }

@@ -2,14 +2,12 @@ package apply
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgferry/pgferry/internal/dsn"
 	"github.com/pgferry/pgferry/internal/pg"
@@ -122,10 +120,7 @@ func aivenPublication(ctx context.Context, src *pgx.Conn, name string, all bool,
 	return nil
 }
 
-func isPrivilegeError(err error) bool {
-	var pge *pgconn.PgError
-	return errors.As(err, &pge) && pge.Code == "42501"
-}
+func isPrivilegeError(err error) bool { return pg.HasCode(err, pg.InsufficientPrivilege) }
 
 const slotExistsSQL = `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`
 
@@ -272,8 +267,7 @@ func DropSlot(ctx context.Context, source *pg.Endpoint, db, slot string) (bool, 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		tag, err := src.Exec(ctx, dropSlotSQL, slot)
-		var pge *pgconn.PgError
-		if errors.As(err, &pge) && pge.Code == "55006" && time.Now().Before(deadline) {
+		if pg.HasCode(err, pg.ObjectInUse) && time.Now().Before(deadline) {
 			select { // still active: its walsender has not noticed yet
 			case <-ctx.Done():
 				return false, ctx.Err()

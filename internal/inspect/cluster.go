@@ -2,12 +2,11 @@ package inspect
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
 )
 
@@ -95,11 +94,7 @@ func (r *reader) cluster(ctx context.Context) (plan.Snapshot, error) {
 	return s, nil
 }
 
-// isPrivilegeError reports SQLSTATE 42501 (insufficient_privilege).
-func isPrivilegeError(err error) bool {
-	var pge *pgconn.PgError
-	return errors.As(err, &pge) && pge.Code == "42501"
-}
+func isPrivilegeError(err error) bool { return pg.HasCode(err, pg.InsufficientPrivilege) }
 
 func (r *reader) settings(ctx context.Context, s *plan.Snapshot) error {
 	rows, err := r.query(ctx, settingsSQL, settingNames)

@@ -133,3 +133,18 @@ func (e *Endpoint) ConnectRaw(ctx context.Context, db string, opt Options) (*pgc
 
 // URI is the connection string as configured (with its secret: never print it).
 func (e *Endpoint) URI() string { return e.uri }
+
+// SQLSTATE codes pgferry branches on.
+const (
+	InsufficientPrivilege = "42501"
+	UndefinedObject       = "42704"
+	InvalidCatalogName    = "3D000" // the database does not exist
+	ObjectInUse           = "55006"
+)
+
+// HasCode reports whether err carries a server error with SQLSTATE code,
+// however deeply wrapped (a failed connection too).
+func HasCode(err error, code string) bool {
+	var pge *pgconn.PgError
+	return errors.As(err, &pge) && pge.Code == code
+}
