@@ -198,6 +198,10 @@ func TestInitServiceURIsWin(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "env-src") || !strings.Contains(r.stdout, "env-dst") || strings.Contains(r.stdout, "flag-src") {
 		t.Errorf("init = exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
+	r = runCLI(t, nil, "init", "-s", "postgres://a@h/b?password=q-secret", "-t", "postgres://c/d")
+	if r.code != 0 || strings.Contains(r.stdout, "q-secret") || !strings.Contains(r.stdout, "password=${SOURCE_PASSWORD}") {
+		t.Errorf("init with a password parameter: exit %d, stdout %q", r.code, r.stdout)
+	}
 	r = runCLI(t, nil, "init", "-s", "postgres://a/b", "-t", "postgres://c/d", "--stop-replication")
 	if r.code != 1 || r.stderr != "pgferry: --stop-replication requires --max-replication-lag >= 0\n" {
 		t.Errorf("init --stop-replication alone = exit %d, stderr %q", r.code, r.stderr)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -152,35 +151,13 @@ func (c *InitCmd) addTables(doc *yaml.Node) {
 
 // templateSecret replaces the password of a connection string by ${name}
 // and returns the new string and name, or the string unchanged and "".
-// Every other "$" is doubled so that loading the file gives it back.
+// Every other "$" is doubled first so that loading the file gives it back.
 func templateSecret(s, name string) (string, string) {
-	ref := "${" + name + "}"
-	if dsn.IsURI(s) {
-		u, err := url.Parse(s)
-		if err == nil && u.User != nil {
-			if _, has := u.User.Password(); has {
-				user := url.User(u.User.Username()).String()
-				u.User = nil
-				rest := strings.TrimPrefix(u.String(), u.Scheme+"://")
-				return u.Scheme + "://" + escapeDollars(user) + ":" + ref + "@" + escapeDollars(rest), name
-			}
-		}
+	out, found := dsn.ReplacePassword(escapeDollars(s), "${"+name+"}")
+	if !found {
 		return escapeDollars(s), ""
 	}
-	pairs, err := dsn.ParseKeyValue(s)
-	if err != nil {
-		return escapeDollars(s), ""
-	}
-	found := ""
-	parts := make([]string, len(pairs))
-	for i, p := range pairs {
-		v := escapeDollars(dsn.QuoteValue(p.Value))
-		if p.Key == "password" {
-			v, found = ref, name
-		}
-		parts[i] = p.Key + "=" + v
-	}
-	return strings.Join(parts, " "), found
+	return out, name
 }
 
 func escapeDollars(s string) string { return strings.ReplaceAll(s, "$", "$$") }

@@ -163,20 +163,57 @@ func redactURI(s string) string {
 	if err != nil {
 		return redactBroken(s)
 	}
+	out, _ := replaceInURI(u, secretKeys, Redacted)
+	return out
+}
+
+// replaceInURI puts repl, verbatim, in place of the user info's password
+// and of the query parameters named in keys, reporting whether it did.
+func replaceInURI(u *url.URL, keys map[string]bool, repl string) (string, bool) {
+	found := false
 	q := u.Query()
 	for k := range q {
-		if secretKeys[k] {
-			q.Set(k, Redacted)
-			u.RawQuery = encodeQuery(q)
+		if keys[k] {
+			q.Set(k, repl)
+			u.RawQuery = encodeQuery(q, repl)
+			found = true
 		}
 	}
 	if _, has := u.User.Password(); !has {
-		return u.String()
+		return u.String(), found
 	}
-	// Built by hand: url.UserPassword would percent-encode the asterisks.
+	// Built by hand: url.UserPassword would percent-encode repl.
 	user := url.User(u.User.Username()).String()
 	u.User = nil
-	return u.Scheme + "://" + user + ":" + Redacted + "@" + strings.TrimPrefix(u.String(), u.Scheme+"://")
+	return u.Scheme + "://" + user + ":" + repl + "@" + strings.TrimPrefix(u.String(), u.Scheme+"://"), true
+}
+
+// ReplacePassword returns s with its password — in a URI's user info or
+// password parameter, or a key=value password — replaced by repl verbatim
+// (pgferry init writes ${SOURCE_PASSWORD}), and whether s had one.
+func ReplacePassword(s, repl string) (string, bool) {
+	passwordKey := map[string]bool{"password": true}
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return s, false
+		}
+		return replaceInURI(u, passwordKey, repl)
+	}
+	pairs, err := ParseKeyValue(s)
+	if err != nil {
+		return s, false
+	}
+	found := false
+	parts := make([]string, len(pairs))
+	for i, p := range pairs {
+		v := QuoteValue(p.Value)
+		if passwordKey[p.Key] {
+			v, found = repl, true
+		}
+		parts[i] = p.Key + "=" + v
+	}
+	return strings.Join(parts, " "), found
 }
 
 // redactBroken masks the user info's password of a URI that does not
@@ -202,8 +239,8 @@ func redactBroken(s string) string {
 	return s[:start] + user + ":" + Redacted + s[start+at:]
 }
 
-// encodeQuery is url.Values.Encode without escaping the redaction marker.
-func encodeQuery(q url.Values) string {
+// encodeQuery is url.Values.Encode without escaping the value keep.
+func encodeQuery(q url.Values, keep string) string {
 	keys := make([]string, 0, len(q))
 	for k := range q {
 		keys = append(keys, k)
@@ -213,7 +250,7 @@ func encodeQuery(q url.Values) string {
 	for _, k := range keys {
 		for _, v := range q[k] {
 			ev := url.QueryEscape(v)
-			if v == Redacted {
+			if v == keep {
 				ev = v
 			}
 			parts = append(parts, url.QueryEscape(k)+"="+ev)

@@ -102,3 +102,22 @@ func TestForTool(t *testing.T) {
 		t.Error("HasPassword is wrong")
 	}
 }
+
+func TestReplacePassword(t *testing.T) {
+	tests := []struct {
+		in, want string
+		found    bool
+	}{
+		{"postgres://u:p%40ss@h:5432/db?sslmode=require", "postgres://u:${PW}@h:5432/db?sslmode=require", true},
+		{"postgres://u@h/db?password=secret&sslmode=require", "postgres://u@h/db?password=${PW}&sslmode=require", true},
+		{"host=h password='a b' user=u", "host=h password=${PW} user=u", true},
+		{"postgres://u@h/db?sslpassword=k", "postgres://u@h/db?sslpassword=k", false},
+		{"host=h user=u", "host=h user=u", false},
+	}
+	for _, tt := range tests {
+		got, found := ReplacePassword(tt.in, "${PW}")
+		if got != tt.want || found != tt.found {
+			t.Errorf("ReplacePassword(%q) = %q, %v, want %q, %v", tt.in, got, found, tt.want, tt.found)
+		}
+	}
+}
