@@ -70,23 +70,46 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Columns and index definitions as the snapshot saw them; every name
+	// qualified.
+	_, err = src.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT "+literal(id)+"; SELECT pg_catalog.set_config('search_path', '', true)")
 	var encoding, monetary string
-	err = src.QueryRow(ctx, sessionFactsSQL).Scan(&encoding, &monetary)
-	tables, terr := d.copyTables(ctx, src, st.Params.Tables)
+	var tables []copyTable
+	var indexes map[plan.TableRef][]earlyIndex
+	if err == nil {
+		err = src.QueryRow(ctx, sessionFactsSQL).Scan(&encoding, &monetary)
+	}
+	if err == nil {
+		tables, err = d.copyTables(ctx, src, st.Params.Tables)
+	}
+	if err == nil {
+		indexes, err = d.earlyIndexes(ctx, src, tables)
+	}
 	src.Close(context.WithoutCancel(ctx))
-	if err = errors.Join(err, terr); err != nil {
+	if err != nil {
 		return "", err
 	}
 	todo, err := d.restartCopy(ctx, tables)
 	if err != nil {
 		return "", err
 	}
-	e := &engine{d: d, snapshot: id, encoding: encoding, monetary: monetary, active: map[string]*atomic.Int64{}}
-	if err := e.run(ctx, todo, len(tables)); err != nil {
+	bctx, stopBuilds := context.WithCancel(ctx)
+	defer stopBuilds()
+	e := &engine{d: d, snapshot: id, encoding: encoding, monetary: monetary, active: map[string]*atomic.Int64{}, indexes: d.startIndexBuilder(bctx, indexes)}
+	err = e.run(ctx, todo, len(tables))
+	if err != nil {
+		stopBuilds()
+	}
+	built, berr := e.indexes.wait()
+	if err = errors.Join(err, berr); err != nil {
 		return "", err
 	}
 	ds := d.m.dbState(d.name)
-	return fmt.Sprintf("%d tables, %s", len(tables), byteString(ds.Bytes)), nil
+	msg := fmt.Sprintf("%d tables, %s", len(tables), byteString(ds.Bytes))
+	if built > 0 {
+		msg += fmt.Sprintf(", %d indexes built as their tables finished", built)
+	}
+	return msg, nil
 }
 
 func byteString(n int64) string { return config.ByteSize(n).String() }
@@ -176,6 +199,8 @@ type engine struct {
 	mu                           sync.Mutex
 	active                       map[string]*atomic.Int64
 	done                         atomic.Int64
+	// indexes builds each table's indexes once its copy commits.
+	indexes *indexBuilder
 }
 
 func (e *engine) run(ctx context.Context, tables []copyTable, total int) error {
@@ -303,7 +328,11 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 		return err
 	}
 	crashPoint("table:" + e.d.name + "/" + t.key())
-	return e.finish(t, tag.RowsAffected(), counter.Load(), time.Since(start))
+	if err := e.finish(t, tag.RowsAffected(), counter.Load(), time.Since(start)); err != nil {
+		return err
+	}
+	e.indexes.add(t.ref)
+	return nil
 }
 
 // finish records a committed table in the state and reports it.

@@ -46,6 +46,15 @@ type TableCopied struct {
 	Took        time.Duration
 }
 
+// IndexesBuilt reports a table's indexes built right after its copy,
+// while other tables still copy.
+type IndexesBuilt struct {
+	Database string
+	Table    plan.TableRef
+	Count    int
+	Took     time.Duration
+}
+
 // CopyProgress reports the bytes streamed so far by the active tables of
 // a database, every few seconds.
 type CopyProgress struct {
@@ -80,6 +89,7 @@ func (StepSkipped) event()  {}
 func (StepFailed) event()   {}
 func (TableStarted) event() {}
 func (TableCopied) event()  {}
+func (IndexesBuilt) event() {}
 func (CopyProgress) event() {}
 func (Notice) event()       {}
 func (LagSample) event()    {}

@@ -37,7 +37,8 @@ var resumable = map[string]bool{"INDEX": true, "CONSTRAINT": true, "FK CONSTRAIN
 
 // restorePostData restores indexes, constraints, triggers and the rest with
 // pg_restore -j (it orders entries by the archive's dependencies), leaving
-// out what a previous run already created.
+// out what the catalog already has: indexes the copy built, or what an
+// earlier run created.
 func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error) {
 	toc, err := d.listTOC(ctx)
 	if err != nil {
@@ -68,6 +69,9 @@ func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error
 		}
 		keep = append(keep, e)
 	}
+	if len(keep) == 0 {
+		return fmt.Sprintf("nothing left to restore, %d entries already built", skipped), nil
+	}
 	list, err := d.writeList(keep, "post")
 	if err != nil {
 		return "", err
@@ -85,7 +89,7 @@ func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error
 	}
 	msg := fmt.Sprintf("%d jobs", d.m.Config.Parallel.Indexes)
 	if skipped > 0 {
-		msg += fmt.Sprintf(", %d entries present from an earlier run left out", skipped)
+		msg += fmt.Sprintf(", %d entries already built left out", skipped)
 	}
 	return msg, nil
 }

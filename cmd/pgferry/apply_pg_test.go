@@ -61,6 +61,22 @@ var richSource = []struct {
 		"CREATE TABLE sales.items (id int PRIMARY KEY, order_id bigint REFERENCES sales.orders (id), sku text)",
 		"INSERT INTO sales.items SELECT g, g, 'sku-' || g FROM generate_series(1, 5000) g",
 		"CREATE INDEX items_sku ON sales.items (sku)",
+		// Indexes the copy builds early, and ones whose archive entry holds
+		// more than the definition (CLUSTER ON, REPLICA IDENTITY, statistics)
+		// that post-data must build.
+		"COMMENT ON INDEX sales.items_sku IS 'by sku'",
+		"ALTER TABLE sales.items CLUSTER ON items_sku",
+		"ALTER TABLE sales.items ADD CONSTRAINT items_sku_unique UNIQUE (sku) DEFERRABLE INITIALLY DEFERRED",
+		"CREATE INDEX items_sku_trgm ON sales.items USING gin (sku gin_trgm_ops)",
+		"CREATE INDEX orders_paid_doc ON sales.orders ((doc->>'s')) WHERE status = 'paid'",
+		"CREATE INDEX orders_created ON sales.orders (created) INCLUDE (total) WITH (fillfactor = 70)",
+		"CREATE INDEX orders_double ON sales.orders ((total * 2))",
+		"ALTER INDEX sales.orders_double ALTER COLUMN 1 SET STATISTICS 500",
+		"CREATE TABLE sales.bookings (id int, during tsrange, EXCLUDE USING gist (during WITH &&))",
+		"INSERT INTO sales.bookings SELECT g, tsrange(timestamp '2026-01-01' + g * interval '1 hour', timestamp '2026-01-01' + (g + 1) * interval '1 hour') FROM generate_series(1, 500) g",
+		`ALTER TABLE "Mixed Schema"."Odd Table" ALTER COLUMN "Col" SET NOT NULL`,
+		`CREATE UNIQUE INDEX "Odd Index" ON "Mixed Schema"."Odd Table" ("Col")`,
+		`ALTER TABLE "Mixed Schema"."Odd Table" REPLICA IDENTITY USING INDEX "Odd Index"`,
 		"CREATE TABLE metrics (id int, day date, v float8, PRIMARY KEY (id, day)) PARTITION BY RANGE (day)",
 		"CREATE TABLE metrics_2025 PARTITION OF metrics FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')",
 		"CREATE TABLE metrics_2026 PARTITION OF metrics FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
@@ -257,17 +273,26 @@ func TestApplyDumpEndToEnd(t *testing.T) {
 		}
 	}
 	assertMigrated(t, src, dst)
+	// Built while other tables copied: the primary key, the partial and the
+	// INCLUDE index of orders (not the one with a statistics target), the
+	// exclusion constraint of bookings, the primary key, unique constraint
+	// and trigram index of items (not the index marked for CLUSTER).
+	for _, want := range []string{`msg="indexes built" database=shop table=sales.orders indexes=3`, `msg="indexes built" database=shop table=sales.bookings indexes=1`, `msg="indexes built" database=shop table=sales.items indexes=3`} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("log does not show %s:\n%s", want, r.stderr)
+		}
+	}
 	again := runBin(t, nil, "apply", "-c", cfg)
 	if again.code != 0 || !strings.Contains(again.stdout, "nothing to do: the migration is complete") {
 		t.Errorf("second apply: exit %d\n%s\n%s", again.code, again.stdout, again.stderr)
 	}
 	v := runBin(t, nil, "verify", "-c", cfg, "--checksums")
-	if v.code != 0 || !strings.Contains(v.stdout, "9 of 9 tables equal") {
+	if v.code != 0 || !strings.Contains(v.stdout, "10 of 10 tables equal") {
 		t.Errorf("verify --checksums: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
 	}
 	pgtest.Exec(t, dst, "shop", "UPDATE sales.items SET sku = 'changed' WHERE id = 7")
 	v = runBin(t, nil, "verify", "-c", cfg, "--checksums")
-	if v.code != 1 || !strings.Contains(v.stdout, "DIFFERENT") || !strings.Contains(v.stderr, "pgferry: 1 of 9 tables differ") {
+	if v.code != 1 || !strings.Contains(v.stdout, "DIFFERENT") || !strings.Contains(v.stderr, "pgferry: 1 of 10 tables differ") {
 		t.Errorf("verify after a change on the target: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
 	}
 	if v = runBin(t, nil, "verify", "-c", cfg); v.code != 0 {

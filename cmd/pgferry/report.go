@@ -27,6 +27,8 @@ func eventLogger(log *slog.Logger) func(apply.Event) {
 		case apply.TableCopied:
 			log.Info("table copied", "database", e.Database, "table", e.Table.String(), "rows", e.Rows,
 				"bytes", config.ByteSize(e.Bytes).String(), "took", e.Took.Round(time.Millisecond))
+		case apply.IndexesBuilt:
+			log.Info("indexes built", "database", e.Database, "table", e.Table.String(), "indexes", e.Count, "took", e.Took.Round(time.Millisecond))
 		case apply.CopyProgress:
 			active := make([]string, 0, len(e.Active))
 			for t, b := range e.Active {

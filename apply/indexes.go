@@ -1,0 +1,202 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pgferry/pgferry/plan"
+)
+
+// earlyIndex is an index of one table, or the constraint it backs, built
+// as soon as the table's rows are committed, while other tables still
+// copy. Post-data then finds it in the catalog and leaves its archive
+// entry out.
+type earlyIndex struct {
+	name, sql string
+	// entry is the archive entry the statement stands for, in the form
+	// existingSQL reads the catalog ("INDEX schema name").
+	entry string
+}
+
+// earlyIndexSQL reads, under the snapshot and with an empty search_path
+// (every name qualified), the indexes whose archive entry holds nothing but
+// the definition: pg_dump adds CLUSTER ON, REPLICA IDENTITY, statistics
+// targets and a tablespace to an index's entry, so those, and indexes of
+// partitions or with inherited constraints, stay with pg_restore. Invalid
+// indexes are not dumped, so neither are they built.
+const earlyIndexSQL = `SELECT n.nspname, c.relname, i.relname, COALESCE(k.conname, ''),
+	CASE WHEN k.oid IS NULL THEN pg_get_indexdef(x.indexrelid)
+		ELSE 'ALTER TABLE ONLY ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ADD CONSTRAINT ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid) END
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_class c ON c.oid = x.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_constraint k ON k.conindid = x.indexrelid AND k.conrelid = x.indrelid AND k.contype IN ('p', 'u', 'x')
+WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+	AND c.relkind = 'r' AND NOT c.relispartition
+	AND x.indisvalid AND NOT x.indisclustered AND NOT x.indisreplident AND i.reltablespace = 0
+	AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = x.indexrelid AND a.attstattarget >= 0)
+	AND (k.oid IS NULL OR k.conislocal AND k.coninhcount = 0)
+ORDER BY 1, 2, 3`
+
+// earlyIndexes returns, by table, the indexes the copy may build early:
+// only those whose entry the post-data restore would otherwise run.
+func (d *dbRun) earlyIndexes(ctx context.Context, src *pgx.Conn, tables []copyTable) (map[plan.TableRef][]earlyIndex, error) {
+	toc, err := d.listTOC(ctx)
+	if err != nil {
+		return nil, err
+	}
+	restored := map[string]bool{}
+	for _, e := range toc {
+		if (e.kind == "INDEX" || e.kind == "CONSTRAINT") && d.keep(e) {
+			restored[e.kind+" "+e.schema+" "+e.tag] = true
+		}
+	}
+	var schemas, names []string
+	for _, t := range tables {
+		if !t.extConfig {
+			schemas, names = append(schemas, t.ref.Schema), append(names, t.ref.Name)
+		}
+	}
+	rows, err := src.Query(ctx, earlyIndexSQL, schemas, names)
+	if err != nil {
+		return nil, fmt.Errorf("read index definitions: %w", err)
+	}
+	out := map[plan.TableRef][]earlyIndex{}
+	var ref plan.TableRef
+	var index, constraint, def string
+	_, err = pgx.ForEachRow(rows, []any{&ref.Schema, &ref.Name, &index, &constraint, &def}, func() error {
+		entry := "INDEX " + ref.Schema + " " + index
+		if constraint != "" {
+			entry = "CONSTRAINT " + ref.Schema + " " + ref.Name + " " + constraint
+		}
+		if restored[entry] && def != "" {
+			out[ref] = append(out[ref], earlyIndex{name: index, sql: def, entry: entry})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read index definitions: %w", err)
+	}
+	return out, nil
+}
+
+// indexBuilder builds the early indexes of each table handed to it, on
+// parallel.indexes target sessions of its own. A statement the target
+// refuses is left to post-data, which reports it if it fails there too.
+type indexBuilder struct {
+	d     *dbRun
+	defs  map[plan.TableRef][]earlyIndex
+	jobs  chan plan.TableRef
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	err   error
+	built int
+}
+
+func (d *dbRun) startIndexBuilder(ctx context.Context, defs map[plan.TableRef][]earlyIndex) *indexBuilder {
+	b := &indexBuilder{d: d, defs: defs, jobs: make(chan plan.TableRef, len(defs))}
+	if len(defs) == 0 {
+		close(b.jobs)
+		return b
+	}
+	for range min(d.m.Config.Parallel.Indexes, len(defs)) {
+		b.wg.Go(func() { b.worker(ctx) })
+	}
+	return b
+}
+
+// add queues a committed table; tables without early indexes are ignored.
+func (b *indexBuilder) add(ref plan.TableRef) {
+	if len(b.defs[ref]) > 0 {
+		b.jobs <- ref
+	}
+}
+
+// wait lets the queued builds finish and returns how many indexes were
+// built; an error is only a cancellation or a lost session.
+func (b *indexBuilder) wait() (int, error) {
+	if len(b.defs) > 0 {
+		close(b.jobs)
+	}
+	b.wg.Wait()
+	return b.built, b.err
+}
+
+func (b *indexBuilder) fail(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err == nil {
+		b.err = err
+	}
+}
+
+func (b *indexBuilder) worker(ctx context.Context) {
+	var dst *pgx.Conn
+	defer func() {
+		if dst != nil {
+			dst.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	for ref := range b.jobs {
+		if ctx.Err() != nil {
+			continue // drain: add must never block
+		}
+		if dst == nil {
+			var err error
+			if dst, err = b.d.m.Target.Connect(ctx, b.d.name, pg.Options{Settings: map[string]string{"statement_timeout": "0", "lock_timeout": "0"}}); err != nil {
+				b.fail(err)
+				continue
+			}
+			if _, err := dst.Exec(ctx, "SELECT pg_catalog.set_config('search_path', '', false)"); err != nil {
+				b.fail(err)
+				continue
+			}
+		}
+		if err := b.build(ctx, dst, ref); err != nil {
+			b.fail(err)
+		}
+	}
+}
+
+// existingIndexesSQL lists the index names of a target table (a rerun
+// after a crash finds some built).
+const existingIndexesSQL = `SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = $1::regclass`
+
+func (b *indexBuilder) build(ctx context.Context, dst *pgx.Conn, ref plan.TableRef) error {
+	start := time.Now()
+	have, err := queryStrings(ctx, dst, existingIndexesSQL, ident(ref.Schema, ref.Name))
+	if err != nil {
+		return fmt.Errorf("read indexes of %s: %w", ref, err)
+	}
+	present := map[string]bool{}
+	for _, n := range have {
+		present[n] = true
+	}
+	built := 0
+	for _, ix := range b.defs[ref] {
+		if present[ix.name] {
+			continue
+		}
+		if _, err := dst.Exec(ctx, ix.sql); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			b.d.m.emit(Notice{Message: fmt.Sprintf("%s: index %s of %s left to post-data: %s", b.d.name, ix.name, ref, pg.Describe(err))})
+			continue
+		}
+		built++
+	}
+	b.mu.Lock()
+	b.built += built
+	b.mu.Unlock()
+	if built > 0 {
+		b.d.m.emit(IndexesBuilt{Database: b.d.name, Table: ref, Count: built, Took: time.Since(start)})
+	}
+	return nil
+}
