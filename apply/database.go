@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -42,6 +43,56 @@ func (d *dbRun) run(ctx context.Context) error {
 		if needSnapshot && (st.Kind == plan.StepExportSnapshot || st.Kind == plan.StepCreateSlot && d.snapshotMode()) {
 			d.m.setStep(st.ID, StepState{Status: StatusPending})
 		}
+		if _, err := d.stepFunc(st); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < len(d.steps); {
+		target, source := splitSides(d.steps[i:])
+		if len(target) > 0 && len(source) > 0 {
+			// The database's creation on the target and the snapshot and
+			// schema dump on the source do not wait for each other.
+			errs := make(chan error, 1)
+			go func() { errs <- d.runSteps(ctx, target) }()
+			err := d.runSteps(ctx, source)
+			if err = errors.Join(<-errs, err); err != nil {
+				return err
+			}
+			i += len(target) + len(source)
+			continue
+		}
+		if err := d.runSteps(ctx, d.steps[i:i+1]); err != nil {
+			return err
+		}
+		i++
+	}
+	return nil
+}
+
+// targetOnly and sourceOnly are the step kinds that touch one server only.
+var (
+	targetOnly = map[plan.StepKind]bool{plan.StepCreateDatabase: true, plan.StepConfigureDatabase: true}
+	sourceOnly = map[plan.StepKind]bool{plan.StepExportSnapshot: true, plan.StepCreatePublication: true, plan.StepCreateSlot: true, plan.StepDumpSchema: true}
+)
+
+// splitSides takes the longest prefix of steps made of target-only and
+// source-only kinds and splits it by side, each side in plan order.
+func splitSides(steps []plan.Step) (target, source []plan.Step) {
+	for _, st := range steps {
+		switch {
+		case targetOnly[st.Kind]:
+			target = append(target, st)
+		case sourceOnly[st.Kind]:
+			source = append(source, st)
+		default:
+			return target, source
+		}
+	}
+	return target, source
+}
+
+func (d *dbRun) runSteps(ctx context.Context, steps []plan.Step) error {
+	for _, st := range steps {
 		fn, err := d.stepFunc(st)
 		if err != nil {
 			return err
