@@ -5,8 +5,10 @@ package pg
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,9 +20,11 @@ import (
 // Endpoint connects to the databases of one server.
 type Endpoint struct {
 	// Side is "source" or "target", for messages.
-	Side   string
+	Side string
+	uri  string
+	// mu guards config, which plainOnly changes once.
+	mu     sync.Mutex
 	config *pgx.ConnConfig
-	uri    string
 }
 
 // NewEndpoint parses uri (URI or key=value form) for side.
@@ -48,7 +52,11 @@ func describeParse(err error) string {
 }
 
 // Database is the bootstrap database the connection string names.
-func (e *Endpoint) Database() string { return e.config.Database }
+func (e *Endpoint) Database() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.config.Database
+}
 
 // String is the redacted connection string.
 func (e *Endpoint) String() string { return dsn.Redact(e.uri) }
@@ -64,7 +72,9 @@ type Options struct {
 
 // Connect opens a connection to database db ("" for the bootstrap one).
 func (e *Endpoint) Connect(ctx context.Context, db string, opt Options) (*pgx.Conn, error) {
+	e.mu.Lock()
 	cfg := e.config.Copy()
+	e.mu.Unlock()
 	if db != "" {
 		cfg.Database = db
 	}
@@ -78,7 +88,40 @@ func (e *Endpoint) Connect(ctx context.Context, db string, opt Options) (*pgx.Co
 	if err != nil {
 		return nil, &ConnectError{Side: e.Side, Target: e.String(), Database: cfg.Database, Err: err}
 	}
+	e.learn(conn.PgConn())
 	return conn, nil
+}
+
+// learn remembers a server that refused TLS under sslmode=prefer (or
+// allow): pgx then opens a second TCP connection without TLS, and the
+// server forks a backend for each, so later connections of the run go
+// straight to the plain attempt, as the fallback would anyway. Required
+// TLS modes have no plain fallback and never change.
+func (e *Endpoint) learn(conn *pgconn.PgConn) {
+	if _, isTLS := conn.Conn().(*tls.Conn); isTLS {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := &e.config.Config
+	if c.TLSConfig == nil {
+		return
+	}
+	var plain []*pgconn.FallbackConfig
+	for _, f := range c.Fallbacks {
+		if f.Host != c.Host || f.Port != c.Port {
+			return // several hosts: leave pgx's order alone
+		}
+		if f.TLSConfig == nil {
+			plain = append(plain, f)
+		}
+	}
+	if len(plain) == 0 {
+		return
+	}
+	cfg := e.config.Copy()
+	cfg.TLSConfig, cfg.Fallbacks = nil, nil
+	e.config = cfg
 }
 
 // ConnectError is a failed connection to one side.
@@ -117,7 +160,9 @@ func Describe(err error) string {
 // ConnectRaw opens a low-level connection, for COPY streams that never
 // decode rows; it accepts any client_encoding, unlike pgx.Conn.
 func (e *Endpoint) ConnectRaw(ctx context.Context, db string, opt Options) (*pgconn.PgConn, error) {
+	e.mu.Lock()
 	cfg := e.config.Config.Copy()
+	e.mu.Unlock()
 	if db != "" {
 		cfg.Database = db
 	}
@@ -128,6 +173,7 @@ func (e *Endpoint) ConnectRaw(ctx context.Context, db string, opt Options) (*pgc
 	if err != nil {
 		return nil, &ConnectError{Side: e.Side, Target: e.String(), Database: cfg.Database, Err: err}
 	}
+	e.learn(conn)
 	return conn, nil
 }
 
