@@ -72,7 +72,7 @@ func run(o options) error {
 			if err != nil {
 				return fmt.Errorf("%s, run %d: %w", name, i+1, err)
 			}
-			fmt.Printf("run %d %-24s %6.2fs  %s\n", i+1, name, r.took.Seconds(), r.note())
+			fmt.Printf("run %d %-24s %6.2fs  cpu %6.2fs  %s\n", i+1, name, r.took.Seconds(), r.cpu.Seconds(), r.note())
 			h.results[name] = append(h.results[name], r)
 		}
 	}
@@ -86,10 +86,12 @@ func (h *harness) measure(ctx context.Context, m method) (result, error) {
 		return result{}, err
 	}
 	defer dst.Stop(ctx)
+	busy := benchkit.BusyCPU()
 	r, err := m.run(ctx, h, dst)
 	if err != nil {
 		return r, err
 	}
+	r.cpu = benchkit.BusyCPU() - busy
 	if err := h.verify(ctx, dst, m.verify); err != nil {
 		return r, fmt.Errorf("verification: %w", err)
 	}
@@ -99,8 +101,11 @@ func (h *harness) measure(ctx context.Context, m method) (result, error) {
 
 // result is one timed, verified run.
 type result struct {
-	took     time.Duration
-	rssKiB   int64
+	took   time.Duration
+	rssKiB int64
+	// cpu is the machine's busy CPU time during the run (every process:
+	// both servers, the tool, the rest of the machine).
+	cpu      time.Duration
 	phases   map[string]time.Duration
 	verified bool
 }
@@ -116,6 +121,15 @@ func (r result) note() string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+func medianCPU(rs []result) time.Duration {
+	var d []time.Duration
+	for _, r := range rs {
+		d = append(d, r.cpu)
+	}
+	slices.Sort(d)
+	return benchkit.Median(d)
 }
 
 func stats(rs []result) (lo, med, hi time.Duration) {
