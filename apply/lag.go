@@ -98,6 +98,9 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 		if err := dst.QueryRow(ctx, workerSQL, p.Subscription).Scan(&running); err != nil {
 			return false, err
 		}
+		if !running {
+			wakeLauncher(ctx, dst, p.Subscription)
+		}
 		if l == nil {
 			return false, nil
 		}
@@ -129,6 +132,13 @@ func (d *dbRun) waitForSync(ctx context.Context, st plan.Step) (string, error) {
 			return false, err
 		}
 		d.m.emit(SyncSample{Database: d.name, Tables: total, Pending: pending})
+		var running bool
+		if err := dst.QueryRow(ctx, workerSQL, st.Params.Subscription).Scan(&running); err != nil {
+			return false, err
+		}
+		if !running {
+			wakeLauncher(ctx, dst, st.Params.Subscription)
+		}
 		return total > 0 && pending == 0, nil
 	})
 	if err != nil {
@@ -136,6 +146,29 @@ func (d *dbRun) waitForSync(ctx context.Context, st plan.Step) (string, error) {
 	}
 	return fmt.Sprintf("%d tables synced", total), nil
 }
+
+// wakeLauncher nudges the target's logical replication launcher while a
+// subscription waits for its apply worker. Up to PostgreSQL 15 the
+// launcher starts workers at most once per wal_retrieve_retry_interval
+// (5 s) for the whole server, and a wake-up inside that interval restarts
+// its full wait: a second database's subscription created a moment after
+// the first one's worker started waits 5 s more than it must. ALTER
+// SUBSCRIPTION ... ENABLE of an enabled subscription changes nothing but
+// wakes the launcher, which starts the worker as soon as the interval
+// allows. A subscription someone disabled is left alone; a refusal (an
+// aiven_extras subscription owned by another role) is ignored.
+func wakeLauncher(ctx context.Context, dst *pgx.Conn, subscription string) {
+	if serverMajor(dst) >= 16 {
+		return // 16 keeps a start time per subscription
+	}
+	var enabled bool
+	if err := dst.QueryRow(ctx, subscriptionEnabledSQL, subscription).Scan(&enabled); err != nil || !enabled {
+		return
+	}
+	_, _ = dst.Exec(ctx, "ALTER SUBSCRIPTION "+ident(subscription)+" ENABLE")
+}
+
+const subscriptionEnabledSQL = `SELECT subenabled FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`
 
 func (d *dbRun) both(ctx context.Context) (*pgx.Conn, *pgx.Conn, error) {
 	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{ReadOnly: true})
