@@ -40,10 +40,13 @@ var resumable = map[string]bool{"INDEX": true, "CONSTRAINT": true, "FK CONSTRAIN
 // out what the catalog already has: indexes the copy built, or what an
 // earlier run created.
 func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error) {
-	toc, err := d.listTOC(ctx)
+	// Only the post-data entries: when the copy built every index, nothing
+	// is left and no pg_restore runs.
+	out, err := runToolLocal(ctx, d.m.Tools.PGRestore, "-l", "--section=post-data", d.dumpFile())
 	if err != nil {
 		return "", err
 	}
+	toc := parseTOC(out)
 	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
 	if err != nil {
 		return "", err
