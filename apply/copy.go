@@ -199,6 +199,8 @@ type engine struct {
 	mu                           sync.Mutex
 	active                       map[string]*atomic.Int64
 	done                         atomic.Int64
+	// busy counts the workers copying a table.
+	busy atomic.Int64
 	// indexes builds each table's indexes once its copy commits.
 	indexes *indexBuilder
 }
@@ -206,28 +208,20 @@ type engine struct {
 func (e *engine) run(ctx context.Context, tables []copyTable, total int) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	jobs := make(chan copyTable)
 	errs := make(chan error, e.d.m.Config.Parallel.Tables)
 	var wg sync.WaitGroup
-	for range min(e.d.m.Config.Parallel.Tables, max(len(tables), 1)) {
+	stop := e.reportProgress(ctx, total-len(tables), total)
+	dispatch(ctx, itemsOf(tables), e.d.m.Config.Parallel.Tables, &e.busy, func(jobs <-chan copyTable) {
 		wg.Go(func() {
 			if err := e.worker(ctx, jobs); err != nil {
 				errs <- err
 				cancel()
+				for range jobs {
+					// drained until dispatch sees the cancellation
+				}
 			}
 		})
-	}
-	stop := e.reportProgress(ctx, total-len(tables), total)
-	go func() {
-		defer close(jobs)
-		for _, t := range tables {
-			select {
-			case jobs <- t:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	})
 	wg.Wait()
 	stop()
 	close(errs)
@@ -262,7 +256,10 @@ func (e *engine) worker(ctx context.Context, jobs <-chan copyTable) error {
 	}
 	defer dst.Close(context.WithoutCancel(ctx))
 	for t := range jobs {
-		if err := e.copyOne(ctx, src, dst, t); err != nil {
+		e.busy.Add(1)
+		err := e.copyOne(ctx, src, dst, t)
+		e.busy.Add(-1)
+		if err != nil {
 			return fmt.Errorf("copy %s: %w", t.ref, err)
 		}
 	}
@@ -284,7 +281,12 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 	start := time.Now()
 	name := ident(t.ref.Schema, t.ref.Name)
 	cols := strings.Join(t.columns, ", ")
-	out := fmt.Sprintf("COPY (SELECT %s FROM ONLY %s %s) TO STDOUT", cols, name, t.condition)
+	// COPY of a table reads only that table (never inheritance children)
+	// and costs the source less than a query; a condition needs the query.
+	out := fmt.Sprintf("COPY %s (%s) TO STDOUT", name, cols)
+	if t.condition != "" {
+		out = fmt.Sprintf("COPY (SELECT %s FROM ONLY %s %s) TO STDOUT", cols, name, t.condition)
+	}
 	in := fmt.Sprintf("COPY %s (%s) FROM STDIN (FREEZE)", name, cols)
 	begin := []string{"BEGIN", "TRUNCATE ONLY " + name}
 	if t.extConfig {
@@ -293,7 +295,7 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 		in = fmt.Sprintf("COPY %s (%s) FROM STDIN", name, cols)
 	}
 	if len(t.columns) == 0 {
-		out = fmt.Sprintf("COPY (SELECT FROM ONLY %s) TO STDOUT", name)
+		out = fmt.Sprintf("COPY %s TO STDOUT", name)
 		in = fmt.Sprintf("COPY %s FROM STDIN", name)
 	}
 	if err := execAll(ctx, dst, begin...); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -92,39 +93,40 @@ func (d *dbRun) earlyIndexes(ctx context.Context, src *pgx.Conn, tables []copyTa
 type indexBuilder struct {
 	d     *dbRun
 	defs  map[plan.TableRef][]earlyIndex
-	jobs  chan plan.TableRef
-	wg    sync.WaitGroup
+	queue chan plan.TableRef
+	done  chan struct{}
+	busy  atomic.Int64
 	mu    sync.Mutex
 	err   error
 	built int
 }
 
 func (d *dbRun) startIndexBuilder(ctx context.Context, defs map[plan.TableRef][]earlyIndex) *indexBuilder {
-	b := &indexBuilder{d: d, defs: defs, jobs: make(chan plan.TableRef, len(defs))}
-	if len(defs) == 0 {
-		close(b.jobs)
-		return b
-	}
-	for range min(d.m.Config.Parallel.Indexes, len(defs)) {
-		b.wg.Go(func() { b.worker(ctx) })
-	}
+	b := &indexBuilder{d: d, defs: defs, queue: make(chan plan.TableRef, len(defs)), done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		var wg sync.WaitGroup
+		dispatch(ctx, b.queue, d.m.Config.Parallel.Indexes, &b.busy, func(jobs <-chan plan.TableRef) {
+			wg.Go(func() { b.worker(ctx, jobs) })
+		})
+		wg.Wait()
+	}()
 	return b
 }
 
 // add queues a committed table; tables without early indexes are ignored.
+// It never blocks: the queue holds every table that has some.
 func (b *indexBuilder) add(ref plan.TableRef) {
 	if len(b.defs[ref]) > 0 {
-		b.jobs <- ref
+		b.queue <- ref
 	}
 }
 
 // wait lets the queued builds finish and returns how many indexes were
 // built; an error is only a cancellation or a lost session.
 func (b *indexBuilder) wait() (int, error) {
-	if len(b.defs) > 0 {
-		close(b.jobs)
-	}
-	b.wg.Wait()
+	close(b.queue)
+	<-b.done
 	return b.built, b.err
 }
 
@@ -136,32 +138,44 @@ func (b *indexBuilder) fail(err error) {
 	}
 }
 
-func (b *indexBuilder) worker(ctx context.Context) {
+func (b *indexBuilder) worker(ctx context.Context, jobs <-chan plan.TableRef) {
 	var dst *pgx.Conn
 	defer func() {
 		if dst != nil {
 			dst.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	for ref := range b.jobs {
+	for ref := range jobs {
 		if ctx.Err() != nil {
-			continue // drain: add must never block
+			continue // drain until dispatch sees the cancellation
 		}
-		if dst == nil {
-			var err error
-			if dst, err = b.d.m.Target.Connect(ctx, b.d.name, pg.Options{Settings: map[string]string{"statement_timeout": "0", "lock_timeout": "0"}}); err != nil {
-				b.fail(err)
-				continue
-			}
-			if _, err := dst.Exec(ctx, "SELECT pg_catalog.set_config('search_path', '', false)"); err != nil {
-				b.fail(err)
-				continue
-			}
+		b.busy.Add(1)
+		err := b.session(ctx, &dst)
+		if err == nil {
+			err = b.build(ctx, dst, ref)
 		}
-		if err := b.build(ctx, dst, ref); err != nil {
+		b.busy.Add(-1)
+		if err != nil {
 			b.fail(err)
 		}
 	}
+}
+
+// session opens the worker's target session on its first table.
+func (b *indexBuilder) session(ctx context.Context, dst **pgx.Conn) error {
+	if *dst != nil {
+		return nil
+	}
+	conn, err := b.d.m.Target.Connect(ctx, b.d.name, pg.Options{Settings: map[string]string{"statement_timeout": "0", "lock_timeout": "0"}})
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_catalog.set_config('search_path', '', false)"); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return err
+	}
+	*dst = conn
+	return nil
 }
 
 // existingIndexesSQL lists the index names of a target table (a rerun
