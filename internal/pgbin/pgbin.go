@@ -54,7 +54,7 @@ func Find(ctx context.Context, program string, dirs []string, env []string) []To
 	for _, d := range dirs {
 		p := filepath.Join(d, program)
 		real, err := filepath.EvalSymlinks(p)
-		if err != nil || seen[real] {
+		if err != nil || seen[real] || isWrapper(real) {
 			continue
 		}
 		seen[real] = true
@@ -80,6 +80,15 @@ func Find(ctx context.Context, program string, dirs []string, env []string) []To
 	}
 	slices.SortStableFunc(tools, func(a, b Tool) int { return b.Major - a.Major })
 	return tools
+}
+
+// isWrapper reports Debian's pg_wrapper (what /usr/bin/pg_dump links to):
+// a Perl script choosing a version and running the binary from
+// /usr/lib/postgresql/<major>/bin, which the search holds anyway. Skipping
+// it spares every pg_dump and pg_restore run a Perl start-up (tens of
+// milliseconds of CPU each) and keeps the version pgferry chose.
+func isWrapper(real string) bool {
+	return filepath.Base(real) == "pg_wrapper" && filepath.Base(filepath.Dir(real)) == "postgresql-common"
 }
 
 // Newest returns the newest copy of program whose major lies in [lo, hi];

@@ -1,6 +1,11 @@
 package pgbin
 
-import "testing"
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 func TestParseVersion(t *testing.T) {
 	tests := []struct {
@@ -38,5 +43,34 @@ func TestNewest(t *testing.T) {
 		if got.Path != tt.want || ok != tt.ok {
 			t.Errorf("Newest(%d, %d) = %q, %v, want %q, %v", tt.lo, tt.hi, got.Path, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+func TestWrapperSkipped(t *testing.T) {
+	dir := t.TempDir()
+	common := filepath.Join(dir, "share", "postgresql-common")
+	bin := filepath.Join(dir, "bin")
+	for _, d := range []string{common, bin} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := "#!/bin/sh\necho 'pg_dump (PostgreSQL) 15.18'\n"
+	if err := os.WriteFile(filepath.Join(common, "pg_wrapper"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(common, "pg_wrapper"), filepath.Join(bin, "pg_dump")); err != nil {
+		t.Fatal(err)
+	}
+	real := filepath.Join(dir, "lib", "15", "bin")
+	if err := os.MkdirAll(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(real, "pg_dump"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tools := Find(context.Background(), "pg_dump", []string{bin, real}, nil)
+	if len(tools) != 1 || tools[0].Path != filepath.Join(real, "pg_dump") || tools[0].Major != 15 {
+		t.Fatalf("want only the binary behind the wrapper, got %+v", tools)
 	}
 }
