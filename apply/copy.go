@@ -216,9 +216,6 @@ func (e *engine) run(ctx context.Context, tables []copyTable, total int) error {
 			if err := e.worker(ctx, jobs); err != nil {
 				errs <- err
 				cancel()
-				for range jobs {
-					// drained until dispatch sees the cancellation
-				}
 			}
 		})
 	})

@@ -24,8 +24,9 @@ type dbRun struct {
 	name  string
 	steps []plan.Step
 	snap  *snapshotHolder
-	// toc is the schema archive's table of contents, read once.
-	toc []tocEntry
+	// toc is the schema archive's table of contents by section ("" for
+	// all), each read once.
+	toc map[string][]tocEntry
 }
 
 // snapshotKinds read the source under the exported snapshot.

@@ -17,12 +17,7 @@ import (
 // as soon as the table's rows are committed, while other tables still
 // copy. Post-data then finds it in the catalog and leaves its archive
 // entry out.
-type earlyIndex struct {
-	name, sql string
-	// entry is the archive entry the statement stands for, in the form
-	// existingSQL reads the catalog ("INDEX schema name").
-	entry string
-}
+type earlyIndex struct{ name, sql string }
 
 // earlyIndexSQL reads, under the snapshot and with an empty search_path
 // (every name qualified), the indexes whose archive entry holds nothing but
@@ -48,7 +43,7 @@ ORDER BY 1, 2, 3`
 // earlyIndexes returns, by table, the indexes the copy may build early:
 // only those whose entry the post-data restore would otherwise run.
 func (d *dbRun) earlyIndexes(ctx context.Context, src *pgx.Conn, tables []copyTable) (map[plan.TableRef][]earlyIndex, error) {
-	toc, err := d.listTOC(ctx)
+	toc, err := d.listTOC(ctx, "post-data")
 	if err != nil {
 		return nil, err
 	}
@@ -72,12 +67,13 @@ func (d *dbRun) earlyIndexes(ctx context.Context, src *pgx.Conn, tables []copyTa
 	var ref plan.TableRef
 	var index, constraint, def string
 	_, err = pgx.ForEachRow(rows, []any{&ref.Schema, &ref.Name, &index, &constraint, &def}, func() error {
+		// The archive entry the statement stands for.
 		entry := "INDEX " + ref.Schema + " " + index
 		if constraint != "" {
 			entry = "CONSTRAINT " + ref.Schema + " " + ref.Name + " " + constraint
 		}
 		if restored[entry] && def != "" {
-			out[ref] = append(out[ref], earlyIndex{name: index, sql: def, entry: entry})
+			out[ref] = append(out[ref], earlyIndex{name: index, sql: def})
 		}
 		return nil
 	})

@@ -94,12 +94,9 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 			}
 			return false, err
 		}
-		var running bool
-		if err := dst.QueryRow(ctx, workerSQL, p.Subscription).Scan(&running); err != nil {
+		running, err := applyWorker(ctx, dst, p.Subscription)
+		if err != nil {
 			return false, err
-		}
-		if !running {
-			wakeLauncher(ctx, dst, p.Subscription)
 		}
 		if l == nil {
 			return false, nil
@@ -132,12 +129,8 @@ func (d *dbRun) waitForSync(ctx context.Context, st plan.Step) (string, error) {
 			return false, err
 		}
 		d.m.emit(SyncSample{Database: d.name, Tables: total, Pending: pending})
-		var running bool
-		if err := dst.QueryRow(ctx, workerSQL, st.Params.Subscription).Scan(&running); err != nil {
+		if _, err := applyWorker(ctx, dst, st.Params.Subscription); err != nil {
 			return false, err
-		}
-		if !running {
-			wakeLauncher(ctx, dst, st.Params.Subscription)
 		}
 		return total > 0 && pending == 0, nil
 	})
@@ -145,6 +138,19 @@ func (d *dbRun) waitForSync(ctx context.Context, st plan.Step) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("%d tables synced", total), nil
+}
+
+// applyWorker reports whether the subscription's apply worker runs on the
+// target, waking the launcher when it does not.
+func applyWorker(ctx context.Context, dst *pgx.Conn, subscription string) (bool, error) {
+	var running bool
+	if err := dst.QueryRow(ctx, workerSQL, subscription).Scan(&running); err != nil {
+		return false, err
+	}
+	if !running {
+		wakeLauncher(ctx, dst, subscription)
+	}
+	return running, nil
 }
 
 // wakeLauncher nudges the target's logical replication launcher while a

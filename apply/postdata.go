@@ -42,11 +42,10 @@ var resumable = map[string]bool{"INDEX": true, "CONSTRAINT": true, "FK CONSTRAIN
 func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error) {
 	// Only the post-data entries: when the copy built every index, nothing
 	// is left and no pg_restore runs.
-	out, err := runToolLocal(ctx, d.m.Tools.PGRestore, "-l", "--section=post-data", d.dumpFile())
+	toc, err := d.listTOC(ctx, "post-data")
 	if err != nil {
 		return "", err
 	}
-	toc := parseTOC(out)
 	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
 	if err != nil {
 		return "", err

@@ -94,17 +94,25 @@ func parseEntry(line string) tocEntry {
 	return e
 }
 
-// listTOC reads the archive's table of contents, once per run.
-func (d *dbRun) listTOC(ctx context.Context) ([]tocEntry, error) {
-	if d.toc != nil {
-		return d.toc, nil
+// listTOC reads the archive's table of contents, or with a section
+// ("post-data") only that section's entries, each once per run.
+func (d *dbRun) listTOC(ctx context.Context, section string) ([]tocEntry, error) {
+	if toc, ok := d.toc[section]; ok {
+		return toc, nil
 	}
-	out, err := runToolLocal(ctx, d.m.Tools.PGRestore, "-l", d.dumpFile())
+	args := []string{"-l", d.dumpFile()}
+	if section != "" {
+		args = append(args, "--section="+section)
+	}
+	out, err := runToolLocal(ctx, d.m.Tools.PGRestore, args...)
 	if err != nil {
 		return nil, err
 	}
-	d.toc = parseTOC(out)
-	return d.toc, nil
+	if d.toc == nil {
+		d.toc = map[string][]tocEntry{}
+	}
+	d.toc[section] = parseTOC(out)
+	return d.toc[section], nil
 }
 
 // keep reports whether an entry belongs in the restore: not an excluded
@@ -144,7 +152,7 @@ const targetTablesSQL = `SELECT n.nspname || ' ' || c.relname FROM pg_class c JO
 // so a crash leaves all or nothing; a rerun finding every table of the
 // archive on the target knows the restore committed.
 func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error) {
-	toc, err := d.listTOC(ctx)
+	toc, err := d.listTOC(ctx, "")
 	if err != nil {
 		return "", err
 	}

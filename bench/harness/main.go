@@ -123,20 +123,21 @@ func (r result) note() string {
 	return strings.Join(parts, ", ")
 }
 
-func medianCPU(rs []result) time.Duration {
+// sorted returns one figure of every run, ascending.
+func sorted(rs []result, figure func(result) time.Duration) []time.Duration {
 	var d []time.Duration
 	for _, r := range rs {
-		d = append(d, r.cpu)
+		d = append(d, figure(r))
 	}
 	slices.Sort(d)
-	return benchkit.Median(d)
+	return d
+}
+
+func medianCPU(rs []result) time.Duration {
+	return benchkit.Median(sorted(rs, func(r result) time.Duration { return r.cpu }))
 }
 
 func stats(rs []result) (lo, med, hi time.Duration) {
-	var d []time.Duration
-	for _, r := range rs {
-		d = append(d, r.took)
-	}
-	slices.Sort(d)
+	d := sorted(rs, func(r result) time.Duration { return r.took })
 	return d[0], benchkit.Median(d), d[len(d)-1]
 }
