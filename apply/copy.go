@@ -72,7 +72,10 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 	}
 	// Columns and index definitions as the snapshot saw them; every name
 	// qualified.
-	_, err = src.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT "+literal(id)+"; SELECT pg_catalog.set_config('search_path', '', true)")
+	err = importSnapshot(ctx, src.PgConn(), id)
+	if err == nil {
+		_, err = src.Exec(ctx, "SELECT pg_catalog.set_config('search_path', '', true)")
+	}
 	var encoding, monetary string
 	var tables []copyTable
 	var indexes map[plan.TableRef][]earlyIndex
@@ -242,8 +245,8 @@ func (e *engine) worker(ctx context.Context, jobs <-chan copyTable) error {
 		return err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
-	if err := execAll(ctx, src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "SET TRANSACTION SNAPSHOT "+literal(e.snapshot)); err != nil {
-		return fmt.Errorf("import snapshot: %w", err)
+	if err := importSnapshot(ctx, src, e.snapshot); err != nil {
+		return err
 	}
 	dstSettings := copySession(e.encoding)
 	dstSettings["lc_monetary"] = e.monetary

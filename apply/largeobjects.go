@@ -36,11 +36,8 @@ func (d *dbRun) copyLargeObjects(ctx context.Context, _ plan.Step) (string, erro
 		return "", err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
-	if _, err := src.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+	if err := importSnapshot(ctx, src.PgConn(), id); err != nil {
 		return "", err
-	}
-	if _, err := src.Exec(ctx, "SET TRANSACTION SNAPSHOT "+literal(id)); err != nil {
-		return "", fmt.Errorf("import snapshot: %w", err)
 	}
 	rows, err := src.Query(ctx, largeObjectsSQL)
 	if err != nil {

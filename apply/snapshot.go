@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
 )
@@ -41,6 +43,15 @@ func (d *dbRun) exportSnapshot(ctx context.Context, _ plan.Step) (string, error)
 		conn.Close(ctx)
 	}}
 	return "snapshot " + id, nil
+}
+
+// importSnapshot begins a read-only REPEATABLE READ transaction on conn
+// that sees the exported snapshot id.
+func importSnapshot(ctx context.Context, conn *pgconn.PgConn, id string) error {
+	if err := execAll(ctx, conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "SET TRANSACTION SNAPSHOT "+literal(id)); err != nil {
+		return fmt.Errorf("import snapshot: %w", err)
+	}
+	return nil
 }
 
 func (d *dbRun) snapshotID() (string, error) {
