@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: all build test test-versions check fmt vet demo bench
+.PHONY: all build test test-versions check fmt vet demo bench bench-formats
 
 all: build
 
@@ -17,6 +17,11 @@ demo: build
 # Debian package of that name.
 bench:
 	$(GO) run ./bench/harness -scale $(or $(SCALE),20) -runs $(or $(RUNS),3)
+
+# Text against binary COPY per type family (source and target backend CPU);
+# results in bench/results/copy-formats.tsv.
+bench-formats:
+	$(GO) run ./bench/formats -rows $(or $(ROWS),1000000) -runs $(or $(RUNS),3)
 
 # The test command CI runs: real PostgreSQL clusters, never a cached result.
 test:

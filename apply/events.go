@@ -44,6 +44,8 @@ type TableCopied struct {
 	Table       plan.TableRef
 	Rows, Bytes int64
 	Took        time.Duration
+	// Format is the COPY format it travelled in: binary or text.
+	Format string
 }
 
 // IndexesBuilt reports a table's indexes built right after its copy,

@@ -26,7 +26,7 @@ func eventLogger(log *slog.Logger) func(apply.Event) {
 			log.Error("step failed", "step", e.Step.ID, "error", e.Err)
 		case apply.TableCopied:
 			log.Info("table copied", "database", e.Database, "table", e.Table.String(), "rows", e.Rows,
-				"bytes", config.ByteSize(e.Bytes).String(), "took", e.Took.Round(time.Millisecond))
+				"bytes", config.ByteSize(e.Bytes).String(), "took", e.Took.Round(time.Millisecond), "format", e.Format)
 		case apply.IndexesBuilt:
 			log.Info("indexes built", "database", e.Database, "table", e.Table.String(), "indexes", e.Count, "took", e.Took.Round(time.Millisecond))
 		case apply.CopyProgress:
