@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -69,12 +70,14 @@ func TestMaxLagZeroIsNotUnset(t *testing.T) {
 }
 
 func TestExpand(t *testing.T) {
-	env := map[string]string{"USER": "app", "PW": "p@ss:w/rd?#%", "HOST": "db.internal", "SPACEY": "it's a secret"}
+	env := map[string]string{"USER": "app", "PW": "p@ss:w/rd?#%", "HOST": "db.internal", "SPACEY": "it's a secret", "KEY": "sslrootcert",
+		"DB": "my/db?", "CERT": "/etc/certs & keys/ca#1.pem"}
 	tests := []struct {
 		name, in, want string
 	}{
 		{"user info is percent-encoded", "postgres://${USER}:${PW}@${HOST}:5432/postgres", "postgres://app:p%40ss%3Aw%2Frd%3F%23%25@db.internal:5432/postgres"},
-		{"outside user info is verbatim", "postgres://app@${HOST}/postgres?application_name=${USER}", "postgres://app@db.internal/postgres?application_name=app"},
+		{"host and parameter names are verbatim", "postgres://app@${HOST}/postgres?${KEY}=${USER}", "postgres://app@db.internal/postgres?sslrootcert=app"},
+		{"database name and parameter values are percent-encoded", "postgres://app@h:5432/${DB}?application_name=x&sslrootcert=${CERT}", "postgres://app@h:5432/my%2Fdb%3F?application_name=x&sslrootcert=%2Fetc%2Fcerts%20%26%20keys%2Fca%231.pem"},
 		{"key=value whole value is quoted", "host=${HOST} password=${SPACEY}", `host=db.internal password='it\'s a secret'`},
 		{"dollar dollar", "postgres://app@h/postgres?application_name=a$$b", "postgres://app@h/postgres?application_name=a$b"},
 		{"lone dollar kept", "postgres://app@h/p$x", "postgres://app@h/p$x"},
@@ -86,6 +89,15 @@ func TestExpand(t *testing.T) {
 				t.Errorf("expand(%q) = %q, %v, want %q", tt.in, got, missing, tt.want)
 			}
 		})
+	}
+	// The values come back whole when the URI is parsed.
+	got, _ := expand("postgres://${USER}:${PW}@h/${DB}?sslrootcert=${CERT}", true, envOf(env))
+	u, err := url.Parse(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pw, _ := u.User.Password(); pw != env["PW"] || u.Path != "/"+env["DB"] || u.Query().Get("sslrootcert") != env["CERT"] {
+		t.Errorf("parsed %q: password %q, path %q, sslrootcert %q", got, pw, u.Path, u.Query().Get("sslrootcert"))
 	}
 	c := mustParse(t, "version: 1\nsource: {uri: \"postgres://${USER}:${PW}@${HOST}/postgres\"}\ntarget: {uri: \"host=h password=${SPACEY}\"}\npg_bin: ${HOST}/bin\n", env)
 	if c.PGBin != "db.internal/bin" {

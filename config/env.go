@@ -10,7 +10,8 @@ import (
 )
 
 // uriKeys hold connection strings: a variable expanded into a URI's user
-// info is percent-encoded, one forming a whole key=value value is quoted.
+// info, database name or a query parameter's value is percent-encoded, one
+// forming a whole key=value value is quoted.
 var uriKeys = map[string]bool{"source.uri": true, "source.uri_from_target": true, "target.uri": true}
 
 // expandTree replaces ${VAR} in every scalar value under n (not in keys)
@@ -55,9 +56,11 @@ type missingVar struct {
 }
 
 // expand substitutes ${NAME} references in s. In a connection string (uri)
-// a value landing in a URI's user info is percent-encoded, and one that
-// forms a whole key=value value is quoted, so passwords holding @, / or
-// spaces survive. Missing variables become "1", a stand-in that parses as
+// a value landing in a URI's user info, its database name or a query
+// parameter's value is percent-encoded, and one that forms a whole
+// key=value value is quoted, so passwords holding @, / or spaces and
+// certificate paths holding & or # survive. Elsewhere (host, port, a
+// parameter's name) a value is written as it is. Missing variables become "1", a stand-in that parses as
 // a host, a port, a number and a name alike.
 func expand(s string, uri bool, lookup func(string) (string, bool)) (string, []missingVar) {
 	userinfoEnd := -1
@@ -80,7 +83,7 @@ func expand(s string, uri bool, lookup func(string) (string, bool)) (string, []m
 				val = "1"
 			}
 			switch {
-			case i < userinfoEnd:
+			case i < userinfoEnd || uri && inURIValue(s, i):
 				val = escapeUserinfo(val)
 			case uri && !dsn.IsURI(s) && isWholeValue(s, i, end):
 				val = dsn.QuoteValue(val)
@@ -123,6 +126,32 @@ func userinfoEndIn(s string) int {
 		return -1
 	}
 	return start + at
+}
+
+// inURIValue reports whether s[i] of a URI lies in its path (the database
+// name) or in the value of a query parameter, where the expanded text must
+// be percent-encoded to stay one value.
+func inURIValue(s string, i int) bool {
+	if !dsn.IsURI(s) {
+		return false
+	}
+	start := strings.Index(s, "://") + 3
+	rest := strings.IndexAny(s[start:], "/?#")
+	if rest < 0 || i < start+rest {
+		return false // user info, host or port
+	}
+	query := strings.IndexByte(s[start:], '?')
+	if query < 0 || i < start+query {
+		return true // the path
+	}
+	if frag := strings.IndexByte(s[start:], '#'); frag >= 0 && i > start+frag {
+		return false
+	}
+	param := s[start+query+1 : i]
+	if amp := strings.LastIndexByte(param, '&'); amp >= 0 {
+		param = param[amp+1:]
+	}
+	return strings.Contains(param, "=")
 }
 
 // isWholeValue reports whether s[start:end+1] is an entire unquoted value of
