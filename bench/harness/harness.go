@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,30 +108,68 @@ func digests(ctx context.Context, uri string, only []string) (map[string]string,
 }
 
 // phaseNames are where pgferry's time goes, from its step log.
-var phaseNames = []string{"schema", "copy", "indexes", "rest"}
+var phaseNames = []string{"schema", "copy", "post-data", "rest"}
 
-// phases sums pgferry's step durations by kind of work; "rest" is the wall
-// time not spent in the others (planning, roles, databases, waits).
+// phases measures pgferry's wall time by kind of work: for each kind, the
+// time during which a step of that kind ran in some database (databases
+// run at once, so kinds overlap and need not add up to the wall time);
+// "rest" is the time no step ran at all (planning, process start and exit).
+// Early index builds run inside the copy step and count as copy.
 func phases(log string, wall time.Duration) map[string]time.Duration {
-	kind := map[string]string{"dump-schema": "schema", "pre-data": "schema", "copy-data": "copy", "large-objects": "copy", "post-data": "indexes"}
-	out := map[string]time.Duration{}
+	kind := map[string]string{"dump-schema": "schema", "pre-data": "schema", "copy-data": "copy", "large-objects": "copy", "post-data": "post-data"}
+	spans := map[string][]span{}
+	var all []span
 	sc := bufio.NewScanner(strings.NewReader(log))
 	for sc.Scan() {
 		l := sc.Text()
 		if !strings.Contains(l, `msg="step done"`) {
 			continue
 		}
-		step, took := field(l, "step="), field(l, "took=")
-		d, err := time.ParseDuration(took)
+		step := field(l, "step=")
+		d, err := time.ParseDuration(field(l, "took="))
 		if err != nil {
 			continue
 		}
+		end, err := time.Parse(time.RFC3339Nano, field(l, "time="))
+		if err != nil {
+			continue
+		}
+		sp := span{end.Add(-d), end}
+		all = append(all, sp)
 		if k, ok := kind[step[strings.LastIndexByte(step, '/')+1:]]; ok {
-			out[k] += d
+			spans[k] = append(spans[k], sp)
 		}
 	}
-	out["rest"] = max(0, wall-out["schema"]-out["copy"]-out["indexes"])
+	out := map[string]time.Duration{}
+	for k, ss := range spans {
+		out[k] = covered(ss)
+	}
+	out["rest"] = max(0, wall-covered(all))
 	return out
+}
+
+type span struct{ from, to time.Time }
+
+// covered is the length of the union of spans.
+func covered(ss []span) time.Duration {
+	slices.SortFunc(ss, func(a, b span) int { return a.from.Compare(b.from) })
+	var total time.Duration
+	var cur span
+	for i, s := range ss {
+		switch {
+		case i == 0:
+			cur = s
+		case s.from.After(cur.to):
+			total += cur.to.Sub(cur.from)
+			cur = s
+		case s.to.After(cur.to):
+			cur.to = s.to
+		}
+	}
+	if len(ss) > 0 {
+		total += cur.to.Sub(cur.from)
+	}
+	return total
 }
 
 func field(line, key string) string {
