@@ -27,6 +27,11 @@ type dbRun struct {
 	// toc is the schema archive's table of contents by section ("" for
 	// all), each read once.
 	toc map[string][]tocEntry
+	// srcDB is the database's row on the source and bootstrap the target's
+	// bootstrap session, shared by create-database and configure-database
+	// (one after the other) instead of two connections each.
+	srcDB     *sourceDB
+	bootstrap *pgx.Conn
 }
 
 // snapshotKinds read the source under the exported snapshot.
@@ -34,6 +39,7 @@ var snapshotKinds = map[plan.StepKind]bool{plan.StepDumpSchema: true, plan.StepC
 
 func (d *dbRun) run(ctx context.Context) error {
 	defer d.releaseSnapshot()
+	defer d.closeBootstrap(ctx)
 	needSnapshot := false
 	for _, st := range d.steps {
 		if snapshotKinds[st.Kind] && d.m.stepStatus(st.ID) != StatusDone {
@@ -209,12 +215,29 @@ func serverMajor(conn *pgx.Conn) int {
 // sourceDBAndTarget reads the database's row on the source and opens the
 // target's bootstrap database, where databases are created and altered.
 func (d *dbRun) sourceDBAndTarget(ctx context.Context) (sourceDB, *pgx.Conn, error) {
-	s, err := d.readSourceDB(ctx)
-	if err != nil {
-		return s, nil, err
+	if d.srcDB == nil {
+		s, err := d.readSourceDB(ctx)
+		if err != nil {
+			return s, nil, err
+		}
+		d.srcDB = &s
 	}
-	dst, err := d.m.Target.Connect(ctx, "", pg.Options{})
-	return s, dst, err
+	if d.bootstrap == nil {
+		dst, err := d.m.Target.Connect(ctx, "", pg.Options{})
+		if err != nil {
+			return *d.srcDB, nil, err
+		}
+		d.bootstrap = dst
+	}
+	return *d.srcDB, d.bootstrap, nil
+}
+
+// closeBootstrap ends the shared target session, if one is open.
+func (d *dbRun) closeBootstrap(ctx context.Context) {
+	if d.bootstrap != nil {
+		d.bootstrap.Close(context.WithoutCancel(ctx))
+		d.bootstrap = nil
+	}
 }
 
 const databaseExistsSQL = `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`
@@ -226,7 +249,6 @@ func (d *dbRun) createDatabase(ctx context.Context, _ plan.Step) (string, error)
 	if err != nil {
 		return "", err
 	}
-	defer dst.Close(context.WithoutCancel(ctx))
 	var exists bool
 	if err := dst.QueryRow(ctx, databaseExistsSQL, d.name).Scan(&exists); err != nil {
 		return "", err
@@ -255,7 +277,7 @@ func (d *dbRun) configureDatabase(ctx context.Context, _ plan.Step) (string, err
 	if err != nil {
 		return "", err
 	}
-	defer dst.Close(context.WithoutCancel(ctx))
+	defer d.closeBootstrap(ctx)
 	db := ident(d.name)
 	var notes []string
 	if !d.created() {
