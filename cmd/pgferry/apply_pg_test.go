@@ -115,6 +115,15 @@ var richSource = []struct {
 		"GRANT SELECT ON sales.orders TO reader",
 		"SELECT lo_from_bytea(0, 'large object one')",
 		"SELECT lo_from_bytea(0, decode(repeat('ab', 1500000), 'hex'))",
+		// Large objects in several batches: an empty one, one of exactly
+		// the first read's size, 600 small ones, an owner and privileges.
+		"SELECT lo_from_bytea(0, '')",
+		"SELECT lo_from_bytea(0, decode(repeat('cd', 65536), 'hex'))",
+		"SELECT lo_from_bytea(0, convert_to('small object ' || g, 'UTF8')) FROM generate_series(1, 600) g",
+		`DO $$ BEGIN
+			EXECUTE format('ALTER LARGE OBJECT %s OWNER TO app', (SELECT max(oid) FROM pg_largeobject_metadata));
+			EXECUTE format('GRANT SELECT, UPDATE ON LARGE OBJECT %s TO reader', (SELECT min(oid) FROM pg_largeobject_metadata));
+		END $$`,
 		"ANALYZE",
 	}},
 	{"Odd DB", []string{"CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t SELECT g, 'v' FROM generate_series(1, 50) g"}},
@@ -337,7 +346,7 @@ func TestApplyResumesAfterCrashes(t *testing.T) {
 		"after:restore_pre_data",  // pre-data committed but not recorded
 		"copy:shop/sales.orders",  // mid-table: the stream started, nothing committed
 		"table:shop/sales.items",  // a table committed but not recorded
-		"lo:shop",                 // one large object copied
+		"lo:shop",                 // a first batch of large objects copied
 		"after:restore_post_data", // indexes and constraints there, not recorded
 	}
 	for _, point := range points {
