@@ -618,3 +618,27 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(l, "\n")
 }
+
+// TestApplyLargeObjectGrantToExcludedRole: a large object's grant to a
+// role left on the source is skipped and counted; the object, its owner and
+// its other grants arrive.
+func TestApplyLargeObjectGrantToExcludedRole(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE ROLE viewer NOLOGIN", "CREATE ROLE keeper NOLOGIN", "CREATE ROLE auditor NOLOGIN", "CREATE DATABASE files")
+	pgtest.Exec(t, src, "files", "SELECT lo_from_bytea(4242, 'granted twice')", "GRANT SELECT ON LARGE OBJECT 4242 TO viewer", "GRANT SELECT ON LARGE OBJECT 4242 TO auditor",
+		"ALTER LARGE OBJECT 4242 OWNER TO keeper")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [files]}\nroles: {exclude: [viewer]}\n")
+	r := runBin(t, nil, "apply", "-c", cfg)
+	if r.code != 0 || !strings.Contains(r.stderr, "1 large objects, 13 B; 1 grants to roles missing on the target skipped") {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	const facts = "SELECT format('%s %s %s', pg_get_userbyid(lomowner), lomacl, convert_from(lo_get(oid), 'UTF8')) FROM pg_largeobject_metadata"
+	want := pgtest.QueryString(t, src, "files", facts)
+	if !strings.Contains(want, "viewer=r/") || !strings.Contains(want, "auditor=r/") {
+		t.Fatalf("source ACL %q lacks the grant to viewer", want)
+	}
+	want = regexp.MustCompile(`,?viewer=r/keeper`).ReplaceAllString(want, "")
+	if got := pgtest.QueryString(t, dst, "files", facts); got != want {
+		t.Errorf("large object on the target = %q, want %q (the source's without viewer)", got, want)
+	}
+}
