@@ -642,3 +642,47 @@ func TestApplyLargeObjectGrantToExcludedRole(t *testing.T) {
 		t.Errorf("large object on the target = %q, want %q (the source's without viewer)", got, want)
 	}
 }
+
+// TestApplyExtensionConfigTable migrates PostGIS, whose spatial_ref_sys is
+// an extension configuration table: the target's CREATE EXTENSION brings
+// the standard rows, the copy replaces only the rows the user added
+// (extcondition) — after a crash too, without doubling them.
+func TestApplyExtensionConfigTable(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	if pgtest.QueryString(t, src, "postgres", "SELECT count(*)::text FROM pg_available_extensions WHERE name = 'postgis'") != "1" {
+		t.Skip("PostGIS is not installed: apt-get install -y postgresql-<major>-postgis-3 (.ci/run does)")
+	}
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE geo")
+	pgtest.Exec(t, src, "geo", "CREATE EXTENSION postgis",
+		"INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text) VALUES (910001, 'pgferry', 1, '', '+proj=longlat +datum=WGS84'), (910002, 'pgferry', 2, '', '+proj=longlat +ellps=GRS80')",
+		"CREATE TABLE places (id int PRIMARY KEY, name text, geom geometry(Point, 4326))",
+		"INSERT INTO places SELECT g, 'place ' || g, ST_SetSRID(ST_MakePoint(g % 180, g % 90), 4326) FROM generate_series(1, 2000) g")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [geo]}\nparallel: {tables: 1}\n")
+	r := runBin(t, []string{"PGFERRY_CRASH_AT=table:geo/public.spatial_ref_sys"}, "apply", "-c", cfg)
+	if r.code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("apply did not crash after spatial_ref_sys: exit %d\n%s", r.code, r.stderr)
+	}
+	r = runBin(t, nil, "apply", "-c", cfg)
+	if r.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "emptied and copied again") {
+		t.Errorf("the rerun did not restart the copy:\n%s", r.stderr)
+	}
+	// All of the columns are built-in types: binary, through the condition's query.
+	if !regexp.MustCompile(`table=public.spatial_ref_sys rows=2 .* format=binary`).MatchString(r.stderr) {
+		t.Errorf("the rerun did not copy the 2 added spatial_ref_sys rows in binary:\n%s", r.stderr)
+	}
+	// A column of an extension's type keeps the table in text.
+	if !regexp.MustCompile(`table=public.places rows=2000 .* format=text`).MatchString(r.stderr) {
+		t.Errorf("places was not copied in text:\n%s", r.stderr)
+	}
+	for _, q := range []string{
+		"SELECT count(*) || ' ' || md5(string_agg(r::text, ',' ORDER BY srid)) FROM spatial_ref_sys r",
+		"SELECT count(*) || ' ' || md5(string_agg(r::text, ',' ORDER BY id)) FROM places r",
+	} {
+		if s, d := pgtest.QueryString(t, src, "geo", q), pgtest.QueryString(t, dst, "geo", q); s != d {
+			t.Errorf("%s: %s on the target, %s on the source", q, d, s)
+		}
+	}
+}
