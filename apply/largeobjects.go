@@ -76,9 +76,9 @@ func (d *dbRun) copyLargeObjects(ctx context.Context, _ plan.Step) (string, erro
 		}
 		crashPoint("lo:" + d.name)
 	}
-	msg := fmt.Sprintf("%d large objects, %s", len(los), byteString(c.bytes))
+	msg := fmt.Sprintf("%s, %s", plural(len(los), "large object"), byteString(c.bytes))
 	if c.skipped > 0 {
-		msg += fmt.Sprintf("; %d grants to roles missing on the target skipped", c.skipped)
+		msg += fmt.Sprintf("; %s to roles missing on the target skipped", plural(int(c.skipped), "grant"))
 	}
 	return msg, nil
 }

@@ -629,7 +629,7 @@ func TestApplyLargeObjectGrantToExcludedRole(t *testing.T) {
 		"ALTER LARGE OBJECT 4242 OWNER TO keeper")
 	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [files]}\nroles: {exclude: [viewer]}\n")
 	r := runBin(t, nil, "apply", "-c", cfg)
-	if r.code != 0 || !strings.Contains(r.stderr, "1 large objects, 13 B; 1 grants to roles missing on the target skipped") {
+	if r.code != 0 || !strings.Contains(r.stderr, "1 large object, 13 B; 1 grant to roles missing on the target skipped") {
 		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	const facts = "SELECT format('%s %s %s', pg_get_userbyid(lomowner), lomacl, convert_from(lo_get(oid), 'UTF8')) FROM pg_largeobject_metadata"
