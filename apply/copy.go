@@ -96,16 +96,13 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{ReadOnly: true})
+	src, release, err := d.snapshotSession(ctx)
 	if err != nil {
 		return "", err
 	}
 	// Columns and index definitions as the snapshot saw them; every name
-	// qualified.
-	err = importSnapshot(ctx, src.PgConn(), id)
-	if err == nil {
-		_, err = src.Exec(ctx, "SELECT pg_catalog.set_config('search_path', '', true)")
-	}
+	// qualified (search_path is empty until the transaction ends).
+	_, err = src.Exec(ctx, "SELECT pg_catalog.set_config('search_path', '', true)")
 	var encoding, monetary string
 	var tables []copyTable
 	var indexes map[plan.TableRef][]earlyIndex
@@ -118,7 +115,7 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 	if err == nil {
 		indexes, err = d.earlyIndexes(ctx, src, tables)
 	}
-	src.Close(context.WithoutCancel(ctx))
+	release()
 	if err != nil {
 		return "", err
 	}

@@ -32,6 +32,11 @@ type dbRun struct {
 	// (one after the other) instead of two connections each.
 	srcDB     *sourceDB
 	bootstrap *pgx.Conn
+	// target is a session in the database on the target shared by the
+	// steps that run one after the other and hold no session state:
+	// pre-data's and post-data's catalog checks and the large objects. A
+	// backend costs tens of milliseconds of server CPU to start.
+	target *pgx.Conn
 }
 
 // snapshotKinds read the source under the exported snapshot.
@@ -40,6 +45,7 @@ var snapshotKinds = map[plan.StepKind]bool{plan.StepDumpSchema: true, plan.StepC
 func (d *dbRun) run(ctx context.Context) error {
 	defer d.releaseSnapshot()
 	defer d.closeBootstrap(ctx)
+	defer d.closeTarget(ctx)
 	needSnapshot := false
 	for _, st := range d.steps {
 		if snapshotKinds[st.Kind] && d.m.stepStatus(st.ID) != StatusDone {
@@ -230,6 +236,27 @@ func (d *dbRun) sourceDBAndTarget(ctx context.Context) (sourceDB, *pgx.Conn, err
 		d.bootstrap = dst
 	}
 	return *d.srcDB, d.bootstrap, nil
+}
+
+// targetSession opens the shared session in the database on the target,
+// once (no statement timeout: the large objects' batches can be long).
+func (d *dbRun) targetSession(ctx context.Context) (*pgx.Conn, error) {
+	if d.target == nil {
+		conn, err := d.m.Target.Connect(ctx, d.name, pg.Options{Settings: map[string]string{"statement_timeout": "0"}})
+		if err != nil {
+			return nil, err
+		}
+		d.target = conn
+	}
+	return d.target, nil
+}
+
+// closeTarget ends the shared session in the database, if one is open.
+func (d *dbRun) closeTarget(ctx context.Context) {
+	if d.target != nil {
+		d.target.Close(context.WithoutCancel(ctx))
+		d.target = nil
+	}
 }
 
 // closeBootstrap ends the shared target session, if one is open.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
 )
 
@@ -38,18 +37,11 @@ type largeObject struct {
 // objects per target transaction, each with its OID, owner and
 // privileges; an object a crashed run left is replaced.
 func (d *dbRun) copyLargeObjects(ctx context.Context, _ plan.Step) (string, error) {
-	id, err := d.snapshotID()
+	src, release, err := d.snapshotSession(ctx)
 	if err != nil {
 		return "", err
 	}
-	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{Settings: holderSettings})
-	if err != nil {
-		return "", err
-	}
-	defer src.Close(context.WithoutCancel(ctx))
-	if err := importSnapshot(ctx, src.PgConn(), id); err != nil {
-		return "", err
-	}
+	defer release()
 	rows, err := src.Query(ctx, largeObjectsSQL)
 	if err != nil {
 		return "", err
@@ -63,11 +55,10 @@ func (d *dbRun) copyLargeObjects(ctx context.Context, _ plan.Step) (string, erro
 	}); err != nil {
 		return "", fmt.Errorf("read large objects: %w", err)
 	}
-	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{Settings: map[string]string{"statement_timeout": "0"}})
+	dst, err := d.targetSession(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer dst.Close(context.WithoutCancel(ctx))
 	c := &loCopy{d: d, src: src, dst: dst, owners: map[string]string{}}
 	for start := 0; start < len(los); start += loBatch {
 		batch := los[start:min(start+loBatch, len(los))]

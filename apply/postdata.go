@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
 )
 
@@ -46,11 +45,10 @@ func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error
 	if err != nil {
 		return "", err
 	}
-	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
+	dst, err := d.targetSession(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer dst.Close(context.WithoutCancel(ctx))
 	present := map[string]bool{}
 	names, err := queryStrings(ctx, dst, existingSQL)
 	if err != nil {

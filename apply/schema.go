@@ -156,11 +156,10 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 	if err != nil {
 		return "", err
 	}
-	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
+	dst, err := d.targetSession(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer dst.Close(context.WithoutCancel(ctx))
 	existing, err := queryStrings(ctx, dst, targetTablesSQL)
 	if err != nil {
 		return "", fmt.Errorf("read target catalog: %w", err)
@@ -309,11 +308,17 @@ const targetExtensionSQL = `SELECT EXISTS (SELECT 1 FROM pg_available_extension_
 // names none, so the target's default would win); the others come from the
 // restore at the target's default version, and the note says so.
 func (d *dbRun) pinExtensions(ctx context.Context, dst *pgx.Conn) ([]string, error) {
-	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{ReadOnly: true})
-	if err != nil {
-		return nil, err
+	var src *pgx.Conn
+	if d.snap != nil && d.snap.conn != nil {
+		src = d.snap.conn // the exporting transaction: no session to start
+	} else {
+		conn, err := d.m.Source.Connect(ctx, d.name, pg.Options{ReadOnly: true})
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		src = conn
 	}
-	defer src.Close(context.WithoutCancel(ctx))
 	rows, err := src.Query(ctx, sourceExtensionsSQL)
 	if err != nil {
 		return nil, err

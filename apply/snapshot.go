@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgferry/pgferry/internal/pg"
@@ -14,6 +15,9 @@ import (
 // the copy workers import; the snapshot dies with this session.
 type snapshotHolder struct {
 	id string
+	// conn is the exporting session when it can run queries (the dump
+	// method's transaction; not the replication connection of a slot).
+	conn *pgx.Conn
 	// close ends the holding session (a transaction, or the replication
 	// connection that created the slot).
 	close func()
@@ -37,7 +41,7 @@ func (d *dbRun) exportSnapshot(ctx context.Context, _ plan.Step) (string, error)
 		conn.Close(context.WithoutCancel(ctx))
 		return "", fmt.Errorf("export snapshot: %w", err)
 	}
-	d.snap = &snapshotHolder{id: id, close: func() {
+	d.snap = &snapshotHolder{id: id, conn: conn, close: func() {
 		ctx := context.Background()
 		conn.Exec(ctx, "COMMIT")
 		conn.Close(ctx)
@@ -52,6 +56,28 @@ func importSnapshot(ctx context.Context, conn *pgconn.PgConn, id string) error {
 		return fmt.Errorf("import snapshot: %w", err)
 	}
 	return nil
+}
+
+// snapshotSession is a source session that sees the exported snapshot:
+// the exporting transaction itself when it can run queries, or a new
+// session importing it (release closes that one only).
+func (d *dbRun) snapshotSession(ctx context.Context) (*pgx.Conn, func(), error) {
+	id, err := d.snapshotID()
+	if err != nil {
+		return nil, nil, err
+	}
+	if d.snap.conn != nil {
+		return d.snap.conn, func() {}, nil
+	}
+	conn, err := d.m.Source.Connect(ctx, d.name, pg.Options{Settings: holderSettings})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := importSnapshot(ctx, conn.PgConn(), id); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	return conn, func() { conn.Close(context.WithoutCancel(ctx)) }, nil
 }
 
 func (d *dbRun) snapshotID() (string, error) {
