@@ -53,11 +53,21 @@ func (t copyTable) format() string {
 // integers and char(n) 0.8, text and numeric the same). jsonb and arrays
 // cost more in binary, reg* types would send OIDs, and types from
 // extensions or the user stay text; so does a table with any of them.
-var binaryTypes = []string{
+var binaryTypes = qualified(
 	"int2", "int4", "int8", "oid", "float4", "float8", "numeric", "bool",
 	"char", "bpchar", "varchar", "text", "name", "bytea", "uuid",
 	"date", "time", "timetz", "timestamp", "timestamptz", "interval",
 	"inet", "cidr", "macaddr", "macaddr8", "bit", "varbit",
+)
+
+// qualified names built-in types in pg_catalog, as regtype input reads
+// them whatever the search_path ("pg_catalog.char" is "char", not bpchar).
+func qualified(types ...string) []string {
+	out := make([]string, len(types))
+	for i, t := range types {
+		out[i] = "pg_catalog." + t
+	}
+	return out
 }
 
 func (t copyTable) key() string { return t.ref.String() }
@@ -151,11 +161,7 @@ func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.Table
 	for _, r := range refs {
 		schemas, names = append(schemas, r.Schema), append(names, r.Name)
 	}
-	types := make([]string, len(binaryTypes))
-	for i, t := range binaryTypes {
-		types[i] = "pg_catalog." + t
-	}
-	rows, err := src.Query(ctx, copyTablesSQL, schemas, names, types)
+	rows, err := src.Query(ctx, copyTablesSQL, schemas, names, binaryTypes)
 	if err != nil {
 		return nil, fmt.Errorf("read table columns: %w", err)
 	}

@@ -44,8 +44,8 @@ var snapshotKinds = map[plan.StepKind]bool{plan.StepDumpSchema: true, plan.StepC
 
 func (d *dbRun) run(ctx context.Context) error {
 	defer d.releaseSnapshot()
-	defer d.closeBootstrap(ctx)
-	defer d.closeTarget(ctx)
+	defer closeSession(ctx, &d.bootstrap)
+	defer closeSession(ctx, &d.target)
 	needSnapshot := false
 	for _, st := range d.steps {
 		if snapshotKinds[st.Kind] && d.m.stepStatus(st.ID) != StatusDone {
@@ -251,19 +251,12 @@ func (d *dbRun) targetSession(ctx context.Context) (*pgx.Conn, error) {
 	return d.target, nil
 }
 
-// closeTarget ends the shared session in the database, if one is open.
-func (d *dbRun) closeTarget(ctx context.Context) {
-	if d.target != nil {
-		d.target.Close(context.WithoutCancel(ctx))
-		d.target = nil
-	}
-}
-
-// closeBootstrap ends the shared target session, if one is open.
-func (d *dbRun) closeBootstrap(ctx context.Context) {
-	if d.bootstrap != nil {
-		d.bootstrap.Close(context.WithoutCancel(ctx))
-		d.bootstrap = nil
+// closeSession ends one of the shared sessions (d.bootstrap, d.target),
+// if it is open.
+func closeSession(ctx context.Context, conn **pgx.Conn) {
+	if *conn != nil {
+		(*conn).Close(context.WithoutCancel(ctx))
+		*conn = nil
 	}
 }
 
@@ -304,7 +297,7 @@ func (d *dbRun) configureDatabase(ctx context.Context, _ plan.Step) (string, err
 	if err != nil {
 		return "", err
 	}
-	defer d.closeBootstrap(ctx)
+	defer closeSession(ctx, &d.bootstrap)
 	db := ident(d.name)
 	var notes []string
 	if !d.created() {

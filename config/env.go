@@ -60,8 +60,8 @@ type missingVar struct {
 // parameter's value is percent-encoded, and one that forms a whole
 // key=value value is quoted, so passwords holding @, / or spaces and
 // certificate paths holding & or # survive. Elsewhere (host, port, a
-// parameter's name) a value is written as it is. Missing variables become "1", a stand-in that parses as
-// a host, a port, a number and a name alike.
+// parameter's name) a value is written as it is. Missing variables become
+// "1", a stand-in that parses as a host, a port, a number and a name alike.
 func expand(s string, uri bool, lookup func(string) (string, bool)) (string, []missingVar) {
 	userinfoEnd := -1
 	if uri {
