@@ -44,7 +44,7 @@ var snapshotKinds = map[plan.StepKind]bool{plan.StepDumpSchema: true, plan.StepC
 
 func (d *dbRun) run(ctx context.Context) error {
 	defer d.releaseSnapshot()
-	defer closeSession(ctx, &d.bootstrap)
+	defer releaseSession(ctx, d.m.Target, &d.bootstrap)
 	defer closeSession(ctx, &d.target)
 	needSnapshot := false
 	for _, st := range d.steps {
@@ -190,11 +190,11 @@ var sourceDBSQL = `SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encod
 FROM pg_database d WHERE d.datname = $1`
 
 func (d *dbRun) readSourceDB(ctx context.Context) (sourceDB, error) {
-	conn, err := d.m.Source.Connect(ctx, "", pg.Options{})
+	conn, err := d.m.Source.Connect(ctx, "", pg.Options{ReadOnly: true})
 	if err != nil {
 		return sourceDB{}, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer d.m.Source.Release(ctx, conn)
 	major := serverMajor(conn)
 	locale := `'', ''`
 	switch {
@@ -251,8 +251,16 @@ func (d *dbRun) targetSession(ctx context.Context) (*pgx.Conn, error) {
 	return d.target, nil
 }
 
-// closeSession ends one of the shared sessions (d.bootstrap, d.target),
-// if it is open.
+// releaseSession hands d.bootstrap back to its endpoint for the next
+// database's steps (pg.Endpoint.Release), if it is open.
+func releaseSession(ctx context.Context, ep *pg.Endpoint, conn **pgx.Conn) {
+	if *conn != nil {
+		ep.Release(ctx, *conn)
+		*conn = nil
+	}
+}
+
+// closeSession ends d.target, if it is open.
 func closeSession(ctx context.Context, conn **pgx.Conn) {
 	if *conn != nil {
 		(*conn).Close(context.WithoutCancel(ctx))
@@ -297,7 +305,7 @@ func (d *dbRun) configureDatabase(ctx context.Context, _ plan.Step) (string, err
 	if err != nil {
 		return "", err
 	}
-	defer closeSession(ctx, &d.bootstrap)
+	defer releaseSession(ctx, d.m.Target, &d.bootstrap)
 	db := ident(d.name)
 	var notes []string
 	if !d.created() {
@@ -361,11 +369,11 @@ func appendNote(notes []string, n string) []string {
 // roleSettings are ALTER ROLE ... IN DATABASE ... SET statements for the
 // roles this migration created.
 func (d *dbRun) roleSettings(ctx context.Context) ([]string, error) {
-	conn, err := d.m.Source.Connect(ctx, "", pg.Options{})
+	conn, err := d.m.Source.Connect(ctx, "", pg.Options{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer d.m.Source.Release(ctx, conn)
 	roles, err := d.m.readSourceRoles(ctx, conn)
 	if err != nil {
 		return nil, err

@@ -77,16 +77,16 @@ func (m *Migration) readSourceRoles(ctx context.Context, conn *pgx.Conn) ([]sour
 
 // clusterStep runs the cluster-scoped steps.
 func (m *Migration) clusterStep(ctx context.Context, st plan.Step) (string, error) {
-	src, err := m.Source.Connect(ctx, "", pg.Options{})
+	src, err := m.Source.Connect(ctx, "", pg.Options{ReadOnly: true})
 	if err != nil {
 		return "", err
 	}
-	defer src.Close(context.WithoutCancel(ctx))
+	defer m.Source.Release(ctx, src)
 	dst, err := m.Target.Connect(ctx, "", pg.Options{})
 	if err != nil {
 		return "", err
 	}
-	defer dst.Close(context.WithoutCancel(ctx))
+	defer m.Target.Release(ctx, dst)
 	roles, err := m.readSourceRoles(ctx, src)
 	if err != nil {
 		return "", err

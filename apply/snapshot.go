@@ -28,7 +28,8 @@ var holderSettings = map[string]string{"statement_timeout": "0", "idle_in_transa
 
 func (d *dbRun) exportSnapshot(ctx context.Context, _ plan.Step) (string, error) {
 	d.releaseSnapshot()
-	conn, err := d.m.Source.Connect(ctx, d.name, pg.Options{Settings: holderSettings})
+	// Read-only like the plan's inspection, whose session it can reuse.
+	conn, err := d.m.Source.Connect(ctx, d.name, pg.Options{ReadOnly: true, Settings: holderSettings})
 	if err != nil {
 		return "", err
 	}
@@ -69,7 +70,7 @@ func (d *dbRun) snapshotSession(ctx context.Context) (*pgx.Conn, func(), error) 
 	if d.snap.conn != nil {
 		return d.snap.conn, func() {}, nil
 	}
-	conn, err := d.m.Source.Connect(ctx, d.name, pg.Options{Settings: holderSettings})
+	conn, err := d.m.Source.Connect(ctx, d.name, pg.Options{ReadOnly: true, Settings: holderSettings})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -39,6 +39,7 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 	if err != nil {
 		return err
 	}
+	defer closeIdle(ctx, src, dst)
 	key, err := stateKey(ctx, cfg, src, dst)
 	if err != nil {
 		return err
@@ -62,7 +63,7 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 		}
 		log.Info("state reset", "dir", cfg.State)
 	}
-	state, fresh, err := c.state(ctx, cfg, store, key, log)
+	state, fresh, err := c.state(ctx, cfg, src, dst, store, key, log)
 	if err != nil {
 		return err
 	}
@@ -104,7 +105,7 @@ func systemID(ctx context.Context, ep *pg.Endpoint) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer ep.Release(ctx, conn) // the plan's inspection reuses it
 	var id string
 	if err := conn.QueryRow(ctx, systemIDSQL).Scan(&id); err != nil {
 		return "", fmt.Errorf("read the %s's system identifier: %s", ep.Side, pg.Describe(err))
@@ -114,7 +115,7 @@ func systemID(ctx context.Context, ep *pg.Endpoint) (string, error) {
 
 // state loads the stored migration, or plans a new one (from the saved
 // plan file when given). fresh reports a new state.
-func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, store *apply.FileStore, key string, log *slog.Logger) (*apply.State, bool, error) {
+func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, store *apply.FileStore, key string, log *slog.Logger) (*apply.State, bool, error) {
 	st, err := store.Load()
 	switch {
 	case errors.Is(err, apply.ErrNoState):
@@ -136,7 +137,7 @@ func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, store *apply.F
 		}
 		return st, false, nil
 	}
-	pl, err := buildPlan(ctx, cfg, log)
+	pl, err := buildPlan(ctx, cfg, src, dst, log)
 	if err != nil {
 		return nil, false, err
 	}

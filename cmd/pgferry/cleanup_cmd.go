@@ -28,6 +28,7 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 	if err != nil {
 		return err
 	}
+	defer closeIdle(ctx, src, dst)
 	names, err := migrationNames(ctx, cfg, src, dst)
 	if err != nil {
 		return err

@@ -32,10 +32,15 @@ func (c *PlanCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.
 	if err != nil {
 		return err
 	}
-	if shown, err := c.showProgress(ctx, cfg, stdout, log); shown || err != nil {
+	src, dst, err := endpoints(cfg)
+	if err != nil {
 		return err
 	}
-	pl, err := buildPlan(ctx, cfg, log)
+	defer closeIdle(ctx, src, dst)
+	if shown, err := c.showProgress(ctx, cfg, src, dst, stdout, log); shown || err != nil {
+		return err
+	}
+	pl, err := buildPlan(ctx, cfg, src, dst, log)
 	if err != nil {
 		return err
 	}
@@ -58,15 +63,11 @@ func (c *PlanCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.
 // showProgress renders the stored plan of a migration under way, with each
 // step's status, instead of planning again: what pgferry created itself is
 // never reported as a finding.
-func (c *PlanCmd) showProgress(ctx context.Context, cfg *config.Config, stdout io.Writer, log *slog.Logger) (bool, error) {
+func (c *PlanCmd) showProgress(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, stdout io.Writer, log *slog.Logger) (bool, error) {
 	st, err := (&apply.FileStore{Dir: cfg.State}).Load()
 	if errors.Is(err, apply.ErrNoState) {
 		return false, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	src, dst, err := endpoints(cfg)
 	if err != nil {
 		return false, err
 	}
@@ -136,12 +137,15 @@ func endpoints(cfg *config.Config) (src, dst *pg.Endpoint, err error) {
 	return src, dst, nil
 }
 
-// buildPlan inspects both servers at once, probes the tools and builds.
-func buildPlan(ctx context.Context, cfg *config.Config, log *slog.Logger) (planned, error) {
-	src, dst, err := endpoints(cfg)
-	if err != nil {
-		return planned{}, err
+// closeIdle ends the sessions the endpoints kept for reuse.
+func closeIdle(ctx context.Context, eps ...*pg.Endpoint) {
+	for _, ep := range eps {
+		ep.CloseIdle(ctx)
 	}
+}
+
+// buildPlan inspects both servers at once, probes the tools and builds.
+func buildPlan(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (planned, error) {
 	var env plan.Env
 	probed := make(chan struct{})
 	go func() { env = probeEnv(ctx, cfg.PGBin); close(probed) }() // meanwhile, inspect

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgferry/pgferry/apply"
 	"github.com/pgferry/pgferry/config"
+	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
 )
 
@@ -25,7 +26,8 @@ func (v *VerifyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slo
 	if err != nil {
 		return err
 	}
-	p, err := migrationPlan(ctx, cfg, log)
+	defer closeIdle(ctx, src, dst)
+	p, err := migrationPlan(ctx, cfg, src, dst, log)
 	if err != nil {
 		return err
 	}
@@ -67,7 +69,7 @@ func (v *VerifyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slo
 
 // migrationPlan is the plan of the state directory when there is one (what
 // apply carried out), else a fresh plan.
-func migrationPlan(ctx context.Context, cfg *config.Config, log *slog.Logger) (*plan.Plan, error) {
+func migrationPlan(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (*plan.Plan, error) {
 	st, err := (&apply.FileStore{Dir: cfg.State}).Load()
 	switch {
 	case err == nil:
@@ -75,7 +77,7 @@ func migrationPlan(ctx context.Context, cfg *config.Config, log *slog.Logger) (*
 	case !errors.Is(err, apply.ErrNoState):
 		return nil, err
 	}
-	pl, err := buildPlan(ctx, cfg, log)
+	pl, err := buildPlan(ctx, cfg, src, dst, log)
 	if err != nil {
 		return nil, err
 	}

@@ -30,9 +30,12 @@ type Options struct {
 	Queries *atomic.Int64
 }
 
-// Connector opens a read-only connection to a database of the cluster.
+// Connector opens a read-only connection to a database of the cluster, and
+// takes it back when the inspection is done with it (for apply's first
+// steps to reuse).
 type Connector interface {
 	Connect(ctx context.Context, db string, opt pg.Options) (*pgx.Conn, error)
+	Release(ctx context.Context, conn *pgx.Conn)
 	Database() string
 }
 
@@ -43,7 +46,7 @@ func Cluster(ctx context.Context, ep Connector, opt Options) (plan.Snapshot, err
 	if err != nil {
 		return plan.Snapshot{}, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer ep.Release(ctx, conn)
 	r := &reader{conn: conn, count: opt.Queries}
 	s, err := r.cluster(ctx)
 	if err != nil {
@@ -107,7 +110,7 @@ func inspectDatabase(ctx context.Context, ep Connector, major int, d *plan.Datab
 		}
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer ep.Release(ctx, conn)
 	r := &reader{conn: conn, count: opt.Queries, major: major}
 	c, err := r.contents(ctx, opt.TableRows)
 	if err != nil {

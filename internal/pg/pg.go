@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,10 +23,33 @@ type Endpoint struct {
 	// Side is "source" or "target", for messages.
 	Side string
 	uri  string
-	// mu guards config, which plainOnly changes once.
+	// mu guards config, which learn changes once, and idle.
 	mu     sync.Mutex
 	config *pgx.ConnConfig
+	// idle are sessions handed back by Release for a later Connect.
+	idle []idleSession
+	// set are the parameters reuse set on sessions now in use, beyond
+	// their startup ones.
+	set map[*pgx.Conn]map[string]string
 }
+
+// idleSession is a released session, its parameters (startup and set)
+// and when it was released.
+type idleSession struct {
+	conn   *pgx.Conn
+	params map[string]string
+	since  time.Time
+}
+
+// Idle sessions: a backend costs the server tens of milliseconds of CPU to
+// start and end, so a session one step is done with serves the next one
+// that asks for the same database (the plan's inspection hands its
+// sessions to the first steps of apply). At most maxIdle wait, each at
+// most idleFor; CloseIdle ends them.
+const (
+	maxIdle = 4
+	idleFor = 30 * time.Second
+)
 
 // NewEndpoint parses uri (URI or key=value form) for side.
 func NewEndpoint(side, uri string) (*Endpoint, error) {
@@ -70,7 +94,8 @@ type Options struct {
 	Settings map[string]string
 }
 
-// Connect opens a connection to database db ("" for the bootstrap one).
+// Connect opens a connection to database db ("" for the bootstrap one), or
+// takes a released session that fits (Release).
 func (e *Endpoint) Connect(ctx context.Context, db string, opt Options) (*pgx.Conn, error) {
 	e.mu.Lock()
 	cfg := e.config.Copy()
@@ -84,12 +109,143 @@ func (e *Endpoint) Connect(ctx context.Context, db string, opt Options) (*pgx.Co
 	for k, v := range opt.Settings {
 		cfg.RuntimeParams[k] = v
 	}
+	if conn := e.reuse(ctx, cfg); conn != nil {
+		return conn, nil
+	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, &ConnectError{Side: e.Side, Target: e.String(), Database: cfg.Database, Err: err}
 	}
 	e.learn(conn.PgConn())
 	return conn, nil
+}
+
+// Release hands back a session its user is done with, for a later Connect
+// to the same database; it is closed instead when too many wait already or
+// it is not idle. Only a session left as it was opened may be released: no
+// open transaction, no SET, no temporary objects, no advisory locks.
+func (e *Endpoint) Release(ctx context.Context, conn *pgx.Conn) {
+	if conn.IsClosed() || conn.PgConn().TxStatus() != 'I' {
+		conn.Close(context.WithoutCancel(ctx))
+		return
+	}
+	params := conn.Config().RuntimeParams
+	e.mu.Lock()
+	for k, v := range e.set[conn] {
+		params[k] = v
+	}
+	delete(e.set, conn)
+	stale := e.expire(time.Now())
+	full := len(e.idle) >= maxIdle
+	if !full {
+		e.idle = append(e.idle, idleSession{conn: conn, params: params, since: time.Now()})
+	}
+	e.mu.Unlock()
+	if full {
+		stale = append(stale, conn)
+	}
+	closeAll(ctx, stale)
+}
+
+// CloseIdle ends the released sessions.
+func (e *Endpoint) CloseIdle(ctx context.Context) {
+	e.mu.Lock()
+	var all []*pgx.Conn
+	for _, s := range e.idle {
+		all = append(all, s.conn)
+	}
+	e.idle = nil
+	e.mu.Unlock()
+	closeAll(ctx, all)
+}
+
+// reuse takes a released session to cfg's database whose startup
+// parameters are all in cfg with the same values, and sets the parameters
+// cfg adds: the session is then as a new one with cfg would be. nil when
+// none fits.
+func (e *Endpoint) reuse(ctx context.Context, cfg *pgx.ConnConfig) *pgx.Conn {
+	e.mu.Lock()
+	stale := e.expire(time.Now())
+	var found idleSession
+	for i, s := range e.idle {
+		if fits(s, cfg) {
+			found = s
+			e.idle = append(e.idle[:i], e.idle[i+1:]...)
+			break
+		}
+	}
+	e.mu.Unlock()
+	closeAll(ctx, stale)
+	if found.conn == nil {
+		return nil
+	}
+	extra := map[string]string{}
+	var sets []string
+	var args []any
+	for k, v := range cfg.RuntimeParams {
+		if _, ok := found.params[k]; !ok {
+			extra[k] = v
+			sets = append(sets, fmt.Sprintf("pg_catalog.set_config($%d, $%d, false)", len(args)+1, len(args)+2))
+			args = append(args, k, v)
+		}
+	}
+	if len(sets) == 0 {
+		return found.conn
+	}
+	if _, err := found.conn.Exec(ctx, "SELECT "+strings.Join(sets, ", "), args...); err != nil {
+		found.conn.Close(context.WithoutCancel(ctx))
+		return nil // a new session reports what is wrong
+	}
+	e.mu.Lock()
+	if e.set == nil {
+		e.set = map[*pgx.Conn]map[string]string{}
+	}
+	e.set[found.conn] = extra
+	e.mu.Unlock()
+	return found.conn
+}
+
+// fits reports whether an idle session can serve a connection with want:
+// the same database and role, and each of its parameters the same in want.
+func fits(s idleSession, want *pgx.ConnConfig) bool {
+	have := s.conn.Config()
+	if have.Database != want.Database || have.User != want.User {
+		return false
+	}
+	for k, v := range s.params {
+		if w, ok := want.RuntimeParams[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// expire removes the sessions released longer than idleFor ago (or lost)
+// and returns them to close, and forgets the set parameters of sessions
+// closed since; e.mu is held.
+func (e *Endpoint) expire(now time.Time) []*pgx.Conn {
+	var stale []*pgx.Conn
+	kept := e.idle[:0]
+	for _, s := range e.idle {
+		if now.Sub(s.since) > idleFor || s.conn.IsClosed() {
+			stale = append(stale, s.conn)
+			continue
+		}
+		kept = append(kept, s)
+	}
+	e.idle = kept
+	for c := range e.set {
+		if c.IsClosed() {
+			delete(e.set, c) // closed by its user, not released
+		}
+	}
+	return stale
+}
+
+func closeAll(ctx context.Context, conns []*pgx.Conn) {
+	for _, c := range conns {
+		c.Close(context.WithoutCancel(ctx))
+	}
 }
 
 // learn remembers a server that refused TLS under sslmode=prefer (or
