@@ -80,16 +80,36 @@ func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error
 	if err != nil {
 		return "", err
 	}
-	args := []string{"--section=post-data", "--exit-on-error", "-j", strconv.Itoa(d.m.Config.Parallel.Indexes), "-L", list}
+	jobs := d.postDataJobs(len(keep))
+	args := []string{"--section=post-data", "--exit-on-error", "-j", strconv.Itoa(jobs), "-L", list}
 	if noOwner {
 		args = append(args, "--no-owner")
 	}
 	if _, err := runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(args, d.dumpFile())...); err != nil {
 		return "", err
 	}
-	msg := fmt.Sprintf("%d jobs", d.m.Config.Parallel.Indexes)
+	msg := plural(jobs, "job")
 	if skipped > 0 {
 		msg += fmt.Sprintf(", %d entries already built left out", skipped)
 	}
 	return msg, nil
+}
+
+// serialPostDataBelow is the copied size under which post-data runs on one
+// session. pg_restore -j N opens N+2 sessions (its leader twice, and N
+// workers), and a backend costs the server tens of milliseconds of CPU to
+// start and end: more than the constraints and indexes of a small
+// database take to build one after the other.
+const serialPostDataBelow = 64 << 20
+
+// postDataJobs is pg_restore's -j for entries statements: parallel.indexes,
+// or 1 for a single statement or a small database.
+func (d *dbRun) postDataJobs(entries int) int {
+	ds := d.m.dbState(d.name)
+	var copied int64
+	d.m.update(func() { copied = ds.Bytes })
+	if entries < 2 || copied < serialPostDataBelow {
+		return 1
+	}
+	return d.m.Config.Parallel.Indexes
 }

@@ -131,7 +131,7 @@ func (in *input) schemaAndCopySteps(b *stepList, copy bool) {
 	if n := db.src.LargeObjects; n > 0 && copy {
 		b.add("large-objects", StepCopyLargeObjects, fmt.Sprintf("copy %s with owners and privileges", count(int(n), "large object")), Params{})
 	}
-	b.add("post-data", StepRestorePostData, fmt.Sprintf("restore post-data (indexes, constraints, triggers) with %d jobs", in.cfg.Parallel.Indexes), Params{})
+	b.add("post-data", StepRestorePostData, fmt.Sprintf("restore post-data (indexes, constraints, triggers) with up to %d jobs", in.cfg.Parallel.Indexes), Params{})
 }
 
 func (in *input) cutoverSteps(b *stepList) {
