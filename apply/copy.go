@@ -1,11 +1,9 @@
 package apply
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,10 +16,6 @@ import (
 	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
 )
-
-// copyBuffer is how many bytes of rows travel between the two COPY
-// streams at a time.
-const copyBuffer = 256 << 10
 
 // copyTable is one table to stream, with what the copy needs to know.
 type copyTable struct {
@@ -312,8 +306,8 @@ func execAll(ctx context.Context, conn *pgconn.PgConn, stmts ...string) error {
 	return nil
 }
 
-// copyOne streams one table: COPY TO STDOUT on the source piped into COPY
-// FROM STDIN on the target, bytes never decoded, memory flat.
+// copyOne streams one table: COPY TO STDOUT on the source relayed into
+// COPY FROM STDIN on the target, bytes never decoded, memory flat.
 func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTable) error {
 	start := time.Now()
 	name := ident(t.ref.Schema, t.ref.Name)
@@ -342,24 +336,7 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 	counter := e.track(t.key())
 	defer e.untrack(t.key())
 	e.d.m.emit(TableStarted{Database: e.d.name, Table: t.ref})
-	pr, pw := io.Pipe()
-	readErr := make(chan error, 1)
-	go func() {
-		// CopyTo writes one row per call: batch them, or the target side
-		// would send one network message per row.
-		buf := bufio.NewWriterSize(pw, copyBuffer)
-		_, err := src.CopyTo(ctx, &countingWriter{w: buf, n: counter, crash: "copy:" + e.d.name + "/" + t.key()}, out)
-		if err == nil {
-			err = buf.Flush()
-		}
-		pw.CloseWithError(err)
-		readErr <- err
-	}()
-	tag, err := dst.CopyFrom(ctx, pr, in)
-	pr.CloseWithError(errors.New("copy into the target stopped"))
-	if rerr := <-readErr; err == nil && rerr != nil {
-		err = rerr
-	}
+	rows, err := relay(ctx, src, dst, out, in, counter, "copy:"+e.d.name+"/"+t.key())
 	if err != nil {
 		execAll(context.WithoutCancel(ctx), dst, "ROLLBACK")
 		return err
@@ -368,7 +345,7 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 		return err
 	}
 	crashPoint("table:" + e.d.name + "/" + t.key())
-	if err := e.finish(t, tag.RowsAffected(), counter.Load(), time.Since(start)); err != nil {
+	if err := e.finish(t, rows, counter.Load(), time.Since(start)); err != nil {
 		return err
 	}
 	e.indexes.add(t.ref)
@@ -432,23 +409,4 @@ func (e *engine) reportProgress(ctx context.Context, already, total int) (stop f
 		}
 	}()
 	return func() { cancel(); <-done }
-}
-
-// countingWriter counts the bytes of a stream; in test builds the first
-// write of a table can be a crash point (a crash mid-table).
-type countingWriter struct {
-	w       io.Writer
-	n       *atomic.Int64
-	crash   string
-	crashed bool
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n.Add(int64(n))
-	if !c.crashed {
-		c.crashed = true
-		crashPoint(c.crash)
-	}
-	return n, err
 }

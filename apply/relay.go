@@ -1,0 +1,352 @@
+package apply
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// relayBuffer is how many bytes one read from the source may take.
+const relayBuffer = 1 << 20
+
+// relay streams the source's COPY ... TO STDOUT (out) into the target's
+// COPY ... FROM STDIN (in) on the two sessions' sockets. The CopyData
+// messages the source sends are exactly the ones the target takes, so they
+// pass through as they arrive, never split into rows: one large read, one
+// write (pgconn's CopyTo hands over one row per call, read 8 KiB at a
+// time, and CopyFrom frames them again). Other messages are read and
+// handled here. Both sessions are back in sync (ReadyForQuery read) when
+// it returns the target's row count; after an error other than the
+// target's own, the source session is left mid-stream and must be closed.
+// counted gets the rows' bytes (without message headers) as they pass;
+// crash is the crash point of the first write.
+func relay(ctx context.Context, src, dst *pgconn.PgConn, out, in string, counted *atomic.Int64, crash string) (int64, error) {
+	if err := src.SyncConn(ctx); err != nil {
+		return 0, err
+	}
+	if err := dst.SyncConn(ctx); err != nil {
+		return 0, err
+	}
+	s, d := &wire{conn: src.Conn()}, &wire{conn: dst.Conn()}
+	stop := context.AfterFunc(ctx, func() {
+		// Unblocks a read or write at once; the sessions are then lost.
+		src.Conn().SetDeadline(time.Unix(1, 0))
+		dst.Conn().SetDeadline(time.Unix(1, 0))
+	})
+	defer stop()
+	rows, err := relayStreams(s, d, out, in, counted, crash)
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	var pge *pgconn.PgError
+	switch {
+	case err == nil:
+	case errors.As(err, &pge) && !errors.Is(err, errTargetEnded) && ctx.Err() == nil:
+		// A server's error: both sessions read up to ReadyForQuery.
+	default:
+		// Lost, cancelled, or the target failed while the source still
+		// streams: neither session can be used again.
+		closeRaw(src)
+		closeRaw(dst)
+	}
+	return rows, err
+}
+
+func closeRaw(conn *pgconn.PgConn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	conn.Close(ctx)
+}
+
+func relayStreams(s, d *wire, out, in string, counted *atomic.Int64, crash string) (int64, error) {
+	// The target first: a COPY it refuses costs no source read.
+	if err := d.send(&pgproto3.Query{String: in}); err != nil {
+		return 0, err
+	}
+	if err := d.expect('G'); err != nil {
+		return 0, err
+	}
+	if err := s.send(&pgproto3.Query{String: out}); err != nil {
+		return 0, err
+	}
+	if err := s.expect('H'); err != nil {
+		// The source refused: end the target's COPY too.
+		return 0, errors.Join(err, d.fail("the source refused the copy"))
+	}
+	// Read the target during the stream: it only writes to say it failed.
+	var tag string
+	var targetErr error
+	targetEnded := make(chan struct{})
+	go func() {
+		defer close(targetEnded)
+		tag, targetErr = d.finish()
+	}()
+	srcErr := s.forward(d, counted, crash, targetEnded)
+	switch {
+	case errors.Is(srcErr, errTargetEnded):
+		<-targetEnded
+		if targetErr == nil {
+			targetErr = errors.New("the target ended the copy early")
+		}
+		return 0, fmt.Errorf("%w: %w", errTargetEnded, targetErr)
+	case srcErr != nil:
+		if _, ok := errors.AsType[*pgconn.PgError](srcErr); ok {
+			// The source ended the stream with an error: the target's
+			// COPY fails with it.
+			d.writeMsg(&pgproto3.CopyFail{Message: "the source failed: " + srcErr.Error()})
+		} else {
+			d.conn.SetDeadline(time.Unix(1, 0)) // the target's reader must not wait
+		}
+		<-targetEnded
+		return 0, srcErr
+	}
+	if err := d.writeMsg(&pgproto3.CopyDone{}); err != nil {
+		return 0, err
+	}
+	<-targetEnded
+	if targetErr != nil {
+		return 0, targetErr
+	}
+	return pgconn.NewCommandTag(tag).RowsAffected(), nil
+}
+
+// errTargetEnded: the target answered during the stream (an error).
+var errTargetEnded = errors.New("the target ended the copy")
+
+// wire reads and writes protocol messages on one session's socket.
+type wire struct {
+	conn net.Conn
+	buf  []byte
+	// r..w is what was read and not yet used.
+	r, w int
+}
+
+func (c *wire) send(m pgproto3.FrontendMessage) error {
+	return c.writeMsg(m)
+}
+
+func (c *wire) writeMsg(m pgproto3.FrontendMessage) error {
+	b, err := m.Encode(nil)
+	if err != nil {
+		return err
+	}
+	_, err = c.conn.Write(b)
+	return err
+}
+
+// fill reads more bytes, keeping the unread ones.
+func (c *wire) fill() error {
+	if c.buf == nil {
+		c.buf = make([]byte, relayBuffer)
+	}
+	if c.r > 0 {
+		c.w = copy(c.buf, c.buf[c.r:c.w])
+		c.r = 0
+	}
+	if c.w == len(c.buf) {
+		c.buf = append(c.buf, make([]byte, len(c.buf))...) // a message larger than the buffer
+	}
+	n, err := c.conn.Read(c.buf[c.w:])
+	c.w += n
+	if n > 0 {
+		return nil
+	}
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// next returns one whole message: its type and body.
+func (c *wire) next() (byte, []byte, error) {
+	for {
+		if c.w-c.r >= 5 {
+			n := int(binary.BigEndian.Uint32(c.buf[c.r+1:])) + 1
+			if c.w-c.r >= n {
+				t, body := c.buf[c.r], c.buf[c.r+5:c.r+n]
+				c.r += n
+				return t, body, nil
+			}
+		}
+		if err := c.fill(); err != nil {
+			return 0, nil, err
+		}
+	}
+}
+
+// expect reads up to the message of type want; an error message is read
+// up to its ReadyForQuery and returned.
+func (c *wire) expect(want byte) error {
+	for {
+		t, body, err := c.next()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case want:
+			return nil
+		case 'E':
+			pge := pgError(body)
+			if err := c.until('Z'); err != nil {
+				return err
+			}
+			return pge
+		case 'N', 'S', 'A': // notices, parameter changes, notifications
+		default:
+			return fmt.Errorf("unexpected message %q from the server", t)
+		}
+	}
+}
+
+// until reads up to a message of type want.
+func (c *wire) until(want byte) error {
+	for {
+		t, _, err := c.next()
+		if err != nil {
+			return err
+		}
+		if t == want {
+			return nil
+		}
+	}
+}
+
+// finish reads the target's answer to the end of its COPY: the command
+// tag, or its error (both up to ReadyForQuery).
+func (c *wire) finish() (string, error) {
+	tag := ""
+	var failed error
+	for {
+		t, body, err := c.next()
+		if err != nil {
+			return "", err
+		}
+		switch t {
+		case 'C':
+			if len(body) > 0 {
+				tag = string(body[:len(body)-1])
+			}
+		case 'E':
+			failed = pgError(body)
+		case 'Z':
+			return tag, failed
+		}
+	}
+}
+
+// fail ends the target's COPY with CopyFail and reads its answer.
+func (c *wire) fail(msg string) error {
+	if err := c.writeMsg(&pgproto3.CopyFail{Message: msg}); err != nil {
+		return err
+	}
+	_, err := c.finish()
+	if pge, ok := errors.AsType[*pgconn.PgError](err); ok && pge.Code == "57014" {
+		return nil // the expected "COPY from stdin failed"
+	}
+	return err
+}
+
+// forward passes the source's CopyData messages to dst until CopyDone and
+// the source's ReadyForQuery. A partial message passes too: only its
+// header has to be read whole.
+func (c *wire) forward(dst *wire, counted *atomic.Int64, crash string, targetEnded <-chan struct{}) error {
+	inData := 0 // bytes of the current CopyData message not yet passed
+	first := true
+	for {
+		// Pass what belongs to CopyData messages, from c.r on.
+		start, end, payload := c.r, c.r, 0
+		for {
+			if inData > 0 {
+				n := min(inData, c.w-end)
+				end += n
+				payload += n
+				inData -= n
+				if inData > 0 {
+					break // the rest of it is not read yet
+				}
+				continue
+			}
+			if c.w-end < 5 || c.buf[end] != 'd' {
+				break
+			}
+			inData = int(binary.BigEndian.Uint32(c.buf[end+1:])) - 4
+			end += 5
+		}
+		if end > start {
+			if first {
+				first = false
+				crashPoint(crash)
+			}
+			if _, err := dst.conn.Write(c.buf[start:end]); err != nil {
+				select {
+				case <-targetEnded:
+					return errTargetEnded
+				default:
+					return err
+				}
+			}
+			counted.Add(int64(payload))
+			c.r = end
+		}
+		select {
+		case <-targetEnded:
+			return errTargetEnded
+		default:
+		}
+		if inData > 0 || c.w-c.r < 5 || c.w-c.r < int(binary.BigEndian.Uint32(c.buf[c.r+1:]))+1 {
+			if err := c.fill(); err != nil {
+				return err
+			}
+			continue
+		}
+		// A whole message other than CopyData.
+		t, body, err := c.next()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case 'c': // CopyDone: CommandComplete and ReadyForQuery follow
+			for {
+				t, body, err := c.next()
+				if err != nil {
+					return err
+				}
+				switch t {
+				case 'E':
+					pge := pgError(body)
+					if err := c.until('Z'); err != nil {
+						return err
+					}
+					return pge
+				case 'Z':
+					return nil
+				}
+			}
+		case 'E':
+			pge := pgError(body)
+			if err := c.until('Z'); err != nil {
+				return err
+			}
+			return pge
+		case 'N', 'S', 'A':
+		default:
+			return fmt.Errorf("unexpected message %q from the source during COPY", t)
+		}
+	}
+}
+
+func pgError(body []byte) error {
+	var m pgproto3.ErrorResponse
+	if err := m.Decode(body); err != nil {
+		return fmt.Errorf("decode server error: %w", err)
+	}
+	return pgconn.ErrorResponseToPgError(&m)
+}
