@@ -83,18 +83,21 @@ func (d *dbRun) earlyIndexes(ctx context.Context, src *pgx.Conn, tables []copyTa
 	return out, nil
 }
 
-// indexBuilder builds the early indexes of each table handed to it, on
-// parallel.indexes target sessions of its own. A statement the target
-// refuses is left to post-data, which reports it if it fails there too.
+// indexBuilder builds the early indexes of each table handed to it, on up
+// to parallel.indexes target sessions: the database's shared one (idle
+// while the copy runs) and new ones. A statement the target refuses is
+// left to post-data, which reports it if it fails there too.
 type indexBuilder struct {
 	d     *dbRun
 	defs  map[plan.TableRef][]earlyIndex
 	queue chan plan.TableRef
 	done  chan struct{}
 	busy  atomic.Int64
-	mu    sync.Mutex
-	err   error
-	built int
+	// shared is taken by the worker building on d.target.
+	shared atomic.Bool
+	mu     sync.Mutex
+	err    error
+	built  int
 }
 
 func (d *dbRun) startIndexBuilder(ctx context.Context, defs map[plan.TableRef][]earlyIndex) *indexBuilder {
@@ -136,8 +139,16 @@ func (b *indexBuilder) fail(err error) {
 
 func (b *indexBuilder) worker(ctx context.Context, jobs <-chan plan.TableRef) {
 	var dst *pgx.Conn
+	shared := false
 	defer func() {
-		if dst != nil {
+		switch {
+		case dst == nil:
+		case shared:
+			// Back as the other steps expect it.
+			if _, err := dst.PgConn().Exec(context.WithoutCancel(ctx), "RESET search_path; RESET lock_timeout").ReadAll(); err != nil {
+				closeSession(ctx, &b.d.target)
+			}
+		default:
 			dst.Close(context.WithoutCancel(ctx))
 		}
 	}()
@@ -146,7 +157,7 @@ func (b *indexBuilder) worker(ctx context.Context, jobs <-chan plan.TableRef) {
 			continue // drain until dispatch sees the cancellation
 		}
 		b.busy.Add(1)
-		err := b.session(ctx, &dst)
+		err := b.session(ctx, &dst, &shared)
 		if err == nil {
 			err = b.build(ctx, dst, ref)
 		}
@@ -157,17 +168,31 @@ func (b *indexBuilder) worker(ctx context.Context, jobs <-chan plan.TableRef) {
 	}
 }
 
-// session opens the worker's target session on its first table.
-func (b *indexBuilder) session(ctx context.Context, dst **pgx.Conn) error {
+// session gets the worker's target session on its first table: the
+// database's shared session (no statement timeout) for the first worker, a
+// new one for the others; no lock timeout, an empty search_path.
+func (b *indexBuilder) session(ctx context.Context, dst **pgx.Conn, shared *bool) error {
 	if *dst != nil {
 		return nil
 	}
-	conn, err := b.d.m.Target.Connect(ctx, b.d.name, pg.Options{Settings: map[string]string{"statement_timeout": "0", "lock_timeout": "0"}})
+	var conn *pgx.Conn
+	var err error
+	if b.shared.CompareAndSwap(false, true) {
+		conn, err = b.d.targetSession(ctx)
+		*shared = err == nil
+	} else {
+		conn, err = b.d.m.Target.Connect(ctx, b.d.name, pg.Options{Settings: map[string]string{"statement_timeout": "0"}})
+	}
 	if err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, "SELECT pg_catalog.set_config('search_path', '', false)"); err != nil {
-		conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "SELECT pg_catalog.set_config('search_path', '', false), pg_catalog.set_config('lock_timeout', '0', false)"); err != nil {
+		if *shared {
+			closeSession(ctx, &b.d.target)
+			*shared = false
+		} else {
+			conn.Close(context.WithoutCancel(ctx))
+		}
 		return err
 	}
 	*dst = conn
