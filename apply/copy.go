@@ -266,34 +266,57 @@ func (e *engine) run(ctx context.Context, tables []copyTable, total int) error {
 	return ctx.Err()
 }
 
-// worker copies tables on one pair of sessions: the source one imports the
-// snapshot once and reads every table under it.
+// worker copies tables on one pair of sessions, opened on its first table
+// (dispatch may start a worker that finds no table left): the source one
+// imports the snapshot once and reads every table under it.
 func (e *engine) worker(ctx context.Context, jobs <-chan copyTable) error {
-	m := e.d.m
-	srcSettings := copySession(e.encoding)
-	src, err := m.Source.ConnectRaw(ctx, e.d.name, pg.Options{Settings: srcSettings})
-	if err != nil {
-		return err
-	}
-	defer src.Close(context.WithoutCancel(ctx))
-	if err := importSnapshot(ctx, src, e.snapshot); err != nil {
-		return err
-	}
-	dstSettings := copySession(e.encoding)
-	dstSettings["lc_monetary"] = e.monetary
-	dst, err := m.Target.ConnectRaw(ctx, e.d.name, pg.Options{Settings: dstSettings})
-	if err != nil {
-		return err
-	}
-	defer dst.Close(context.WithoutCancel(ctx))
+	var src, dst *pgconn.PgConn
+	defer func() {
+		for _, c := range []*pgconn.PgConn{src, dst} {
+			if c != nil {
+				c.Close(context.WithoutCancel(ctx))
+			}
+		}
+	}()
 	for t := range jobs {
 		e.busy.Add(1)
-		err := e.copyOne(ctx, src, dst, t)
+		err := e.sessions(ctx, &src, &dst)
+		if err != nil {
+			e.busy.Add(-1)
+			return err
+		}
+		err = e.copyOne(ctx, src, dst, t)
 		e.busy.Add(-1)
 		if err != nil {
 			return fmt.Errorf("copy %s: %w", t.ref, err)
 		}
 	}
+	return nil
+}
+
+// sessions opens a worker's pair of sessions unless it has them.
+func (e *engine) sessions(ctx context.Context, src, dst **pgconn.PgConn) error {
+	if *dst != nil {
+		return nil
+	}
+	m := e.d.m
+	if *src == nil {
+		conn, err := m.Source.ConnectRaw(ctx, e.d.name, pg.Options{Settings: copySession(e.encoding)})
+		if err != nil {
+			return err
+		}
+		*src = conn
+		if err := importSnapshot(ctx, conn, e.snapshot); err != nil {
+			return err
+		}
+	}
+	dstSettings := copySession(e.encoding)
+	dstSettings["lc_monetary"] = e.monetary
+	conn, err := m.Target.ConnectRaw(ctx, e.d.name, pg.Options{Settings: dstSettings})
+	if err != nil {
+		return err
+	}
+	*dst = conn
 	return nil
 }
 
