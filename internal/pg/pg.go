@@ -46,10 +46,9 @@ type idleSession struct {
 // that asks for the same database (the plan's inspection hands its
 // sessions to the first steps of apply). At most maxIdle wait, each at
 // most idleFor; CloseIdle ends them.
-const (
-	maxIdle = 4
-	idleFor = 30 * time.Second
-)
+const maxIdle = 4
+
+var idleFor = 30 * time.Second // a variable for tests
 
 // NewEndpoint parses uri (URI or key=value form) for side.
 func NewEndpoint(side, uri string) (*Endpoint, error) {
@@ -143,6 +142,14 @@ func (e *Endpoint) Release(ctx context.Context, conn *pgx.Conn) {
 	e.mu.Unlock()
 	if full {
 		stale = append(stale, conn)
+	} else {
+		// Ended once idleFor has passed, even if no Connect comes.
+		time.AfterFunc(idleFor+time.Second, func() {
+			e.mu.Lock()
+			stale := e.expire(time.Now())
+			e.mu.Unlock()
+			closeAll(context.Background(), stale)
+		})
 	}
 	closeAll(ctx, stale)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -179,5 +180,22 @@ func TestReleasedSessionsReused(t *testing.T) {
 	}
 	if !again.IsClosed() {
 		t.Fatal("CloseIdle left the read-only session open")
+	}
+
+	// A released session ends once idleFor has passed, with no Connect.
+	defer func(d time.Duration) { idleFor = d }(idleFor)
+	idleFor = 50 * time.Millisecond
+	last, err := e.Connect(ctx, "", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Release(ctx, last)
+	if last.IsClosed() {
+		t.Fatal("a released session was closed at once")
+	}
+	for deadline := time.Now().Add(10 * time.Second); !last.IsClosed(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a released session outlived idleFor")
+		}
 	}
 }
