@@ -14,8 +14,12 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// relayBuffer is how many bytes one read from the source may take.
-const relayBuffer = 1 << 20
+// relayBuffer is how many bytes one read from the source may take; the
+// target's answers are small.
+const (
+	relayBuffer  = 1 << 20
+	answerBuffer = 8 << 10
+)
 
 // relay streams the source's COPY ... TO STDOUT (out) into the target's
 // COPY ... FROM STDIN (in) on the two sessions' sockets. The CopyData
@@ -24,9 +28,9 @@ const relayBuffer = 1 << 20
 // write (pgconn's CopyTo hands over one row per call, read 8 KiB at a
 // time, and CopyFrom frames them again). Other messages are read and
 // handled here. Both sessions are back in sync (ReadyForQuery read) when
-// it returns the target's row count; after an error other than the
-// target's own, the source session is left mid-stream and must be closed.
-// counted gets the rows' bytes (without message headers) as they pass;
+// it returns the target's row count or a server's error; when they cannot
+// be used again (a lost connection, a cancellation, the target failing
+// while the source still streams) relay closes both. counted gets the rows' bytes (without message headers) as they pass;
 // crash is the crash point of the first write.
 func relay(ctx context.Context, src, dst *pgconn.PgConn, out, in string, counted *atomic.Int64, crash string) (int64, error) {
 	if err := src.SyncConn(ctx); err != nil {
@@ -35,7 +39,7 @@ func relay(ctx context.Context, src, dst *pgconn.PgConn, out, in string, counted
 	if err := dst.SyncConn(ctx); err != nil {
 		return 0, err
 	}
-	s, d := &wire{conn: src.Conn()}, &wire{conn: dst.Conn()}
+	s, d := &wire{conn: src.Conn(), size: relayBuffer}, &wire{conn: dst.Conn(), size: answerBuffer}
 	stop := context.AfterFunc(ctx, func() {
 		// Unblocks a read or write at once; the sessions are then lost.
 		src.Conn().SetDeadline(time.Unix(1, 0))
@@ -68,13 +72,13 @@ func closeRaw(conn *pgconn.PgConn) {
 
 func relayStreams(s, d *wire, out, in string, counted *atomic.Int64, crash string) (int64, error) {
 	// The target first: a COPY it refuses costs no source read.
-	if err := d.send(&pgproto3.Query{String: in}); err != nil {
+	if err := d.writeMsg(&pgproto3.Query{String: in}); err != nil {
 		return 0, err
 	}
 	if err := d.expect('G'); err != nil {
 		return 0, err
 	}
-	if err := s.send(&pgproto3.Query{String: out}); err != nil {
+	if err := s.writeMsg(&pgproto3.Query{String: out}); err != nil {
 		return 0, err
 	}
 	if err := s.expect('H'); err != nil {
@@ -124,13 +128,10 @@ var errTargetEnded = errors.New("the target ended the copy")
 // wire reads and writes protocol messages on one session's socket.
 type wire struct {
 	conn net.Conn
+	size int // of the first buffer
 	buf  []byte
 	// r..w is what was read and not yet used.
 	r, w int
-}
-
-func (c *wire) send(m pgproto3.FrontendMessage) error {
-	return c.writeMsg(m)
 }
 
 func (c *wire) writeMsg(m pgproto3.FrontendMessage) error {
@@ -145,7 +146,7 @@ func (c *wire) writeMsg(m pgproto3.FrontendMessage) error {
 // fill reads more bytes, keeping the unread ones.
 func (c *wire) fill() error {
 	if c.buf == nil {
-		c.buf = make([]byte, relayBuffer)
+		c.buf = make([]byte, c.size)
 	}
 	if c.r > 0 {
 		c.w = copy(c.buf, c.buf[c.r:c.w])
