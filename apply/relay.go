@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,13 @@ const (
 	relayBuffer  = 1 << 20
 	answerBuffer = 8 << 10
 )
+
+// relayBuffers keeps the source-side buffers between tables: one per
+// stream at a time, not one per table for the collector.
+var relayBuffers = sync.Pool{New: func() any {
+	b := make([]byte, relayBuffer)
+	return &b
+}}
 
 // relay streams the source's COPY ... TO STDOUT (out) into the target's
 // COPY ... FROM STDIN (in) on the two sessions' sockets. The CopyData
@@ -39,7 +47,9 @@ func relay(ctx context.Context, src, dst *pgconn.PgConn, out, in string, counted
 	if err := dst.SyncConn(ctx); err != nil {
 		return 0, err
 	}
-	s, d := &wire{conn: src.Conn(), size: relayBuffer}, &wire{conn: dst.Conn(), size: answerBuffer}
+	buf := relayBuffers.Get().(*[]byte)
+	defer relayBuffers.Put(buf)
+	s, d := &wire{conn: src.Conn(), buf: *buf}, &wire{conn: dst.Conn(), buf: make([]byte, answerBuffer)}
 	stop := context.AfterFunc(ctx, func() {
 		// Unblocks a read or write at once; the sessions are then lost.
 		src.Conn().SetDeadline(time.Unix(1, 0))
@@ -128,7 +138,6 @@ var errTargetEnded = errors.New("the target ended the copy")
 // wire reads and writes protocol messages on one session's socket.
 type wire struct {
 	conn net.Conn
-	size int // of the first buffer
 	buf  []byte
 	// r..w is what was read and not yet used.
 	r, w int
@@ -145,9 +154,6 @@ func (c *wire) writeMsg(m pgproto3.FrontendMessage) error {
 
 // fill reads more bytes, keeping the unread ones.
 func (c *wire) fill() error {
-	if c.buf == nil {
-		c.buf = make([]byte, c.size)
-	}
 	if c.r > 0 {
 		c.w = copy(c.buf, c.buf[c.r:c.w])
 		c.r = 0
