@@ -209,14 +209,14 @@ func (h *harness) report(o options) error {
 		return err
 	}
 	var b strings.Builder
-	b.WriteString("scale\tmethod\truns\tmin_s\tmedian_s\tmax_s\tratio_to_pgferry\tverified\tpeak_rss_mib\tmedian_cpu_s\tphases\n")
+	b.WriteString("scale\tmethod\truns\tmin_s\tmedian_s\tmax_s\tratio_to_pgferry\tverified\tpeak_rss_mib\tmedian_cpu_s\tmedian_source_cpu_s\tmedian_target_cpu_s\tphases\n")
 	base := map[string]time.Duration{}
 	for _, ref := range []string{"pgferry-dump", "pgferry-replication"} {
 		if rs := h.results[ref]; len(rs) > 0 {
 			_, base[ref], _ = stats(rs)
 		}
 	}
-	fmt.Printf("\n| method | min s | median s | max s | × pgferry | CPU s |\n|---|---|---|---|---|---|\n")
+	fmt.Printf("\n| method | min s | median s | max s | × pgferry | CPU s | source CPU s | target CPU s |\n|---|---|---|---|---|---|---|---|\n")
 	for _, name := range o.methods {
 		rs := h.results[name]
 		if len(rs) == 0 {
@@ -231,10 +231,12 @@ func (h *harness) report(o options) error {
 		for _, r := range rs {
 			rss = max(rss, r.rssKiB)
 		}
-		cpu := medianCPU(rs).Seconds()
-		fmt.Fprintf(&b, "%d\t%s\t%d\t%.2f\t%.2f\t%.2f\t%s\t%t\t%d\t%.2f\t%s\n", o.scale, name, len(rs), lo.Seconds(), med.Seconds(), hi.Seconds(),
-			ratio, allVerified(rs), rss>>10, cpu, rs[len(rs)/2].note())
-		fmt.Printf("| %s | %.2f | %.2f | %.2f | %s | %.2f |\n", name, lo.Seconds(), med.Seconds(), hi.Seconds(), ratio, cpu)
+		cpu := medianCPU(rs, func(r result) time.Duration { return r.cpu })
+		srcCPU := medianCPU(rs, func(r result) time.Duration { return r.srcCPU })
+		dstCPU := medianCPU(rs, func(r result) time.Duration { return r.dstCPU })
+		fmt.Fprintf(&b, "%d\t%s\t%d\t%.2f\t%.2f\t%.2f\t%s\t%t\t%d\t%.2f\t%.2f\t%.2f\t%s\n", o.scale, name, len(rs), lo.Seconds(), med.Seconds(), hi.Seconds(),
+			ratio, allVerified(rs), rss>>10, cpu, srcCPU, dstCPU, rs[len(rs)/2].note())
+		fmt.Printf("| %s | %.2f | %.2f | %.2f | %s | %.2f | %.2f | %.2f |\n", name, lo.Seconds(), med.Seconds(), hi.Seconds(), ratio, cpu, srcCPU, dstCPU)
 	}
 	fmt.Printf("\nresults written to %s\n", o.out)
 	return os.WriteFile(o.out, []byte(b.String()), 0o644)

@@ -72,7 +72,7 @@ func run(o options) error {
 			if err != nil {
 				return fmt.Errorf("%s, run %d: %w", name, i+1, err)
 			}
-			fmt.Printf("run %d %-24s %6.2fs  cpu %6.2fs  %s\n", i+1, name, r.took.Seconds(), r.cpu.Seconds(), r.note())
+			fmt.Printf("run %d %-24s %6.2fs  cpu %6.2fs (source %.2fs, target %.2fs)  %s\n", i+1, name, r.took.Seconds(), r.cpu.Seconds(), r.srcCPU.Seconds(), r.dstCPU.Seconds(), r.note())
 			h.results[name] = append(h.results[name], r)
 		}
 	}
@@ -86,12 +86,14 @@ func (h *harness) measure(ctx context.Context, m method) (result, error) {
 		return result{}, err
 	}
 	defer dst.Stop(ctx)
-	busy := benchkit.BusyCPU()
+	busy, srcCPU, dstCPU := benchkit.BusyCPU(), benchkit.ServerCPU(h.src), benchkit.ServerCPU(dst)
 	r, err := m.run(ctx, h, dst)
 	if err != nil {
 		return r, err
 	}
+	time.Sleep(300 * time.Millisecond) // the backends that were ending
 	r.cpu = benchkit.BusyCPU() - busy
+	r.srcCPU, r.dstCPU = benchkit.ServerCPU(h.src)-srcCPU, benchkit.ServerCPU(dst)-dstCPU
 	if err := h.verify(ctx, dst, m.verify); err != nil {
 		return r, fmt.Errorf("verification: %w", err)
 	}
@@ -105,9 +107,11 @@ type result struct {
 	rssKiB int64
 	// cpu is the machine's busy CPU time during the run (every process:
 	// both servers, the tool, the rest of the machine).
-	cpu      time.Duration
-	phases   map[string]time.Duration
-	verified bool
+	cpu time.Duration
+	// srcCPU and dstCPU are each server's CPU time during the run.
+	srcCPU, dstCPU time.Duration
+	phases         map[string]time.Duration
+	verified       bool
 }
 
 func (r result) note() string {
@@ -133,8 +137,8 @@ func sorted(rs []result, figure func(result) time.Duration) []time.Duration {
 	return d
 }
 
-func medianCPU(rs []result) time.Duration {
-	return benchkit.Median(sorted(rs, func(r result) time.Duration { return r.cpu }))
+func medianCPU(rs []result, figure func(result) time.Duration) float64 {
+	return benchkit.Median(sorted(rs, figure)).Seconds()
 }
 
 func stats(rs []result) (lo, med, hi time.Duration) {

@@ -81,3 +81,50 @@ func BusyCPU() time.Duration {
 	// USER_HZ is 100 on every Linux architecture Go supports.
 	return time.Duration(ticks) * 10 * time.Millisecond
 }
+
+// ServerCPU is the CPU time the server of c has used since it started: its
+// postmaster's own, that of the children it has reaped (every backend and
+// worker that ended: cutime, cstime) and that of its live children. Zero
+// when /proc cannot tell (not Linux).
+func ServerCPU(c *cluster.Cluster) time.Duration {
+	data, err := os.ReadFile(filepath.Join(c.DataDir(), "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _, _ := strings.Cut(string(data), "\n")
+	_, own, ok := procCPU(pid)
+	if !ok {
+		return 0
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if ppid, cpu, ok := procCPU(e.Name()); ok && ppid == pid {
+			own += cpu
+		}
+	}
+	return own
+}
+
+// procCPU reads a process's parent and its own and reaped children's CPU
+// time from /proc/<pid>/stat.
+func procCPU(pid string) (string, time.Duration, bool) {
+	if _, err := strconv.Atoi(pid); err != nil {
+		return "", 0, false
+	}
+	data, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return "", 0, false
+	}
+	// The command name may hold spaces; the fields follow its last ')'.
+	i := strings.LastIndexByte(string(data), ')')
+	f := strings.Fields(string(data)[i+1:])
+	if i < 0 || len(f) < 15 {
+		return "", 0, false
+	}
+	var ticks int64
+	for _, k := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+		n, _ := strconv.ParseInt(f[k], 10, 64)
+		ticks += n
+	}
+	return f[1], time.Duration(ticks) * 10 * time.Millisecond, true
+}
