@@ -34,8 +34,9 @@ type dbRun struct {
 	bootstrap *pgx.Conn
 	// target is a session in the database on the target shared by the
 	// steps that run one after the other and hold no session state:
-	// pre-data's and post-data's catalog checks and the large objects. A
-	// backend costs tens of milliseconds of server CPU to start.
+	// pre-data's and post-data's catalog checks, the first early index
+	// builder while the copy runs (it resets what it sets) and the large
+	// objects. A backend costs tens of milliseconds of server CPU to start.
 	target *pgx.Conn
 }
 
