@@ -279,13 +279,13 @@ func (e *engine) worker(ctx context.Context, jobs <-chan copyTable) error {
 		}
 	}()
 	for t := range jobs {
-		e.busy.Add(1)
-		err := e.sessions(ctx, &src, &dst)
-		if err != nil {
-			e.busy.Add(-1)
+		// Busy from the copy on: a worker still connecting does not make
+		// dispatch start another.
+		if err := e.sessions(ctx, &src, &dst); err != nil {
 			return err
 		}
-		err = e.copyOne(ctx, src, dst, t)
+		e.busy.Add(1)
+		err := e.copyOne(ctx, src, dst, t)
 		e.busy.Add(-1)
 		if err != nil {
 			return fmt.Errorf("copy %s: %w", t.ref, err)
