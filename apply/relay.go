@@ -201,11 +201,7 @@ func (c *wire) expect(want byte) error {
 		case want:
 			return nil
 		case 'E':
-			pge := pgError(body)
-			if err := c.until('Z'); err != nil {
-				return err
-			}
-			return pge
+			return c.failed(body)
 		case 'N', 'S', 'A': // notices, parameter changes, notifications
 		default:
 			return fmt.Errorf("unexpected message %q from the server", t)
@@ -213,21 +209,23 @@ func (c *wire) expect(want byte) error {
 	}
 }
 
-// until reads up to a message of type want.
-func (c *wire) until(want byte) error {
+// failed returns the server's error of an ErrorResponse body, once the
+// messages up to its ReadyForQuery are read.
+func (c *wire) failed(body []byte) error {
+	pge := pgError(body)
 	for {
 		t, _, err := c.next()
 		if err != nil {
 			return err
 		}
-		if t == want {
-			return nil
+		if t == 'Z' {
+			return pge
 		}
 	}
 }
 
-// finish reads the target's answer to the end of its COPY: the command
-// tag, or its error (both up to ReadyForQuery).
+// finish reads a server's answer to the end of its COPY: the command tag,
+// or its error (both up to ReadyForQuery).
 func (c *wire) finish() (string, error) {
 	tag := ""
 	var failed error
@@ -320,29 +318,11 @@ func (c *wire) forward(dst *wire, counted *atomic.Int64, crash string, targetEnd
 			return err
 		}
 		switch t {
-		case 'c': // CopyDone: CommandComplete and ReadyForQuery follow
-			for {
-				t, body, err := c.next()
-				if err != nil {
-					return err
-				}
-				switch t {
-				case 'E':
-					pge := pgError(body)
-					if err := c.until('Z'); err != nil {
-						return err
-					}
-					return pge
-				case 'Z':
-					return nil
-				}
-			}
+		case 'c': // CopyDone: CommandComplete (or an error) and ReadyForQuery follow
+			_, err := c.finish()
+			return err
 		case 'E':
-			pge := pgError(body)
-			if err := c.until('Z'); err != nil {
-				return err
-			}
-			return pge
+			return c.failed(body)
 		case 'N', 'S', 'A':
 		default:
 			return fmt.Errorf("unexpected message %q from the source during COPY", t)
