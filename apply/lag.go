@@ -45,27 +45,48 @@ const workerSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_subscription WHERE subna
 // syncSQL counts the subscription's tables and those not yet ready.
 const syncSQL = `SELECT count(*), count(*) FILTER (WHERE r.srsubstate <> 'r') FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1`
 
-// poll runs check every LagPoll until it reports done, the timeout ends
-// the wait, or ctx is cancelled.
-func (d *dbRun) poll(ctx context.Context, what string, check func() (bool, error)) error {
+// pollQuick is how often a wait checks during its first pollQuickFor: an
+// apply worker that just started, or a lag about to close, is seen at once
+// rather than up to LagPoll later. Reports and drift checks keep to
+// LagPoll.
+const (
+	pollQuick    = 250 * time.Millisecond
+	pollQuickFor = 10 * time.Second
+)
+
+// poll runs check until it reports done, the timeout ends the wait, or ctx
+// is cancelled: every pollQuick for pollQuickFor, then every LagPoll.
+// report is true on the first check and then once per LagPoll: the checks
+// that should emit a sample and look for drift.
+func (d *dbRun) poll(ctx context.Context, what string, check func(report bool) (bool, error)) error {
 	every := d.m.LagPoll
 	if every == 0 {
 		every = 2 * time.Second
 	}
 	timeout := time.Duration(d.m.Config.Replication.WaitTimeout)
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
+	var reported time.Time
 	for {
-		done, err := check()
+		report := reported.IsZero() || time.Since(reported) >= every
+		if report {
+			reported = time.Now()
+		}
+		done, err := check(report)
 		if err != nil || done {
 			return err
 		}
 		if time.Now().After(deadline) {
 			return &WaitTimeoutError{What: what, Timeout: timeout}
 		}
+		wait := every
+		if time.Since(start) < pollQuickFor {
+			wait = min(every, pollQuick)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(every):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -83,9 +104,11 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 	p := st.Params
 	max := *p.MaxLagBytes
 	var lag int64
-	err = d.poll(ctx, fmt.Sprintf("the lag of %s is still above %d bytes", d.name, max), func() (bool, error) {
-		if err := checkDrift(ctx, src, dst, p.Publication); err != nil {
-			return false, err
+	err = d.poll(ctx, fmt.Sprintf("the lag of %s is still above %d bytes", d.name, max), func(report bool) (bool, error) {
+		if report {
+			if err := checkDrift(ctx, src, dst, p.Publication); err != nil {
+				return false, err
+			}
 		}
 		var l *int64
 		if err := src.QueryRow(ctx, lagSQL, p.Slot).Scan(&l); err != nil {
@@ -102,9 +125,12 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 			return false, nil
 		}
 		lag = *l
-		d.m.emit(LagSample{Database: d.name, Lag: lag, Max: max, Running: running})
+		done := running && lag <= max
+		if report || done {
+			d.m.emit(LagSample{Database: d.name, Lag: lag, Max: max, Running: running})
+		}
 		crashPoint("lag:" + d.name)
-		return running && lag <= max, nil
+		return done, nil
 	})
 	if err != nil {
 		return "", err
@@ -124,15 +150,18 @@ func (d *dbRun) waitForSync(ctx context.Context, st plan.Step) (string, error) {
 	}
 	defer dst.Close(context.WithoutCancel(ctx))
 	var total, pending int
-	err = d.poll(ctx, fmt.Sprintf("the subscription of %s has not copied every table", d.name), func() (bool, error) {
+	err = d.poll(ctx, fmt.Sprintf("the subscription of %s has not copied every table", d.name), func(report bool) (bool, error) {
 		if err := dst.QueryRow(ctx, syncSQL, st.Params.Subscription).Scan(&total, &pending); err != nil {
 			return false, err
 		}
-		d.m.emit(SyncSample{Database: d.name, Tables: total, Pending: pending})
+		done := total > 0 && pending == 0
+		if report || done {
+			d.m.emit(SyncSample{Database: d.name, Tables: total, Pending: pending})
+		}
 		if _, err := applyWorker(ctx, dst, st.Params.Subscription); err != nil {
 			return false, err
 		}
-		return total > 0 && pending == 0, nil
+		return done, nil
 	})
 	if err != nil {
 		return "", err
