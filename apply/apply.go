@@ -1,10 +1,12 @@
 package apply
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,6 +40,9 @@ type Migration struct {
 	LagPoll time.Duration
 
 	passwords Passwords
+	// bootstrapTurn is held by the database whose turn it is on the
+	// bootstrap sessions (dbRun.sourceDBAndTarget).
+	bootstrapTurn chan struct{}
 	// mu guards State, which concurrent databases update.
 	mu sync.Mutex
 }
@@ -104,18 +109,24 @@ func groupSteps(steps []plan.Step) (cluster []plan.Step, perDB map[string][]plan
 	return cluster, perDB, order
 }
 
+// runDatabases runs parallel.databases databases at once, the largest
+// first: the longest one starts as early as it can.
 func (m *Migration) runDatabases(ctx context.Context, perDB map[string][]plan.Step, order []string) error {
+	largestFirst(order, m.State.Plan.Databases)
+	m.bootstrapTurn = make(chan struct{}, 1)
 	sem := make(chan struct{}, m.Config.Parallel.Databases)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
 	for _, name := range order {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		wg.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
 			defer func() { <-sem }()
 			d := &dbRun{m: m, name: name, steps: perDB[name]}
 			if err := d.run(ctx); err != nil {
@@ -130,6 +141,16 @@ func (m *Migration) runDatabases(ctx context.Context, perDB map[string][]plan.St
 		return ctx.Err()
 	}
 	return errors.Join(errs...)
+}
+
+// largestFirst sorts the database names by the bytes the plan copies,
+// largest first, keeping the plan's order among equals.
+func largestFirst(order []string, dbs []plan.DatabasePlan) {
+	size := map[string]int64{}
+	for _, db := range dbs {
+		size[db.Name] = db.Bytes
+	}
+	slices.SortStableFunc(order, func(a, b string) int { return cmp.Compare(size[b], size[a]) })
 }
 
 // runStep runs fn for st unless the state says it is done, recording the

@@ -30,7 +30,13 @@ type copyTable struct {
 	// binary: every column is of a type whose binary COPY form is the same
 	// on every supported version and costs both servers less (binaryTypes).
 	binary bool
+	// bytes is the table's size on the source (heap and TOAST).
+	bytes int64
 }
+
+// weight is what the table counts for in deciding whether the tables
+// waiting pay for another copy worker (worthByWeight).
+func (t copyTable) weight() int64 { return t.bytes + tableWeight }
 
 // format is the COPY format the table travels in.
 func (t copyTable) format() string {
@@ -67,14 +73,15 @@ func qualified(types ...string) []string {
 func (t copyTable) key() string { return t.ref.String() }
 
 // copyTablesSQL reads each table's copied columns, whether it is an
-// extension's configuration table (and its condition), and whether every
-// copied column (a domain by its base type) is one of $3.
+// extension's configuration table (and its condition), whether every
+// copied column (a domain by its base type) is one of $3, and its size.
 const copyTablesSQL = `SELECT n.nspname, c.relname,
 	COALESCE(array_agg(quote_ident(a.attname) ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}'),
 	EXISTS (SELECT 1 FROM pg_extension x WHERE c.oid = ANY (x.extconfig)),
 	COALESCE((SELECT x.extcondition[array_position(x.extconfig, c.oid)] FROM pg_extension x WHERE c.oid = ANY (x.extconfig)), ''),
 	COALESCE(bool_and((SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END FROM pg_type t WHERE t.oid = a.atttypid) = ANY ($3::pg_catalog.regtype[]))
-		FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), false)
+		FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), false),
+	pg_catalog.pg_table_size(c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
 WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 GROUP BY c.oid, n.nspname, c.relname`
@@ -161,7 +168,7 @@ func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.Table
 	}
 	found := map[plan.TableRef]copyTable{}
 	var t copyTable
-	_, err = pgx.ForEachRow(rows, []any{&t.ref.Schema, &t.ref.Name, &t.columns, &t.extConfig, &t.condition, &t.binary}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&t.ref.Schema, &t.ref.Name, &t.columns, &t.extConfig, &t.condition, &t.binary, &t.bytes}, func() error {
 		found[t.ref] = t
 		t = copyTable{}
 		return nil
@@ -233,8 +240,9 @@ type engine struct {
 	mu                           sync.Mutex
 	active                       map[string]*atomic.Int64
 	done                         atomic.Int64
-	// busy counts the workers copying a table.
-	busy atomic.Int64
+	// busy counts the workers copying a table; queued is the weight of the
+	// tables no worker has taken yet.
+	busy, queued atomic.Int64
 	// indexes builds each table's indexes once its copy commits.
 	indexes *indexBuilder
 }
@@ -245,7 +253,10 @@ func (e *engine) run(ctx context.Context, tables []copyTable, total int) error {
 	errs := make(chan error, e.d.m.Config.Parallel.Tables)
 	var wg sync.WaitGroup
 	stop := e.reportProgress(ctx, total-len(tables), total)
-	dispatch(ctx, itemsOf(tables), e.d.m.Config.Parallel.Tables, &e.busy, func(jobs <-chan copyTable) {
+	for _, t := range tables {
+		e.queued.Add(t.weight())
+	}
+	dispatch(ctx, itemsOf(tables), e.d.m.Config.Parallel.Tables, &e.busy, worthByWeight(&e.queued), func(jobs <-chan copyTable) {
 		wg.Go(func() {
 			if err := e.worker(ctx, jobs); err != nil {
 				errs <- err
@@ -279,6 +290,7 @@ func (e *engine) worker(ctx context.Context, jobs <-chan copyTable) error {
 		}
 	}()
 	for t := range jobs {
+		e.queued.Add(-t.weight())
 		// Busy from the copy on: a worker still connecting does not make
 		// dispatch start another.
 		if err := e.sessions(ctx, &src, &dst); err != nil {

@@ -32,6 +32,7 @@ type dbRun struct {
 	// (one after the other) instead of two connections each.
 	srcDB     *sourceDB
 	bootstrap *pgx.Conn
+	hasTurn   bool
 	// target is a session in the database on the target shared by the
 	// steps that run one after the other and hold no session state:
 	// pre-data's and post-data's catalog checks, the first early index
@@ -45,7 +46,7 @@ var snapshotKinds = map[plan.StepKind]bool{plan.StepDumpSchema: true, plan.StepC
 
 func (d *dbRun) run(ctx context.Context) error {
 	defer d.releaseSnapshot()
-	defer releaseSession(ctx, d.m.Target, &d.bootstrap)
+	defer d.releaseBootstrap(ctx)
 	defer closeSession(ctx, &d.target)
 	needSnapshot := false
 	for _, st := range d.steps {
@@ -221,7 +222,19 @@ func serverMajor(conn *pgx.Conn) int {
 
 // sourceDBAndTarget reads the database's row on the source and opens the
 // target's bootstrap database, where databases are created and altered.
+// Databases take turns (Migration.bootstrapTurn) from here until
+// releaseBootstrap: each turn's sessions go back to the endpoints, so the
+// databases are created one after another on the same two backends, the
+// largest first, instead of each on two of its own.
 func (d *dbRun) sourceDBAndTarget(ctx context.Context) (sourceDB, *pgx.Conn, error) {
+	if !d.hasTurn {
+		select {
+		case d.m.bootstrapTurn <- struct{}{}:
+			d.hasTurn = true
+		case <-ctx.Done():
+			return sourceDB{}, nil, ctx.Err()
+		}
+	}
 	if d.srcDB == nil {
 		s, err := d.readSourceDB(ctx)
 		if err != nil {
@@ -250,6 +263,15 @@ func (d *dbRun) targetSession(ctx context.Context) (*pgx.Conn, error) {
 		d.target = conn
 	}
 	return d.target, nil
+}
+
+// releaseBootstrap hands the bootstrap session back and ends the turn.
+func (d *dbRun) releaseBootstrap(ctx context.Context) {
+	releaseSession(ctx, d.m.Target, &d.bootstrap)
+	if d.hasTurn {
+		<-d.m.bootstrapTurn
+		d.hasTurn = false
+	}
 }
 
 // releaseSession hands d.bootstrap back to its endpoint for the next
@@ -306,7 +328,7 @@ func (d *dbRun) configureDatabase(ctx context.Context, _ plan.Step) (string, err
 	if err != nil {
 		return "", err
 	}
-	defer releaseSession(ctx, d.m.Target, &d.bootstrap)
+	defer d.releaseBootstrap(ctx)
 	db := ident(d.name)
 	var notes []string
 	if !d.created() {

@@ -105,7 +105,7 @@ func (d *dbRun) startIndexBuilder(ctx context.Context, defs map[plan.TableRef][]
 	go func() {
 		defer close(b.done)
 		var wg sync.WaitGroup
-		dispatch(ctx, b.queue, d.m.Config.Parallel.Indexes, &b.busy, func(jobs <-chan plan.TableRef) {
+		dispatch(ctx, b.queue, d.m.Config.Parallel.Indexes, &b.busy, nil, func(jobs <-chan plan.TableRef) {
 			wg.Go(func() { b.worker(ctx, jobs) })
 		})
 		wg.Wait()

@@ -122,7 +122,7 @@ func (in *input) schemaAndCopySteps(b *stepList, copy bool) {
 		for _, t := range db.copy {
 			bytes += t.Bytes
 		}
-		detail := fmt.Sprintf("copy %s (%s) with %s", count(len(db.copy), "table"), byteString(bytes), count(in.cfg.Parallel.Tables, "stream"))
+		detail := fmt.Sprintf("copy %s (%s) with up to %s", count(len(db.copy), "table"), byteString(bytes), count(in.cfg.Parallel.Tables, "stream"))
 		if len(db.skipped) > 0 {
 			detail += fmt.Sprintf(", %d skipped", len(db.skipped))
 		}
