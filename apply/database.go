@@ -265,25 +265,21 @@ func (d *dbRun) targetSession(ctx context.Context) (*pgx.Conn, error) {
 	return d.target, nil
 }
 
-// releaseBootstrap hands the bootstrap session back and ends the turn.
+// releaseBootstrap hands the bootstrap session, if open, back to the
+// target endpoint for the next database's turn (pg.Endpoint.Release) and
+// ends the turn.
 func (d *dbRun) releaseBootstrap(ctx context.Context) {
-	releaseSession(ctx, d.m.Target, &d.bootstrap)
+	if d.bootstrap != nil {
+		d.m.Target.Release(ctx, d.bootstrap)
+		d.bootstrap = nil
+	}
 	if d.hasTurn {
 		<-d.m.bootstrapTurn
 		d.hasTurn = false
 	}
 }
 
-// releaseSession hands d.bootstrap back to its endpoint for the next
-// database's steps (pg.Endpoint.Release), if it is open.
-func releaseSession(ctx context.Context, ep *pg.Endpoint, conn **pgx.Conn) {
-	if *conn != nil {
-		ep.Release(ctx, *conn)
-		*conn = nil
-	}
-}
-
-// closeSession ends d.target, if it is open.
+// closeSession ends a session (d.target), if it is open.
 func closeSession(ctx context.Context, conn **pgx.Conn) {
 	if *conn != nil {
 		(*conn).Close(context.WithoutCancel(ctx))
