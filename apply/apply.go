@@ -43,8 +43,10 @@ type Migration struct {
 	// bootstrapTurn is held by the database whose turn it is on the
 	// bootstrap sessions (dbRun.sourceDBAndTarget).
 	bootstrapTurn chan struct{}
-	// mu guards State, which concurrent databases update.
+	// mu guards State, which concurrent databases update, and saved.
 	mu sync.Mutex
+	// saved is when the state was last written.
+	saved time.Time
 }
 
 // StepError is a step that failed.
@@ -233,14 +235,38 @@ func (m *Migration) update(f func()) {
 
 func (m *Migration) save() error {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.saveLocked()
+}
+
+func (m *Migration) saveLocked() error {
 	m.State.UpdatedAt = m.Now().UTC()
 	snapshot := *m.State
-	err := m.Store.Save(&snapshot)
-	m.mu.Unlock()
-	if err != nil {
+	if err := m.Store.Save(&snapshot); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
+	m.saved = m.Now()
 	return nil
+}
+
+// progressSaveEvery is how often finished tables are written to the state
+// while a copy runs. The state names the whole plan and every table, so
+// writing it (marshal, fsync, rename) once per table made a database of
+// 1000 small tables spend seconds on it. What a crash loses by the wait is
+// safe: a rerun copies a database again from empty, and with
+// --resume-tables a table not recorded as done is truncated and copied
+// again; the step's end writes the state in any case.
+const progressSaveEvery = time.Second
+
+// saveProgress writes the state unless it was written within
+// progressSaveEvery.
+func (m *Migration) saveProgress() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.Now().Sub(m.saved) < progressSaveEvery {
+		return nil
+	}
+	return m.saveLocked()
 }
 
 func (m *Migration) emit(e Event) {

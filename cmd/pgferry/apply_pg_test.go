@@ -349,18 +349,29 @@ func TestApplyResumesAfterCrashes(t *testing.T) {
 		"lo:shop",                 // a first batch of large objects copied
 		"after:restore_post_data", // indexes and constraints there, not recorded
 	}
-	for _, point := range points {
+	// With --resume-tables, the rerun keeps the tables the state records as
+	// finished; the one committed but not recorded is copied again, once.
+	const resumeTables = "table:shop/sales.items --resume-tables"
+	for _, point := range append(points, resumeTables) {
 		t.Run(point, func(t *testing.T) {
 			src, dst := pgtest.Pair(t)
 			loadRich(t, src)
 			cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), richConfig+"parallel: {tables: 2, databases: 1}\n")
-			r := runBin(t, []string{"PGFERRY_CRASH_AT=" + point}, "apply", "-c", cfg)
+			at, flag, _ := strings.Cut(point, " ")
+			r := runBin(t, []string{"PGFERRY_CRASH_AT=" + at}, "apply", "-c", cfg)
 			if r.code != 128+int(syscall.SIGKILL) {
-				t.Fatalf("apply did not crash at %s: exit %d\n%s", point, r.code, r.stderr)
+				t.Fatalf("apply did not crash at %s: exit %d\n%s", at, r.code, r.stderr)
 			}
-			r = runBin(t, nil, "apply", "-c", cfg)
+			args := []string{"apply", "-c", cfg}
+			if flag != "" {
+				args = append(args, flag)
+			}
+			r = runBin(t, nil, args...)
 			if r.code != 0 || !strings.Contains(r.stderr, "resuming:") {
 				t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			if flag != "" && !strings.Contains(r.stderr, "finished tables") {
+				t.Errorf("rerun with %s does not say it keeps finished tables:\n%s", flag, r.stderr)
 			}
 			assertMigrated(t, src, dst)
 			if got := pgtest.QueryString(t, dst, "shop", "SELECT count(*)::text FROM parent"); got != "2" {
@@ -683,6 +694,49 @@ func TestApplyExtensionConfigTable(t *testing.T) {
 	} {
 		if s, d := pgtest.QueryString(t, src, "geo", q), pgtest.QueryString(t, dst, "geo", q); s != d {
 			t.Errorf("%s: %s on the target, %s on the source", q, d, s)
+		}
+	}
+}
+
+// TestApplyFreezesLargeTables: a table from 1 MiB arrives frozen (TRUNCATE
+// and COPY FREEZE in one transaction), a small one into its empty table
+// by a plain COPY; after a crash between the small table's commit and its
+// record, the rerun empties both first and the rows are there once.
+func TestApplyFreezesLargeTables(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	for _, run := range []struct{ db, crash string }{{"frz", ""}, {"frz2", "table:frz2/public.small"}} {
+		pgtest.Exec(t, src, "postgres", "CREATE DATABASE "+run.db)
+		pgtest.Exec(t, src, run.db,
+			"CREATE TABLE big (id int PRIMARY KEY, pad text)",
+			"INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g",
+			"CREATE TABLE small (id int PRIMARY KEY, pad text)",
+			"INSERT INTO small SELECT g, 'y' FROM generate_series(1, 50) g")
+		cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: ["+run.db+"]}\n")
+		if run.crash != "" {
+			if r := runBin(t, []string{"PGFERRY_CRASH_AT=" + run.crash}, "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
+				t.Fatalf("apply did not crash at %s: exit %d\n%s", run.crash, r.code, r.stderr)
+			}
+		}
+		if r := runBin(t, nil, "apply", "-c", cfg); r.code != 0 {
+			t.Fatalf("apply of %s: exit %d\n%s", run.db, r.code, r.stderr)
+		}
+		// frozen counts the rows of a table's first page whose xmin is
+		// marked frozen (HEAP_XMIN_FROZEN, 0x0300), and all of them.
+		pgtest.Exec(t, dst, run.db, "CREATE EXTENSION pageinspect")
+		frozen := func(table string) string {
+			return pgtest.QueryString(t, dst, run.db, fmt.Sprintf(
+				"SELECT count(*) FILTER (WHERE t_infomask & 768 = 768) || '/' || count(*) FROM heap_page_items(get_raw_page('%s', 0))", table))
+		}
+		if big := frozen("big"); !regexp.MustCompile(`^([1-9][0-9]*)/([0-9]+)$`).MatchString(big) || strings.Split(big, "/")[0] != strings.Split(big, "/")[1] {
+			t.Errorf("%s: big's first page has %s rows frozen, want all", run.db, big)
+		}
+		if small := frozen("small"); small != "0/50" {
+			t.Errorf("%s: small's first page has %s rows frozen, want 0/50", run.db, small)
+		}
+		for table, want := range map[string]string{"big": "20000", "small": "50"} {
+			if got := pgtest.QueryString(t, dst, run.db, "SELECT count(*)::text FROM "+table); got != want {
+				t.Errorf("%s: %s has %s rows, want %s", run.db, table, got, want)
+			}
 		}
 	}
 }
