@@ -137,7 +137,11 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 	}
 	bctx, stopBuilds := context.WithCancel(ctx)
 	defer stopBuilds()
-	e := &engine{d: d, snapshot: id, encoding: encoding, monetary: monetary, active: map[string]*atomic.Int64{}, indexes: d.startIndexBuilder(bctx, indexes), empty: empty}
+	builder, err := d.startIndexBuilder(bctx, indexes)
+	if err != nil {
+		return "", err
+	}
+	e := &engine{d: d, snapshot: id, encoding: encoding, monetary: monetary, active: map[string]*atomic.Int64{}, indexes: builder, empty: empty}
 	err = e.run(ctx, todo, len(tables))
 	if err != nil {
 		stopBuilds()
