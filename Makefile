@@ -13,10 +13,11 @@ demo: build
 	bin/pgferry demo
 
 # pgferry against pg_dump | pg_restore, pgcopydb and a native subscription
-# (SCALE=50 RUNS=5 make bench); results in bench/results/. pgcopydb is the
-# Debian package of that name.
+# (SCALE=50 RUNS=5 make bench; TABLES=1000 adds a database of that many
+# small tables); results in bench/results/. pgcopydb is the Debian package
+# of that name.
 bench:
-	$(GO) run ./bench/harness -scale $(or $(SCALE),20) -runs $(or $(RUNS),3)
+	$(GO) run ./bench/harness -scale $(or $(SCALE),20) -runs $(or $(RUNS),3) -tables $(or $(TABLES),0)
 
 # Text against binary COPY per type family (source and target backend CPU);
 # results in bench/results/copy-formats.tsv.

@@ -3,6 +3,10 @@
 // alternating, each run on a fresh target cluster, every run verified:
 //
 //	go run ./bench/harness -scale 20 -runs 3        (make bench)
+//	go run ./bench/harness -tables 1000 -methods pgferry-dump,'pg_dump-Fc|pg_restore'
+//
+// -tables N adds a third database of N small tables, where what each
+// table costs (statements, sessions' catalog work, bookkeeping) dominates.
 //
 // Dump methods: pgferry apply (method: dump), pg_dump -Fc | pg_restore (what
 // aiven-db-migrate runs), the same with -Z0, pg_dump -Fd -j 2 + pg_restore -j 2,
@@ -27,9 +31,9 @@ import (
 )
 
 type options struct {
-	scale, runs int
-	out         string
-	methods     []string
+	scale, runs, tables int
+	out                 string
+	methods             []string
 }
 
 func main() {
@@ -37,12 +41,16 @@ func main() {
 	var methods string
 	flag.IntVar(&o.scale, "scale", 20, "pgbench scale")
 	flag.IntVar(&o.runs, "runs", 3, "runs of each method")
+	flag.IntVar(&o.tables, "tables", 0, "also move a database of this many small tables")
 	flag.StringVar(&o.out, "out", "", "results file (default bench/results/scale-<N>.tsv)")
 	flag.StringVar(&methods, "methods", strings.Join(methodNames(), ","), "methods to run, comma-separated")
 	flag.Parse()
 	o.methods = strings.Split(methods, ",")
 	if o.out == "" {
 		o.out = fmt.Sprintf("bench/results/scale-%d.tsv", o.scale)
+		if o.tables > 0 {
+			o.out = fmt.Sprintf("bench/results/scale-%d-tables-%d.tsv", o.scale, o.tables)
+		}
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "harness:", err)
@@ -58,10 +66,10 @@ func run(o options) error {
 	}
 	defer cleanup()
 	h := &harness{work: work, bin: bin, src: src, results: map[string][]result{}}
-	if err := h.prepare(ctx); err != nil {
+	if err := h.prepare(ctx, o.tables); err != nil {
 		return err
 	}
-	fmt.Printf("source ready: pgbench scale %d and the mixed database; %d runs of %s\n", o.scale, o.runs, strings.Join(o.methods, ", "))
+	fmt.Printf("source ready: %s (pgbench scale %d); %d runs of %s\n", strings.Join(h.databases, ", "), o.scale, o.runs, strings.Join(o.methods, ", "))
 	for i := range o.runs {
 		for _, name := range o.methods {
 			m, ok := methodByName(name)

@@ -17,7 +17,7 @@ import (
 )
 
 // method is one way to move the source; verify names the tables to
-// compare by database (nil: every table of both databases).
+// compare by database (nil: every table of every database).
 type method struct {
 	name   string
 	run    func(context.Context, *harness, *cluster.Cluster) (result, error)
@@ -55,7 +55,7 @@ func methodByName(name string) (method, bool) {
 func (h *harness) config(dst *cluster.Cluster, extra string) (string, error) {
 	h.configs++
 	path := filepath.Join(h.work, fmt.Sprintf("m%d.yaml", h.configs))
-	doc := fmt.Sprintf("version: 1\nsource: {uri: %q}\ntarget: {uri: %q}\ndatabases: {include: [bench, mixed]}\n%s", h.src.URI("postgres"), dst.URI("postgres"), extra)
+	doc := fmt.Sprintf("version: 1\nsource: {uri: %q}\ntarget: {uri: %q}\ndatabases: {include: [%s]}\n%s", h.src.URI("postgres"), dst.URI("postgres"), strings.Join(h.databases, ", "), extra)
 	return path, os.WriteFile(path, []byte(doc), 0o600)
 }
 
@@ -111,8 +111,8 @@ func pgferryReplication(ctx context.Context, h *harness, dst *cluster.Cluster) (
 	return result{took: wall, rssKiB: rss, phases: phases(log, wall)}, nil
 }
 
-func createDatabases(dst *cluster.Cluster) error {
-	for _, db := range databases {
+func (h *harness) createDatabases(dst *cluster.Cluster) error {
+	for _, db := range h.databases {
 		if err := benchkit.Sh(dst, dst.Program("createdb"), "-h", "127.0.0.1", "-p", fmt.Sprint(dst.Port), "-U", "postgres", db); err != nil {
 			return err
 		}
@@ -125,10 +125,10 @@ func createDatabases(dst *cluster.Cluster) error {
 func dumpRestore(args ...string) func(context.Context, *harness, *cluster.Cluster) (result, error) {
 	return func(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
 		start := time.Now()
-		if err := createDatabases(dst); err != nil {
+		if err := h.createDatabases(dst); err != nil {
 			return result{}, err
 		}
-		for _, db := range databases {
+		for _, db := range h.databases {
 			script := fmt.Sprintf("%s %s %q | %s -d %q", h.src.Program("pg_dump"), strings.Join(args, " "), h.src.URI(db), h.src.Program("pg_restore"), dst.URI(db))
 			if err := benchkit.Sh(h.src, "bash", "-o", "pipefail", "-c", script); err != nil {
 				return result{}, err
@@ -140,10 +140,10 @@ func dumpRestore(args ...string) func(context.Context, *harness, *cluster.Cluste
 
 func dumpDirectory(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
 	start := time.Now()
-	if err := createDatabases(dst); err != nil {
+	if err := h.createDatabases(dst); err != nil {
 		return result{}, err
 	}
-	for _, db := range databases {
+	for _, db := range h.databases {
 		dir := filepath.Join(h.work, fmt.Sprintf("dir-%d-%s", h.configs, db))
 		h.configs++
 		if err := benchkit.Sh(h.src, h.src.Program("pg_dump"), "-Fd", "-j", "2", "-f", dir, h.src.URI(db)); err != nil {
@@ -166,10 +166,10 @@ func pgcopydb(ctx context.Context, h *harness, dst *cluster.Cluster) (result, er
 		return result{}, err
 	}
 	start := time.Now()
-	if err := createDatabases(dst); err != nil {
+	if err := h.createDatabases(dst); err != nil {
 		return result{}, err
 	}
-	for _, db := range databases {
+	for _, db := range h.databases {
 		dir := filepath.Join(h.work, fmt.Sprintf("pgcopydb-%d-%s", h.configs, db))
 		h.configs++
 		cmd := exec.Command("pgcopydb", "clone", "--table-jobs", "2", "--index-jobs", "2", "--dir", dir,
@@ -196,10 +196,10 @@ func lastLines(s string, n int) string {
 // true until every table is ready.
 func nativeSubscription(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
 	start := time.Now()
-	if err := createDatabases(dst); err != nil {
+	if err := h.createDatabases(dst); err != nil {
 		return result{}, err
 	}
-	for _, db := range databases {
+	for _, db := range h.databases {
 		script := fmt.Sprintf("%s -Fc --schema-only %q | %s -d %q", h.src.Program("pg_dump"), h.src.URI(db), h.src.Program("pg_restore"), dst.URI(db))
 		if err := benchkit.Sh(h.src, "bash", "-o", "pipefail", "-c", script); err != nil {
 			return result{}, err
@@ -212,13 +212,13 @@ func nativeSubscription(ctx context.Context, h *harness, dst *cluster.Cluster) (
 			return result{}, err
 		}
 	}
-	for _, db := range databases {
+	for _, db := range h.databases {
 		if err := waitReady(ctx, dst.URI(db)); err != nil {
 			return result{}, err
 		}
 	}
 	took := time.Since(start)
-	for _, db := range databases {
+	for _, db := range h.databases {
 		if err := execAll(ctx, dst.URI(db), "DROP SUBSCRIPTION harness_sub_"+db); err != nil {
 			return result{}, err
 		}

@@ -58,3 +58,18 @@ func indexOn(col string) string {
 	}
 	return "(" + name + ")"
 }
+
+// manySQL builds the "many" database: n small tables of 200 rows, each
+// with a primary key and an index, as a schema of many tables has; what
+// each table costs, not its rows, is what this measures.
+func manySQL(n int) []string {
+	var stmts []string
+	for i := range n {
+		name := fmt.Sprintf("m%05d", i)
+		stmts = append(stmts,
+			fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY, v text, n numeric, at timestamptz DEFAULT now())", name),
+			fmt.Sprintf("INSERT INTO %s SELECT g, md5(g::text), g * 1.5 FROM generate_series(1, 200) g", name),
+			fmt.Sprintf("CREATE INDEX ON %s (v)", name))
+	}
+	return stmts
+}

@@ -45,10 +45,15 @@ FROM pg_roles r ORDER BY 1`
 // from 15, daticulocale in 15 and 16, datlocale from 17.
 const databasesSQL = `SELECT d.datname, pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
 	%s, d.datallowconn, d.datistemplate, d.datconnlimit,
-	CASE WHEN has_database_privilege(d.oid, 'CONNECT') THEN pg_database_size(d.oid) ELSE 0 END,
 	COALESCE(d.datacl::text[], '{}'), COALESCE(shobj_description(d.oid, 'pg_database'), ''),
 	COALESCE((SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0), '{}')
 FROM pg_database d ORDER BY 1`
+
+// sizesSQL sizes the databases named, which the migration selects: the
+// size of every database walks each of their files, which in a cluster of
+// many relations took longer than the rest of the inspection.
+const sizesSQL = `SELECT d.datname, pg_database_size(d.oid) FROM pg_database d
+WHERE d.datname = ANY($1) AND has_database_privilege(d.oid, 'CONNECT')`
 
 // availableSQL has %s for trusted, a column from 13.
 const availableSQL = `SELECT name, version, superuser, %s FROM pg_available_extension_versions ORDER BY 1, 2`
@@ -169,13 +174,36 @@ func (r *reader) databases(ctx context.Context, s *plan.Snapshot) error {
 	}
 	var d plan.Database
 	_, err = pgx.ForEachRow(rows, []any{&d.Name, &d.Owner, &d.Encoding, &d.Collate, &d.Ctype, &d.LocaleProvider, &d.Locale,
-		&d.AllowConn, &d.IsTemplate, &d.ConnLimit, &d.SizeBytes, &d.ACL, &d.Comment, &d.Settings}, func() error {
+		&d.AllowConn, &d.IsTemplate, &d.ConnLimit, &d.ACL, &d.Comment, &d.Settings}, func() error {
 		s.Databases = append(s.Databases, d)
 		d = plan.Database{}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("read databases: %w", err)
+	}
+	var selected []string
+	for _, d := range s.Databases {
+		if r.selects(d.Name) {
+			selected = append(selected, d.Name)
+		}
+	}
+	if len(selected) == 0 {
+		return nil
+	}
+	if rows, err = r.query(ctx, sizesSQL, selected); err != nil {
+		return fmt.Errorf("read database sizes: %w", err)
+	}
+	var name string
+	var size int64
+	_, err = pgx.ForEachRow(rows, []any{&name, &size}, func() error {
+		if d := s.Database(name); d != nil {
+			d.SizeBytes = size
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read database sizes: %w", err)
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ func Cluster(ctx context.Context, ep Connector, opt Options) (plan.Snapshot, err
 		return plan.Snapshot{}, err
 	}
 	defer ep.Release(ctx, conn)
-	r := &reader{conn: conn, count: opt.Queries}
+	r := &reader{conn: conn, count: opt.Queries, sel: opt.Select}
 	s, err := r.cluster(ctx)
 	if err != nil {
 		return plan.Snapshot{}, err
@@ -129,7 +129,12 @@ type reader struct {
 	conn  *pgx.Conn
 	count *atomic.Int64
 	major int
+	// sel is Options.Select.
+	sel func(name string) bool
 }
+
+// selects reports whether a database is selected (all when no Select).
+func (r *reader) selects(name string) bool { return r.sel == nil || r.sel(name) }
 
 func (r *reader) sent(n int) {
 	if r.count != nil {

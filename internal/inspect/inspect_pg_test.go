@@ -149,8 +149,23 @@ func TestInspectRichCluster(t *testing.T) {
 	}
 	// The cluster queries plus one batch per connectable database: a fixed
 	// number, whatever the tables.
-	if n := q.Load(); n > 11+12*4 {
-		t.Errorf("sent %d queries, want at most %d", n, 11+12*4)
+	if n := q.Load(); n > 12+12*4 {
+		t.Errorf("sent %d queries, want at most %d", n, 12+12*4)
+	}
+	if shop.SizeBytes <= 0 {
+		t.Errorf("shop has size %d, want its size", shop.SizeBytes)
+	}
+	// Only the selected databases are sized.
+	ep, err := pg.NewEndpoint("source", src.URI("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	only, err := inspect.Cluster(context.Background(), ep, inspect.Options{Select: func(name string) bool { return name == "shop" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, other := only.Database("shop").SizeBytes, only.Database("postgres").SizeBytes; got <= 0 || other != 0 {
+		t.Errorf("selecting shop: sizes shop %d (want its size), postgres %d (want 0)", got, other)
 	}
 	if *updateFixtures {
 		writeFixture(t, "rich-source.json", s)
