@@ -380,8 +380,9 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 		begin = "BEGIN; DELETE FROM ONLY " + name + " " + t.condition
 		in = fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT %s)", name, cols, format)
 	case e.empty && t.bytes < freezeFrom:
-		// Empty, and too small for FREEZE to pay for the truncate (new files for the table, its TOAST table and
-		// index): the COPY commits on its own.
+		// Empty, and too small for FREEZE to pay for the truncate (new
+		// files for the table, its TOAST table and index): the COPY
+		// commits on its own.
 		begin = ""
 		in = fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT %s)", name, cols, format)
 	}
