@@ -28,7 +28,8 @@ bench-formats:
 test:
 	$(GO) test -count=1 -timeout 15m ./...
 
-# Source PostgreSQL 12 and target 18 (npm server builds) against the installed one.
+# Sources PostgreSQL 12, 13, 14 and targets 18, 16, 17 (npm server builds)
+# against the installed one.
 test-versions:
 	scripts/cross-version
 
