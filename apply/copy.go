@@ -372,20 +372,18 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 	if t.condition != "" {
 		out = fmt.Sprintf("COPY (SELECT %s FROM ONLY %s %s) TO STDOUT (FORMAT %s)", cols, name, t.condition, format)
 	}
-	in := fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT %s, FREEZE)", name, cols, format)
-	begin := "BEGIN; TRUNCATE ONLY " + name
+	begin, options := "BEGIN; TRUNCATE ONLY "+name, "FORMAT "+format+", FREEZE"
 	switch {
 	case t.extConfig:
 		// Rows the extension inserted itself stay; FREEZE needs a truncate.
-		begin = "BEGIN; DELETE FROM ONLY " + name + " " + t.condition
-		in = fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT %s)", name, cols, format)
+		begin, options = "BEGIN; DELETE FROM ONLY "+name+" "+t.condition, "FORMAT "+format
 	case e.empty && t.bytes < freezeFrom:
 		// Empty, and too small for FREEZE to pay for the truncate (new
 		// files for the table, its TOAST table and index): the COPY
 		// commits on its own.
-		begin = ""
-		in = fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT %s)", name, cols, format)
+		begin, options = "", "FORMAT "+format
 	}
+	in := fmt.Sprintf("COPY %s (%s) FROM STDIN (%s)", name, cols, options)
 	if len(t.columns) == 0 {
 		out = fmt.Sprintf("COPY %s TO STDOUT", name)
 		in = fmt.Sprintf("COPY %s FROM STDIN", name)
