@@ -184,7 +184,7 @@ func (r *reader) databases(ctx context.Context, s *plan.Snapshot) error {
 	}
 	var selected []string
 	for _, d := range s.Databases {
-		if r.selects(d.Name) {
+		if r.opt.selects(d.Name) {
 			selected = append(selected, d.Name)
 		}
 	}

@@ -47,7 +47,7 @@ func Cluster(ctx context.Context, ep Connector, opt Options) (plan.Snapshot, err
 		return plan.Snapshot{}, err
 	}
 	defer ep.Release(ctx, conn)
-	r := &reader{conn: conn, count: opt.Queries, sel: opt.Select}
+	r := &reader{conn: conn, count: opt.Queries, opt: opt}
 	s, err := r.cluster(ctx)
 	if err != nil {
 		return plan.Snapshot{}, err
@@ -70,7 +70,7 @@ func inspectDatabases(ctx context.Context, ep Connector, s *plan.Snapshot, opt O
 	var firstErr error
 	for i := range s.Databases {
 		d := &s.Databases[i]
-		if !d.AllowConn || opt.Select != nil && !opt.Select(d.Name) {
+		if !d.AllowConn || !opt.selects(d.Name) {
 			continue
 		}
 		wg.Add(1)
@@ -129,12 +129,12 @@ type reader struct {
 	conn  *pgx.Conn
 	count *atomic.Int64
 	major int
-	// sel is Options.Select.
-	sel func(name string) bool
+	// opt is what the cluster's inspection was asked for (its Select).
+	opt Options
 }
 
 // selects reports whether a database is selected (all when no Select).
-func (r *reader) selects(name string) bool { return r.sel == nil || r.sel(name) }
+func (o Options) selects(name string) bool { return o.Select == nil || o.Select(name) }
 
 func (r *reader) sent(n int) {
 	if r.count != nil {
