@@ -13,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/bench/internal/benchkit"
 	"github.com/pgferry/pgferry/internal/cluster"
 )
 
@@ -34,11 +33,15 @@ func (h *harness) prepare(ctx context.Context, tables int) error {
 		h.databases = append(h.databases, "many")
 		loads["many"] = manySQL(tables)
 	}
-	for _, db := range h.databases[1:] {
-		if err := benchkit.Sh(h.src, h.src.Program("createdb"), "-h", "127.0.0.1", "-p", fmt.Sprint(h.src.Port), "-U", "postgres", db); err != nil {
+	for _, db := range h.databases {
+		stmts, ok := loads[db]
+		if !ok {
+			continue // bench: pgbench made it
+		}
+		if err := createdb(h.src, db); err != nil {
 			return err
 		}
-		if err := execAll(ctx, h.src.URI(db), append(loads[db], "VACUUM ANALYZE")...); err != nil {
+		if err := execAll(ctx, h.src.URI(db), append(stmts, "VACUUM ANALYZE")...); err != nil {
 			return err
 		}
 	}

@@ -113,11 +113,16 @@ func pgferryReplication(ctx context.Context, h *harness, dst *cluster.Cluster) (
 
 func (h *harness) createDatabases(dst *cluster.Cluster) error {
 	for _, db := range h.databases {
-		if err := benchkit.Sh(dst, dst.Program("createdb"), "-h", "127.0.0.1", "-p", fmt.Sprint(dst.Port), "-U", "postgres", db); err != nil {
+		if err := createdb(dst, db); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// createdb creates an empty database on c.
+func createdb(c *cluster.Cluster, db string) error {
+	return benchkit.Sh(c, c.Program("createdb"), "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port), "-U", "postgres", db)
 }
 
 // dumpRestore is aiven-db-migrate's way: per database, createdb and
@@ -250,7 +255,7 @@ func waitReady(ctx context.Context, uri string) error {
 // copyProxy is the physical limit of a copy: the largest table's raw COPY
 // streamed into a table without indexes.
 func copyProxy(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
-	if err := benchkit.Sh(dst, dst.Program("createdb"), "-h", "127.0.0.1", "-p", fmt.Sprint(dst.Port), "-U", "postgres", "bench"); err != nil {
+	if err := createdb(dst, "bench"); err != nil {
 		return result{}, err
 	}
 	if err := execAll(ctx, dst.URI("bench"), "CREATE TABLE pgbench_accounts (aid int NOT NULL, bid int, abalance int, filler char(84))"); err != nil {
