@@ -32,6 +32,10 @@ type copyTable struct {
 	binary bool
 	// bytes is the table's size on the source (heap and TOAST).
 	bytes int64
+	// sqlName, sqlCols and sqlCond are the quoted name, the column list
+	// and the condition as the COPY statements spell them: in the
+	// database's encoding (encodeStatements).
+	sqlName, sqlCols, sqlCond string
 }
 
 // weight is what the table counts for in deciding whether the tables
@@ -127,6 +131,9 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 	if err == nil {
 		indexes, err = d.earlyIndexes(ctx, src, tables)
 	}
+	if err == nil {
+		err = encodeStatements(ctx, src, encoding, tables)
+	}
 	release()
 	if err != nil {
 		return "", err
@@ -190,6 +197,50 @@ func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.Table
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// encodeStatements sets the parts of each table's COPY statements (its
+// quoted name, columns and condition) in the database's encoding. The COPY
+// sessions speak that encoding so that rows cross unconverted, and so a
+// statement naming "café" in a LATIN1 database must be LATIN1 bytes; conn
+// (UTF-8) has the server convert what is not ASCII, in one query.
+func encodeStatements(ctx context.Context, conn *pgx.Conn, encoding string, tables []copyTable) error {
+	var texts []string
+	var slots []*string
+	for i := range tables {
+		t := &tables[i]
+		t.sqlName, t.sqlCols, t.sqlCond = ident(t.ref.Schema, t.ref.Name), strings.Join(t.columns, ", "), t.condition
+		for _, p := range []*string{&t.sqlName, &t.sqlCols, &t.sqlCond} {
+			if !isASCII(*p) {
+				texts, slots = append(texts, *p), append(slots, p)
+			}
+		}
+	}
+	// A SQL_ASCII server converts nothing: the bytes read are the stored ones.
+	if len(texts) == 0 || encoding == "UTF8" || encoding == "SQL_ASCII" {
+		return nil
+	}
+	rows, err := conn.Query(ctx, "SELECT pg_catalog.convert_to(u.x, $2) FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS u(x, n) ORDER BY u.n", texts, encoding)
+	if err != nil {
+		return fmt.Errorf("convert table names to %s: %w", encoding, err)
+	}
+	converted, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return fmt.Errorf("convert table names to %s: %w", encoding, err)
+	}
+	for i, b := range converted {
+		*slots[i] = string(b)
+	}
+	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // restartCopy handles a copy that an earlier run began under another
@@ -363,20 +414,19 @@ func execAll(ctx context.Context, conn *pgconn.PgConn, stmts ...string) error {
 // COPY FROM STDIN on the target, bytes never decoded, memory flat.
 func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTable) error {
 	start := time.Now()
-	name := ident(t.ref.Schema, t.ref.Name)
-	cols := strings.Join(t.columns, ", ")
+	name, cols := t.sqlName, t.sqlCols
 	// COPY of a table reads only that table (never inheritance children)
 	// and costs the source less than a query; a condition needs the query.
 	format := t.format()
 	out := fmt.Sprintf("COPY %s (%s) TO STDOUT (FORMAT %s)", name, cols, format)
-	if t.condition != "" {
-		out = fmt.Sprintf("COPY (SELECT %s FROM ONLY %s %s) TO STDOUT (FORMAT %s)", cols, name, t.condition, format)
+	if t.sqlCond != "" {
+		out = fmt.Sprintf("COPY (SELECT %s FROM ONLY %s %s) TO STDOUT (FORMAT %s)", cols, name, t.sqlCond, format)
 	}
 	begin, options := "BEGIN; TRUNCATE ONLY "+name, "FORMAT "+format+", FREEZE"
 	switch {
 	case t.extConfig:
 		// Rows the extension inserted itself stay; FREEZE needs a truncate.
-		begin, options = "BEGIN; DELETE FROM ONLY "+name+" "+t.condition, "FORMAT "+format
+		begin, options = "BEGIN; DELETE FROM ONLY "+name+" "+t.sqlCond, "FORMAT "+format
 	case e.empty && t.bytes < freezeFrom:
 		// Empty, and too small for FREEZE to pay for the truncate (new
 		// files for the table, its TOAST table and index): the COPY

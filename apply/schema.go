@@ -108,11 +108,43 @@ func (d *dbRun) listTOC(ctx context.Context, section string) ([]tocEntry, error)
 	if err != nil {
 		return nil, err
 	}
+	if out, err = d.tocToUTF8(ctx, out); err != nil {
+		return nil, err
+	}
 	if d.toc == nil {
 		d.toc = map[string][]tocEntry{}
 	}
 	d.toc[section] = parseTOC(out)
 	return d.toc[section], nil
+}
+
+// tocEncodingSQL converts a listing from the database's encoding to UTF-8
+// (NULL: nothing to convert).
+const tocEncodingSQL = `SELECT CASE WHEN pg_catalog.pg_encoding_to_char(d.encoding) IN ('UTF8', 'SQL_ASCII') THEN NULL
+	ELSE pg_catalog.convert_from($1, pg_catalog.pg_encoding_to_char(d.encoding)) END
+FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()`
+
+// tocToUTF8 gives a listing in UTF-8, as pgferry's sessions read names:
+// pg_restore -l prints names in the archive's encoding, the database's.
+// The target's database has the source's encoding (the plan checks it).
+// pg_restore -L reads only each line's entry number, so the converted
+// lines serve as lists too.
+func (d *dbRun) tocToUTF8(ctx context.Context, listing []byte) ([]byte, error) {
+	if isASCII(string(listing)) {
+		return listing, nil
+	}
+	dst, err := d.targetSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var converted *string
+	if err := dst.QueryRow(ctx, tocEncodingSQL, listing).Scan(&converted); err != nil {
+		return nil, fmt.Errorf("convert the schema archive's listing to UTF-8: %w", err)
+	}
+	if converted == nil {
+		return listing, nil
+	}
+	return []byte(*converted), nil
 }
 
 // keep reports whether an entry belongs in the restore: not an excluded

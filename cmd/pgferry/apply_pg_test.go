@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -738,5 +739,58 @@ func TestApplyFreezesLargeTables(t *testing.T) {
 				t.Errorf("%s: %s has %s rows, want %s", run.db, table, got, want)
 			}
 		}
+	}
+}
+
+// TestApplyLatin1Database migrates a LATIN1 database whose names, comments,
+// defaults and rows are not ASCII: the plan reads the names as UTF-8, the
+// COPY statements name the tables in LATIN1, the early index builds and
+// the rerun after a crash match the archive's entries (listed in LATIN1)
+// with the catalog's names.
+func TestApplyLatin1Database(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE lat TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'")
+	pgtest.Exec(t, src, "lat", `CREATE SCHEMA "ñ"`,
+		`CREATE TABLE "ñ"."café" (id int PRIMARY KEY, "naïve" text DEFAULT 'été', tags text[])`,
+		`CREATE INDEX "idx_é" ON "ñ"."café" ("naïve")`,
+		`COMMENT ON TABLE "ñ"."café" IS 'naïve £'`,
+		`INSERT INTO "ñ"."café" SELECT g, 'crème ' || g, ARRAY['à', 'ü' || g] FROM generate_series(1, 1000) g`,
+		`CREATE TABLE "crème" (id int PRIMARY KEY, "café_id" int REFERENCES "ñ"."café" (id), note text)`,
+		`INSERT INTO "crème" SELECT g, g, 'déjà vu ' || g FROM generate_series(1, 500) g`,
+		`CREATE VIEW "vé" AS SELECT "naïve" AS "ç" FROM "ñ"."café"`,
+		`CREATE FUNCTION "ñ"."prix"() RETURNS text LANGUAGE sql AS $$ SELECT 'coût: 5 ¤'::text $$`)
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [lat]}\n")
+	p := runBin(t, nil, "plan", "-c", cfg, "--format", "markdown")
+	if p.code != 0 || !strings.Contains(p.stdout, "copy 2 tables") {
+		t.Fatalf("plan: exit %d\n%s\n%s", p.code, p.stdout, p.stderr)
+	}
+	r := runBin(t, []string{"PGFERRY_CRASH_AT=after:restore_pre_data"}, "apply", "-c", cfg)
+	if r.code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("apply did not crash after pre-data: exit %d\n%s", r.code, r.stderr)
+	}
+	r = runBin(t, nil, "apply", "-c", cfg)
+	if r.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"already restored (every table exists)", `table=ñ.café rows=1000`, `table=public.crème rows=500`,
+		`msg="indexes built" database=lat table=ñ.café indexes=2`, `msg="indexes built" database=lat table=public.crème indexes=1`} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("rerun log does not show %s:\n%s", want, r.stderr)
+		}
+	}
+	want, got := tableDigests(t, src, "lat"), tableDigests(t, dst, "lat")
+	if len(want) != 2 || !maps.Equal(want, got) {
+		t.Errorf("rows on the target = %v, want %v", got, want)
+	}
+	if s, d, ok := schemaDumps(t, src, dst, "lat"); ok && s != d {
+		t.Errorf("pg_dump --schema-only differs between source and target:\n%s", firstDiff(s, d))
+	}
+	const facts = `SELECT concat_ws(' | ', obj_description('"ñ"."café"'::regclass), pg_get_expr(d.adbin, d.adrelid), "ñ"."prix"(), pg_encoding_to_char(db.encoding))
+		FROM pg_attrdef d, pg_database db WHERE d.adrelid = '"ñ"."café"'::regclass AND db.datname = current_database()`
+	if got, want := pgtest.QueryString(t, dst, "lat", facts), "naïve £ | 'été'::text | coût: 5 ¤ | LATIN1"; got != want {
+		t.Errorf("target facts = %q, want %q", got, want)
+	}
+	if v := runBin(t, nil, "verify", "-c", cfg, "--checksums"); v.code != 0 || !strings.Contains(v.stdout, "2 of 2 tables equal") {
+		t.Errorf("verify --checksums: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
 	}
 }

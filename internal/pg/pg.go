@@ -62,6 +62,11 @@ func NewEndpoint(side, uri string) (*Endpoint, error) {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "pgferry"
 	}
+	// pgx reads and writes text as UTF-8, and a session's client_encoding
+	// defaults to its database's encoding: without this, names read from a
+	// LATIN1 database arrive as LATIN1 bytes in Go strings. COPY streams
+	// (ConnectRaw) set their database's own encoding instead.
+	cfg.RuntimeParams["client_encoding"] = "UTF8"
 	return &Endpoint{Side: side, config: cfg, uri: uri}, nil
 }
 

@@ -109,7 +109,13 @@ func ConnectURI(t testing.TB, uri string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, uri)
+	cfg, err := pgx.ParseConfig(uri)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	// Go strings are UTF-8 whatever the database's encoding.
+	cfg.RuntimeParams["client_encoding"] = "UTF8"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
