@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -149,7 +150,13 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 		return "", err
 	}
 	e := &engine{d: d, snapshot: id, encoding: encoding, monetary: monetary, active: map[string]*atomic.Int64{}, indexes: builder, empty: empty}
+	if d.snap.conn != nil {
+		e.holder = d.snap.conn.PgConn()
+	}
 	err = e.run(ctx, todo, len(tables))
+	if err == nil && e.holderTaken.Load() {
+		err = e.returnHolder(ctx)
+	}
 	if err != nil {
 		stopBuilds()
 	}
@@ -307,6 +314,43 @@ type engine struct {
 	indexes *indexBuilder
 	// empty: every table to copy is empty (restartCopy).
 	empty bool
+	// holder is the session exporting the snapshot when it can run
+	// queries: the first worker reads its tables there instead of opening
+	// a session that imports the snapshot (a backend costs the server tens
+	// of milliseconds of CPU). holderTaken says a worker has it.
+	holder      *pgconn.PgConn
+	holderTaken atomic.Bool
+}
+
+// takeHolder gives the snapshot holder to the first worker asking, with
+// the copy's session settings; it stays open when the worker ends.
+func (e *engine) takeHolder(ctx context.Context) (*pgconn.PgConn, error) {
+	if e.holder == nil || !e.holderTaken.CompareAndSwap(false, true) {
+		return nil, nil
+	}
+	var set []string
+	for k, v := range copySession(e.encoding) {
+		set = append(set, "SET "+k+" = "+literal(v))
+	}
+	slices.Sort(set)
+	if err := execAll(ctx, e.holder, strings.Join(set, "; ")); err != nil {
+		return nil, fmt.Errorf("set up the snapshot session for the copy: %w", err)
+	}
+	return e.holder, nil
+}
+
+// returnHolder puts the snapshot holder's settings back for the steps that
+// read under the snapshot after the copy (large objects).
+func (e *engine) returnHolder(ctx context.Context) error {
+	var reset []string
+	for k := range copySession(e.encoding) {
+		reset = append(reset, "RESET "+k)
+	}
+	slices.Sort(reset)
+	if err := execAll(ctx, e.holder, strings.Join(reset, "; ")); err != nil {
+		return fmt.Errorf("reset the snapshot session after the copy: %w", err)
+	}
+	return nil
 }
 
 // freezeFrom is the size from which a table is copied with TRUNCATE and
@@ -353,7 +397,7 @@ func (e *engine) worker(ctx context.Context, jobs <-chan copyTable) error {
 	var src, dst *pgconn.PgConn
 	defer func() {
 		for _, c := range []*pgconn.PgConn{src, dst} {
-			if c != nil {
+			if c != nil && c != e.holder {
 				c.Close(context.WithoutCancel(ctx))
 			}
 		}
@@ -381,6 +425,13 @@ func (e *engine) sessions(ctx context.Context, src, dst **pgconn.PgConn) error {
 		return nil
 	}
 	m := e.d.m
+	if *src == nil {
+		holder, err := e.takeHolder(ctx)
+		if err != nil {
+			return err
+		}
+		*src = holder
+	}
 	if *src == nil {
 		conn, err := m.Source.ConnectRaw(ctx, e.d.name, pg.Options{Settings: copySession(e.encoding)})
 		if err != nil {
