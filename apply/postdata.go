@@ -81,12 +81,20 @@ func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error
 		return "", err
 	}
 	jobs := d.postDataJobs(len(keep))
-	args := []string{"--section=post-data", "--exit-on-error", "-j", strconv.Itoa(jobs), "-L", list}
+	args := []string{"--section=post-data", "--exit-on-error", "-L", list}
 	if noOwner {
 		args = append(args, "--no-owner")
 	}
-	if _, err := runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(args, d.dumpFile())...); err != nil {
-		return "", err
+	done := false
+	if jobs == 1 && len(keep) <= scriptRestoreMax {
+		if done, err = d.restoreOnSession(ctx, args); err != nil && !isLockExhaustion(err) {
+			return "", err
+		}
+	}
+	if !done {
+		if _, err := runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(args, "-j", strconv.Itoa(jobs), d.dumpFile())...); err != nil {
+			return "", err
+		}
 	}
 	msg := plural(jobs, "job")
 	if skipped > 0 {

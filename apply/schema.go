@@ -258,7 +258,11 @@ func (d *dbRun) restoreList(ctx context.Context, entries []tocEntry, args []stri
 	if err != nil {
 		return err
 	}
-	_, err = runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(args, "-L", list, d.dumpFile())...)
+	args = append(args, "-L", list)
+	if done, err := d.restoreOnSession(ctx, args); done || err != nil {
+		return err
+	}
+	_, err = runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(args, d.dumpFile())...)
 	return err
 }
 

@@ -794,3 +794,53 @@ func TestApplyLatin1Database(t *testing.T) {
 		t.Errorf("verify --checksums: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
 	}
 }
+
+// TestApplyRestoreFallsBack: pre-data and post-data run as scripts on
+// pgferry's own session, except when a script holds a line only psql
+// reads (a function body's line starting with a backslash) or the server
+// refuses it; then pg_restore restores the section and reports the
+// failing entry.
+func TestApplyRestoreFallsBack(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE plain", "CREATE DATABASE slash", "CREATE DATABASE clash")
+	schema := []string{"CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g",
+		"CREATE TABLE u (id int PRIMARY KEY, t_id int REFERENCES t (id))", "INSERT INTO u SELECT g, g FROM generate_series(1, 50) g"}
+	pgtest.Exec(t, src, "plain", schema...)
+	pgtest.Exec(t, src, "slash", append(schema, "CREATE FUNCTION slashed() RETURNS text LANGUAGE plpgsql AS $$ BEGIN RETURN 'a\n\\b'; END $$")...)
+	pgtest.Exec(t, src, "clash", append(schema, "CREATE FUNCTION clashing() RETURNS int LANGUAGE sql AS 'SELECT 1'")...)
+	// The plan does not look at functions: the restore meets this one.
+	pgtest.Exec(t, dst, "postgres", "CREATE DATABASE clash")
+	pgtest.Exec(t, dst, "clash", "CREATE FUNCTION clashing() RETURNS int LANGUAGE sql AS 'SELECT 2'")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [plain, slash, clash]}\nparallel: {databases: 1}\n")
+	r := runBin(t, nil, "apply", "-c", cfg, "-d")
+	if r.code == 0 {
+		t.Fatalf("apply succeeded though the target's clash has a function of the schema:\n%s", r.stderr)
+	}
+	for _, want := range []string{
+		`msg="the restore script holds a line only psql reads; pg_restore runs instead" database=slash`,
+		`msg="restoring on the session failed; pg_restore runs instead" database=clash`,
+		`db:clash/pre-data: pg_restore exit status 1: pg_restore: error: could not execute query: ERROR:  function "clashing" already exists`,
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("log does not show %s:\n%s", want, r.stderr)
+		}
+	}
+	if strings.Contains(r.stderr, "runs instead\" database=plain") {
+		t.Errorf("plain's restores went to pg_restore:\n%s", r.stderr)
+	}
+	for _, db := range []string{"plain", "slash"} {
+		if s, d, ok := schemaDumps(t, src, dst, db); ok && s != d {
+			t.Errorf("%s: pg_dump --schema-only differs between source and target:\n%s", db, firstDiff(s, d))
+		}
+		if want, got := tableDigests(t, src, db), tableDigests(t, dst, db); !maps.Equal(want, got) {
+			t.Errorf("%s: rows on the target = %v, want %v", db, got, want)
+		}
+	}
+	if got := pgtest.QueryString(t, dst, "slash", "SELECT slashed()"); got != "a\n\\b" {
+		t.Errorf("slashed() = %q on the target", got)
+	}
+	// Pre-data is one transaction, on either path: nothing of it is left.
+	if n := pgtest.QueryString(t, dst, "clash", "SELECT count(*)::text FROM pg_class WHERE relnamespace = 'public'::regnamespace"); n != "0" {
+		t.Errorf("%s relations in clash after the failed pre-data, want 0", n)
+	}
+}

@@ -137,7 +137,12 @@ func Exec(t testing.TB, c *cluster.Cluster, db string, stmts ...string) {
 // QueryString runs a query returning one text value.
 func QueryString(t testing.TB, c *cluster.Cluster, db, sql string, args ...any) string {
 	t.Helper()
-	conn := Connect(t, c, db)
+	return QueryStringConn(t, Connect(t, c, db), sql, args...)
+}
+
+// QueryStringConn runs a query returning one text value on conn.
+func QueryStringConn(t testing.TB, conn *pgx.Conn, sql string, args ...any) string {
+	t.Helper()
 	var s string
 	if err := conn.QueryRow(context.Background(), sql, args...).Scan(&s); err != nil {
 		t.Fatalf("query %q: %v", sql, err)

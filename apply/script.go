@@ -1,0 +1,149 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Restoring a section on pgferry's own session: pg_restore writes the SQL
+// it would run (-f -), and the database's shared target session runs it,
+// instead of pg_restore opening a backend of its own. A backend costs the
+// server tens of milliseconds of CPU to start and end, twice per database
+// (pre-data and post-data): for a cluster of small databases, about as
+// much as their statements.
+
+// scriptRestoreMax is the most post-data entries restored as one script:
+// a script is one transaction, whose locks must fit the lock table
+// (max_locks_per_transaction per connection); pg_restore commits each
+// entry.
+const scriptRestoreMax = 1000
+
+var (
+	// restrictLine is pg_dump 15.14+'s guard against psql meta-commands
+	// in a dump: psql's business, not the server's.
+	restrictLine = regexp.MustCompile(`^\\(un)?restrict [0-9A-Za-z]+$`)
+	// encodingLine is pg_restore's own client_encoding, the archive's.
+	encodingLine = regexp.MustCompile(`^SET client_encoding = '([A-Za-z0-9_]+)';$`)
+)
+
+// restoreScript is pg_restore's output without its \restrict lines, with
+// the archive's encoding; ok is false when it holds another line starting
+// with a backslash, which only psql would understand.
+func restoreScript(out []byte) (script, encoding string, ok bool) {
+	lines := strings.Split(string(out), "\n")
+	kept := lines[:0]
+	for _, l := range lines {
+		if strings.HasPrefix(l, `\`) {
+			if restrictLine.MatchString(l) {
+				continue
+			}
+			return "", "", false
+		}
+		if m := encodingLine.FindStringSubmatch(l); m != nil && encoding == "" {
+			encoding = m[1]
+		}
+		kept = append(kept, l)
+	}
+	return strings.Join(kept, "\n"), encoding, true
+}
+
+// userSettingsSQL reads the settings a script's SET statements can change.
+const userSettingsSQL = `SELECT name, setting FROM pg_catalog.pg_settings WHERE context IN ('user', 'superuser')`
+
+func userSettings(ctx context.Context, conn *pgx.Conn) (map[string]string, error) {
+	rows, err := conn.Query(ctx, userSettingsSQL)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	var name, setting string
+	_, err = pgx.ForEachRow(rows, []any{&name, &setting}, func() error {
+		out[name] = setting
+		return nil
+	})
+	return out, err
+}
+
+// putBack sets again the settings that differ from before.
+func putBack(ctx context.Context, conn *pgx.Conn, before map[string]string) error {
+	after, err := userSettings(ctx, conn)
+	if err != nil {
+		return err
+	}
+	var sets []string
+	var args []any
+	for name, was := range before {
+		if now, ok := after[name]; ok && now != was {
+			sets = append(sets, fmt.Sprintf("pg_catalog.set_config($%d, $%d, false)", len(args)+1, len(args)+2))
+			args = append(args, name, was)
+		}
+	}
+	if len(sets) == 0 {
+		return nil
+	}
+	_, err = conn.Exec(ctx, "SELECT "+strings.Join(sets, ", "), args...)
+	return err
+}
+
+// restoreOnSession restores what pg_restore with args would, as a script
+// on the database's shared target session. done is false, with no error,
+// when the script cannot go that way or the server refused it: the caller
+// then runs pg_restore against the target, which stops at the same
+// statement and names the archive entry. A refusal by the lock table is
+// returned, so the caller can restore in chunks.
+func (d *dbRun) restoreOnSession(ctx context.Context, args []string) (done bool, err error) {
+	out, err := runToolLocal(ctx, d.m.Tools.PGRestore, append(args, "-f", "-", d.dumpFile())...)
+	if err != nil {
+		return false, nil
+	}
+	script, encoding, ok := restoreScript(out)
+	if !ok {
+		d.m.Log.Debug("the restore script holds a line only psql reads; pg_restore runs instead", "database", d.name)
+		return false, nil
+	}
+	dst, err := d.targetSession(ctx)
+	if err != nil {
+		return false, err
+	}
+	before, err := userSettings(ctx, dst)
+	if err != nil {
+		return false, fmt.Errorf("read the target session's settings: %w", err)
+	}
+	// The server converts and splits the whole script as it arrives, before
+	// its own SET statements run: the archive's encoding and its string
+	// syntax must be in force already.
+	pre := "SET standard_conforming_strings = on"
+	if encoding != "" {
+		pre += "; SET client_encoding = " + literal(encoding)
+	}
+	conn := dst.PgConn()
+	_, err = conn.Exec(ctx, pre).ReadAll()
+	if err == nil {
+		if _, err = conn.Exec(ctx, script).ReadAll(); err != nil {
+			// An explicit transaction stays open, failed; an implicit one
+			// (no BEGIN in the script) is already rolled back.
+			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
+		}
+	}
+	if perr := putBack(context.WithoutCancel(ctx), dst, before); perr != nil {
+		// A session whose settings are unknown serves no other step.
+		closeSession(ctx, &d.target)
+		if err == nil && ctx.Err() == nil {
+			return true, nil
+		}
+	}
+	switch {
+	case err == nil:
+		return true, nil
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	case isLockExhaustion(err):
+		return false, err
+	}
+	d.m.Log.Debug("restoring on the session failed; pg_restore runs instead", "database", d.name, "error", err)
+	return false, nil
+}
