@@ -123,24 +123,25 @@ func (d *dbRun) restoreOnSession(ctx context.Context, args []string) (done bool,
 	conn := dst.PgConn()
 	_, err = conn.Exec(ctx, pre).ReadAll()
 	if err == nil {
-		if _, err = conn.Exec(ctx, script).ReadAll(); err != nil {
-			// An explicit transaction stays open, failed; an implicit one
-			// (no BEGIN in the script) is already rolled back.
-			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
-		}
+		_, err = conn.Exec(ctx, script).ReadAll()
 	}
-	if perr := putBack(context.WithoutCancel(ctx), dst, before); perr != nil {
+	if ctx.Err() != nil {
+		// Closing the session rolls back whatever the script began.
+		closeSession(ctx, &d.target)
+		return false, ctx.Err()
+	}
+	if err != nil {
+		// An explicit transaction stays open, failed; an implicit one (no
+		// BEGIN in the script) is already rolled back.
+		conn.Exec(ctx, "ROLLBACK").ReadAll()
+	}
+	if perr := putBack(ctx, dst, before); perr != nil {
 		// A session whose settings are unknown serves no other step.
 		closeSession(ctx, &d.target)
-		if err == nil && ctx.Err() == nil {
-			return true, nil
-		}
 	}
 	switch {
 	case err == nil:
 		return true, nil
-	case ctx.Err() != nil:
-		return false, ctx.Err()
 	case isLockExhaustion(err):
 		return false, err
 	}
