@@ -11,6 +11,9 @@ func (in *input) checkConnectable(db *dbInput) []Finding {
 	case !db.src.AllowConn:
 		return []Finding{finding("connection-failed", Blocker, "database "+db.name, "the database does not allow connections (datallowconn = false)",
 			fmt.Sprintf("exclude it (databases.exclude: [%s]) or ALTER DATABASE %s ALLOW_CONNECTIONS true", db.name, db.name))}
+	case db.src.NotUTF8:
+		return []Finding{finding("connection-failed", Blocker, "database "+db.name, "cannot inspect it on the source: "+db.src.Error,
+			"rename what is named in bytes that are not UTF-8 (ALTER ... RENAME; COMMENT ON for comments), or exclude the database (databases.exclude)")}
 	case db.src.Error != "":
 		return []Finding{finding("connection-failed", Blocker, "database "+db.name, "cannot inspect it on the source: "+db.src.Error,
 			fmt.Sprintf("grant CONNECT on it to %s, or exclude it (databases.exclude)", in.src.Me.Name))}

@@ -127,6 +127,9 @@ func TestChecks(t *testing.T) {
 		{name: "pg_dump too new", env: &Env{PGDump: []Tool{{Path: "/x/pg_dump", Major: 17, Version: "17.2"}}, PGRestore: testEnv.PGRestore}, want: []string{"blocker pg-dump-too-old"}},
 		{name: "database refuses connections", mutate: func(s, d *Snapshot) { shopOf(s).AllowConn = false }, want: []string{"blocker connection-failed"}},
 		{name: "database unreadable", mutate: func(s, d *Snapshot) { shopOf(s).Error = "permission denied for database shop" }, want: []string{"blocker connection-failed"}},
+		{name: "names not UTF-8", mutate: func(s, d *Snapshot) {
+			shopOf(s).Error, shopOf(s).NotUTF8 = "its catalog holds text that is not valid UTF-8", true
+		}, want: []string{"blocker connection-failed"}},
 		{name: "no createdb", mutate: func(s, d *Snapshot) { d.Me = Me{Name: "admin", CreateRole: true} }, want: []string{"blocker no-createdb-privilege"}},
 		{name: "target db missing, create off", config: "databases: {create: false}", want: []string{"blocker target-db-missing"}},
 		{name: "encoding differs", mutate: func(s, d *Snapshot) {

@@ -135,6 +135,9 @@ type Database struct {
 	// refused connections); Error then says why when it was tried.
 	Inspected bool   `json:"inspected"`
 	Error     string `json:"error,omitempty"`
+	// NotUTF8: the catalog holds text that is not valid UTF-8 (a SQL_ASCII
+	// database stores any bytes), which pgferry cannot read.
+	NotUTF8 bool `json:"not_utf8,omitempty"`
 	Contents
 }
 

@@ -14,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/pgferry/pgferry/internal/cluster"
 	"github.com/pgferry/pgferry/internal/pgbin"
 	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pgferry/pgferry/plan"
 )
 
 // richSource holds everything the dump method must carry, by database.
@@ -842,5 +845,43 @@ func TestApplyRestoreFallsBack(t *testing.T) {
 	// Pre-data is one transaction, on either path: nothing of it is left.
 	if n := pgtest.QueryString(t, dst, "clash", "SELECT count(*)::text FROM pg_class WHERE relnamespace = 'public'::regnamespace"); n != "0" {
 		t.Errorf("%s relations in clash after the failed pre-data, want 0", n)
+	}
+}
+
+// TestApplySQLASCIIDatabase: a SQL_ASCII database's rows cross as stored,
+// bytes that are not UTF-8 included; one whose names are not UTF-8 is a
+// blocker that names them.
+func TestApplySQLASCIIDatabase(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE legacy TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'",
+		"CREATE DATABASE odd TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'")
+	// Bytes that are not UTF-8 go in on a session speaking SQL_ASCII.
+	raw := func(db string, sqls ...string) {
+		t.Helper()
+		conn, err := pgconn.Connect(context.Background(), src.URI(db)+"&client_encoding=SQL_ASCII")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		for _, sql := range sqls {
+			if _, err := conn.Exec(context.Background(), sql).ReadAll(); err != nil {
+				t.Fatalf("%q: %v", sql, err)
+			}
+		}
+	}
+	raw("legacy", "CREATE TABLE t (id int PRIMARY KEY, v text, tags text[])",
+		"INSERT INTO t SELECT g, 'caf\xe9 \xff' || g, ARRAY['cr\xe8me'] FROM generate_series(1, 300) g")
+	raw("odd", "CREATE TABLE \"caf\xe9\" (id int)")
+	const bytes = "SELECT md5(string_agg(convert_to(v || array_to_string(tags, ','), 'SQL_ASCII')::text, ',' ORDER BY id)) FROM t"
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [legacy]}\n")
+	if r := runBin(t, nil, "apply", "-c", cfg); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if s, d := pgtest.QueryString(t, src, "legacy", bytes), pgtest.QueryString(t, dst, "legacy", bytes); s != d {
+		t.Errorf("rows' bytes differ: %s on the target, %s on the source", d, s)
+	}
+	p, r := planJSON(t, writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [odd]}\n"))
+	if r.code != 2 || !has(p, plan.Blocker, "connection-failed") || !strings.Contains(r.stdout, `relation public.caf\\xe9`) {
+		t.Errorf("plan of a database with a name that is not UTF-8: exit %d\n%s", r.code, r.stdout)
 	}
 }

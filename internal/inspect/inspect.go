@@ -9,8 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -115,6 +119,10 @@ func inspectDatabase(ctx context.Context, ep Connector, major int, d *plan.Datab
 	c, err := r.contents(ctx, opt.TableRows)
 	if err != nil {
 		d.Error = fmt.Sprintf("read catalogs: %s", pg.Describe(err))
+		if pg.HasCode(err, "22021") {
+			d.NotUTF8 = true
+			d.Error = notUTF8(ctx, conn)
+		}
 		return err
 	}
 	subs := d.Subscriptions
@@ -150,4 +158,48 @@ func (r *reader) query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 func (r *reader) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	r.sent(1)
 	return r.conn.QueryRow(ctx, sql, args...)
+}
+
+// notUTF8Names reads the names of schemas, relations and columns as
+// bytes, which a UTF-8 session can always read.
+const notUTF8Names = `SELECT convert_to(n.nspname, 'SQL_ASCII'), convert_to(COALESCE(c.relname, ''), 'SQL_ASCII'), convert_to(COALESCE(a.attname, ''), 'SQL_ASCII')
+FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+ORDER BY 1, 2, 3`
+
+// notUTF8 says why a database's catalog cannot be read as UTF-8, naming
+// the first schemas, relations and columns whose names are not, with the
+// bytes escaped (\xe9).
+func notUTF8(ctx context.Context, conn *pgx.Conn) string {
+	const head = "its catalog holds text that is not valid UTF-8, which a SQL_ASCII database allows and pgferry cannot carry"
+	rows, err := conn.Query(ctx, notUTF8Names)
+	if err != nil {
+		return head
+	}
+	var bad []string
+	var schema, rel, col []byte
+	_, err = pgx.ForEachRow(rows, []any{&schema, &rel, &col}, func() error {
+		name := ""
+		switch {
+		case !utf8.Valid(schema):
+			name = "schema " + quoteBytes(schema)
+		case !utf8.Valid(rel):
+			name = "relation " + quoteBytes(schema) + "." + quoteBytes(rel)
+		case !utf8.Valid(col):
+			name = "column " + quoteBytes(schema) + "." + quoteBytes(rel) + "." + quoteBytes(col)
+		}
+		if name != "" && !slices.Contains(bad, name) && len(bad) < 5 {
+			bad = append(bad, name)
+		}
+		return nil
+	})
+	if err != nil || len(bad) == 0 {
+		return head + " (in a name or comment not listed here)"
+	}
+	return head + ": " + strings.Join(bad, ", ")
+}
+
+// quoteBytes shows a name with its bytes that are not UTF-8 escaped.
+func quoteBytes(b []byte) string {
+	q := strconv.Quote(string(b))
+	return q[1 : len(q)-1]
 }
