@@ -104,6 +104,10 @@ func (in *input) replicationSteps(b *stepList) {
 	}
 	in.schemaAndCopySteps(b, snapshot)
 	sub := Params{Subscription: n.Subscription, Publication: n.Publication, Slot: n.Slot, CopyData: !snapshot}
+	if !snapshot {
+		// The tables whose rows the subscription copies, for verify.
+		sub.Tables = refs(published(db))
+	}
 	b.add("subscription", StepCreateSubscription, fmt.Sprintf("create subscription %s (copy_data = %t)", n.Subscription, !snapshot), sub)
 	if !snapshot {
 		b.add("wait-for-sync", StepWaitForSync, "wait until every table's initial copy is done (pg_subscription_rel state r)", Params{Subscription: n.Subscription})

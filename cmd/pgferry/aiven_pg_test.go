@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,6 +110,12 @@ func TestAivenExtras(t *testing.T) {
 				if got[table] != w {
 					t.Errorf("%s = %s on the target, want %s", table, got[table], w)
 				}
+			}
+			// verify knows the tables either copy moved: before, it compared
+			// none after the subscription's copy, and said all was equal.
+			equal := fmt.Sprintf("%d of %d tables equal", len(want), len(want))
+			if v := runBin(t, nil, "verify", "-c", cfg, "--checksums"); v.code != 0 || !strings.Contains(v.stdout, equal) {
+				t.Errorf("verify --checksums: exit %d, want %q\n%s\n%s", v.code, equal, v.stdout, v.stderr)
 			}
 		})
 	}

@@ -84,11 +84,12 @@ func migrationPlan(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoin
 	return &pl.plan, nil
 }
 
-// copiedTables are the tables whose rows the plan moves, by database.
+// copiedTables are the tables whose rows the plan moves (its copy, or the
+// subscription's initial copy), by database.
 func copiedTables(p *plan.Plan) map[string][]plan.TableRef {
 	out := map[string][]plan.TableRef{}
 	for _, st := range p.Steps {
-		if st.Kind == plan.StepCopyData {
+		if st.Kind == plan.StepCopyData || st.Kind == plan.StepCreateSubscription && st.Params.CopyData {
 			out[st.Params.Database] = append(out[st.Params.Database], st.Params.Tables...)
 		}
 	}
