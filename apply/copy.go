@@ -150,9 +150,7 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 		return "", err
 	}
 	e := &engine{d: d, snapshot: id, encoding: encoding, monetary: monetary, active: map[string]*atomic.Int64{}, indexes: builder, empty: empty}
-	if d.snap.conn != nil {
-		e.holder = d.snap.conn.PgConn()
-	}
+	e.holder = d.snap.conn
 	err = e.run(ctx, todo, len(tables))
 	if err == nil && e.holderTaken.Load() {
 		err = e.returnHolder(ctx)
@@ -318,8 +316,9 @@ type engine struct {
 	// queries: the first worker reads its tables there instead of opening
 	// a session that imports the snapshot (a backend costs the server tens
 	// of milliseconds of CPU). holderTaken says a worker has it.
-	holder      *pgconn.PgConn
+	holder      *pgx.Conn
 	holderTaken atomic.Bool
+	holderWas   map[string]string
 }
 
 // takeHolder gives the snapshot holder to the first worker asking, with
@@ -328,26 +327,27 @@ func (e *engine) takeHolder(ctx context.Context) (*pgconn.PgConn, error) {
 	if e.holder == nil || !e.holderTaken.CompareAndSwap(false, true) {
 		return nil, nil
 	}
+	var err error
+	if e.holderWas, err = userSettings(ctx, e.holder); err != nil {
+		return nil, fmt.Errorf("read the snapshot session's settings: %w", err)
+	}
 	var set []string
 	for k, v := range copySession(e.encoding) {
 		set = append(set, "SET "+k+" = "+literal(v))
 	}
 	slices.Sort(set)
-	if err := execAll(ctx, e.holder, strings.Join(set, "; ")); err != nil {
+	if err := execAll(ctx, e.holder.PgConn(), strings.Join(set, "; ")); err != nil {
 		return nil, fmt.Errorf("set up the snapshot session for the copy: %w", err)
 	}
-	return e.holder, nil
+	return e.holder.PgConn(), nil
 }
 
-// returnHolder puts the snapshot holder's settings back for the steps that
-// read under the snapshot after the copy (large objects).
+// returnHolder puts the snapshot holder's settings back as they were (set
+// when the session was reused, not at its start, so RESET would not do)
+// for the steps that read under the snapshot after the copy (large
+// objects).
 func (e *engine) returnHolder(ctx context.Context) error {
-	var reset []string
-	for k := range copySession(e.encoding) {
-		reset = append(reset, "RESET "+k)
-	}
-	slices.Sort(reset)
-	if err := execAll(ctx, e.holder, strings.Join(reset, "; ")); err != nil {
+	if err := putBack(ctx, e.holder, e.holderWas); err != nil {
 		return fmt.Errorf("reset the snapshot session after the copy: %w", err)
 	}
 	return nil
@@ -397,7 +397,7 @@ func (e *engine) worker(ctx context.Context, jobs <-chan copyTable) error {
 	var src, dst *pgconn.PgConn
 	defer func() {
 		for _, c := range []*pgconn.PgConn{src, dst} {
-			if c != nil && c != e.holder {
+			if c != nil && (e.holder == nil || c != e.holder.PgConn()) {
 				c.Close(context.WithoutCancel(ctx))
 			}
 		}
