@@ -91,6 +91,8 @@ func TestForTool(t *testing.T) {
 		{"postgres://u:p%40ss@h:5432/postgres?sslmode=require", "My DB", "postgres://u@h:5432/My%20DB?sslmode=require", "p@ss"},
 		{"postgres://u@h/postgres?password=x&dbname=y", "shop", "postgres://u@h/shop", "x"},
 		{"host=h user=u password='a b' dbname=postgres sslmode=disable", "it's", `host=h user=u sslmode=disable dbname='it\'s'`, "a b"},
+		{"postgres://u@h/db?client_encoding=LATIN1&sslmode=disable", "shop", "postgres://u@h/shop?sslmode=disable", ""},
+		{"host=h client_encoding=LATIN1 dbname=db", "shop", "host=h dbname=shop", ""},
 	}
 	for _, tt := range tests {
 		got, pw := ForTool(tt.in, tt.db)

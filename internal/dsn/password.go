@@ -28,7 +28,9 @@ func HasPassword(s string) bool {
 
 // ForTool rewrites s for a libpq program (pg_dump, pg_restore): database db,
 // and the password taken out, to be passed in PGPASSWORD rather than on a
-// command line where other users could read it.
+// command line where other users could read it. A client_encoding goes
+// too: a schema archive is in its database's encoding, as pgferry reads
+// it (and a subscription sets its own).
 func ForTool(s, db string) (conninfo, password string) {
 	if strings.Contains(s, "://") {
 		u, err := url.Parse(s)
@@ -45,6 +47,7 @@ func ForTool(s, db string) (conninfo, password string) {
 		}
 		q.Del("password")
 		q.Del("dbname")
+		q.Del("client_encoding")
 		u.RawQuery = q.Encode()
 		u.Path, u.RawPath = "/"+db, ""
 		return u.String(), password
@@ -55,7 +58,7 @@ func ForTool(s, db string) (conninfo, password string) {
 		switch p.Key {
 		case "password":
 			password = p.Value
-		case "dbname":
+		case "dbname", "client_encoding":
 		default:
 			parts = append(parts, p.Key+"="+QuoteValue(p.Value))
 		}
