@@ -341,6 +341,21 @@ func TestApplyDumpEndToEnd(t *testing.T) {
 	}
 }
 
+// crashThenRerun runs apply with the crash point at, failing the test
+// unless it was killed there, then runs it again (with flags) and fails
+// the test unless that run succeeded; it returns the rerun.
+func crashThenRerun(t *testing.T, cfg, at string, flags ...string) result {
+	t.Helper()
+	if r := runBin(t, []string{"PGFERRY_CRASH_AT=" + at}, "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("apply did not crash at %s: exit %d\n%s", at, r.code, r.stderr)
+	}
+	r := runBin(t, nil, append([]string{"apply", "-c", cfg}, flags...)...)
+	if r.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
 // TestApplyResumesAfterCrashes kills apply at deterministic points and
 // reruns it: the data ends equal, nothing doubled, and the run after
 // completion is a no-op.
@@ -362,17 +377,13 @@ func TestApplyResumesAfterCrashes(t *testing.T) {
 			loadRich(t, src)
 			cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), richConfig+"parallel: {tables: 2, databases: 1}\n")
 			at, flag, _ := strings.Cut(point, " ")
-			r := runBin(t, []string{"PGFERRY_CRASH_AT=" + at}, "apply", "-c", cfg)
-			if r.code != 128+int(syscall.SIGKILL) {
-				t.Fatalf("apply did not crash at %s: exit %d\n%s", at, r.code, r.stderr)
-			}
-			args := []string{"apply", "-c", cfg}
+			var flags []string
 			if flag != "" {
-				args = append(args, flag)
+				flags = append(flags, flag)
 			}
-			r = runBin(t, nil, args...)
-			if r.code != 0 || !strings.Contains(r.stderr, "resuming:") {
-				t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			r := crashThenRerun(t, cfg, at, flags...)
+			if !strings.Contains(r.stderr, "resuming:") {
+				t.Fatalf("rerun does not say it resumes:\n%s\n%s", r.stdout, r.stderr)
 			}
 			if flag != "" && !strings.Contains(r.stderr, "finished tables") {
 				t.Errorf("rerun with %s does not say it keeps finished tables:\n%s", flag, r.stderr)
@@ -673,14 +684,7 @@ func TestApplyExtensionConfigTable(t *testing.T) {
 		"CREATE TABLE places (id int PRIMARY KEY, name text, geom geometry(Point, 4326))",
 		"INSERT INTO places SELECT g, 'place ' || g, ST_SetSRID(ST_MakePoint(g % 180, g % 90), 4326) FROM generate_series(1, 2000) g")
 	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [geo]}\nparallel: {tables: 1}\n")
-	r := runBin(t, []string{"PGFERRY_CRASH_AT=table:geo/public.spatial_ref_sys"}, "apply", "-c", cfg)
-	if r.code != 128+int(syscall.SIGKILL) {
-		t.Fatalf("apply did not crash after spatial_ref_sys: exit %d\n%s", r.code, r.stderr)
-	}
-	r = runBin(t, nil, "apply", "-c", cfg)
-	if r.code != 0 {
-		t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
+	r := crashThenRerun(t, cfg, "table:geo/public.spatial_ref_sys")
 	if !strings.Contains(r.stderr, "emptied and copied again") {
 		t.Errorf("the rerun did not restart the copy:\n%s", r.stderr)
 	}
@@ -767,14 +771,7 @@ func TestApplyLatin1Database(t *testing.T) {
 	if p.code != 0 || !strings.Contains(p.stdout, "copy 2 tables") {
 		t.Fatalf("plan: exit %d\n%s\n%s", p.code, p.stdout, p.stderr)
 	}
-	r := runBin(t, []string{"PGFERRY_CRASH_AT=after:restore_pre_data"}, "apply", "-c", cfg)
-	if r.code != 128+int(syscall.SIGKILL) {
-		t.Fatalf("apply did not crash after pre-data: exit %d\n%s", r.code, r.stderr)
-	}
-	r = runBin(t, nil, "apply", "-c", cfg)
-	if r.code != 0 {
-		t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
+	r := crashThenRerun(t, cfg, "after:restore_pre_data")
 	for _, want := range []string{"already restored (every table exists)", `table=ñ.café rows=1000`, `table=public.crème rows=500`,
 		`msg="indexes built" database=lat table=ñ.café indexes=2`, `msg="indexes built" database=lat table=public.crème indexes=1`} {
 		if !strings.Contains(r.stderr, want) {
