@@ -300,7 +300,7 @@ func (d *dbRun) createSubscription(ctx context.Context, st plan.Step) (string, e
 	if exists {
 		return "already exists", nil
 	}
-	conninfo := dsn.WithDatabase(d.m.Config.Source.SubscriptionURI(), d.name)
+	conninfo := subscriptionConninfo(d.m.Config.Source.SubscriptionURI(), d.name)
 	sql := fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (create_slot = false, slot_name = %s, copy_data = %t)",
 		ident(p.Subscription), literal(conninfo), ident(p.Publication), literal(p.Slot), p.CopyData)
 	if _, err := dst.Exec(ctx, sql); err != nil {
@@ -314,6 +314,19 @@ func (d *dbRun) createSubscription(ctx context.Context, st plan.Step) (string, e
 		return "created through aiven_extras", nil
 	}
 	return fmt.Sprintf("subscribed to %s (copy_data = %t)", dsn.Redact(conninfo), p.CopyData), nil
+}
+
+// subscriptionConninfo is the connection string the target's subscription
+// to database db dials the source with. A password pgferry's own sessions
+// take from PGPASSWORD or a passfile is written into it: the target's
+// worker cannot read pgferry's environment, and would otherwise fail to
+// authenticate where pgferry succeeds.
+func subscriptionConninfo(uri, db string) string {
+	conninfo := dsn.WithDatabase(uri, db)
+	if dsn.HasPassword(conninfo) {
+		return conninfo
+	}
+	return dsn.WithPassword(conninfo, pg.Password(conninfo))
 }
 
 // redactIn removes a connection string from a server message.

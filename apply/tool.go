@@ -13,22 +13,15 @@ import (
 )
 
 // runTool runs pg_dump or pg_restore against database db of ep. The
-// password travels in PGPASSWORD, never on the command line; stray PG*
-// variables are dropped so they cannot redirect the program. On failure
-// the error holds the program's first error lines.
+// password travels in PGPASSWORD, never on the command line. Of the PG*
+// variables only those choosing the server and the authentication pass
+// (dsn.ConnectionEnv, read by pgx too): the program connects where and as
+// pgferry's sessions do, and runs as it would with no environment. On
+// failure the error holds the program's first error lines.
 func runTool(ctx context.Context, program string, ep *pg.Endpoint, db string, args ...string) ([]byte, error) {
 	conninfo, password := dsn.ForTool(ep.URI(), db)
 	cmd := exec.CommandContext(ctx, program, append(args, "--dbname="+conninfo)...)
-	env := []string{"PGAPPNAME=pgferry"}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PG") {
-			env = append(env, kv)
-		}
-	}
-	if password != "" {
-		env = append(env, "PGPASSWORD="+password)
-	}
-	cmd.Env = env
+	cmd.Env = toolEnv(os.Environ(), password)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -38,6 +31,23 @@ func runTool(ctx context.Context, program string, ep *pg.Endpoint, db string, ar
 		return nil, fmt.Errorf("%s %s: %s", programName(program), strings.TrimSpace(err.Error()), firstErrors(stderr.String(), 3))
 	}
 	return stdout.Bytes(), nil
+}
+
+// toolEnv is environ as pg_dump and pg_restore get it: PG* variables
+// other than dsn.ConnectionEnv's dropped, PGAPPNAME pgferry, and
+// PGPASSWORD the connection string's password when it has one.
+func toolEnv(environ []string, password string) []string {
+	env := []string{"PGAPPNAME=pgferry"}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "PG") || dsn.ConnectionEnv[name] && !(name == "PGPASSWORD" && password != "") {
+			env = append(env, kv)
+		}
+	}
+	if password != "" {
+		env = append(env, "PGPASSWORD="+password)
+	}
+	return env
 }
 
 func programName(path string) string {

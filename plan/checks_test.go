@@ -408,3 +408,24 @@ func TestReplicatingDatabaseNeedsOnlyCutover(t *testing.T) {
 		t.Errorf("findings = %v, want a leftover warning", findingKeys(p.Findings))
 	}
 }
+
+// TestSubscriptionPasswordFromEnvironment: a non-superuser subscription
+// needs a password, written in the source URI or one pgferry found in
+// PGPASSWORD or a passfile (Env.SubscriptionPassword).
+func TestSubscriptionPasswordFromEnvironment(t *testing.T) {
+	c, err := config.Parse([]byte("version: 1\nsource: {uri: \"postgres://u@src/postgres\"}\ntarget: {uri: \"postgres://u:pw@dst/postgres\"}\nmethod: replication\n"), "m.yaml", config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, found := range []bool{false, true} {
+		src, dst := healthy()
+		dst.Server.Major = 16
+		dst.Me = Me{Name: "admin", CreateDB: true, CreateRole: true, MemberOf: []string{"pg_create_subscription"}}
+		env := testEnv
+		env.SubscriptionPassword = found
+		got := slices.Contains(findingKeys(Build(c, src, dst, env).Findings), "blocker no-subscription-privilege")
+		if got == found {
+			t.Errorf("password found outside the URI: %t; no-subscription-privilege blocker: %t", found, got)
+		}
+	}
+}

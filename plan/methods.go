@@ -165,8 +165,8 @@ func (in *input) checkSubscriptionPrivilege(db *dbInput) []Finding {
 		why = fmt.Sprintf("role %s is not a member of pg_create_subscription", me.Name)
 	case db.dst != nil && !db.dst.CanCreate:
 		why = fmt.Sprintf("role %s lacks CREATE on database %s", me.Name, db.name)
-	case !dsn.HasPassword(in.cfg.Source.SubscriptionURI()):
-		why = "a non-superuser subscription must authenticate with a password, and the source URI has none"
+	case !dsn.HasPassword(in.cfg.Source.SubscriptionURI()) && !in.env.SubscriptionPassword:
+		why = "a non-superuser subscription must authenticate with a password, and none is in the source URI, PGPASSWORD or a passfile"
 	default:
 		return nil
 	}

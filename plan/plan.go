@@ -164,6 +164,10 @@ type Params struct {
 type Env struct {
 	PGDump    []Tool `json:"pg_dump"`
 	PGRestore []Tool `json:"pg_restore"`
+	// SubscriptionPassword: the source's password for subscriptions
+	// comes from PGPASSWORD or a passfile (apply writes it into the
+	// subscription's connection string).
+	SubscriptionPassword bool `json:"-"`
 }
 
 // Tool is one copy of a program and its major version.

@@ -488,6 +488,46 @@ func TestApplyBadInput(t *testing.T) {
 	}
 }
 
+// TestApplyPasswordFromEnvironment: a password pgferry's sessions take from
+// PGPASSWORD or a passfile, not from the URIs, reaches pg_dump, pg_restore
+// and the target's subscription too.
+func TestApplyPasswordFromEnvironment(t *testing.T) {
+	const pw = "Env-pass 7"
+	src, dst := pgtest.Pair(t, pgtest.WithPassword(pw))
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000) g")
+	passfile := filepath.Join(t.TempDir(), "pgpass")
+	entries := fmt.Sprintf("127.0.0.1:%d:*:postgres:%s\n127.0.0.1:%d:*:postgres:%s\n", src.Port, pw, dst.Port, pw)
+	if err := os.WriteFile(passfile, []byte(entries), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, extra string
+		env         []string
+	}{
+		{"PGPASSWORD, dump", "method: dump\n", []string{"PGPASSWORD=" + pw}},
+		{"passfile, replication", "method: replication\nreplication: {max_lag_bytes: 0, stop: true}\n", []string{"PGPASSFILE=" + passfile}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pgtest.Exec(t, dst, "postgres", "DROP DATABASE IF EXISTS shop WITH (FORCE)")
+			cfg := writeConfig(t, src.URIAs("postgres", "", "postgres"), dst.URIAs("postgres", "", "postgres"), tt.extra+"databases: {include: [shop]}\n")
+			if r := runBin(t, nil, "plan", "-c", cfg); r.code != 1 || !strings.Contains(r.stderr, "password") {
+				t.Fatalf("plan with no password anywhere: exit %d, stderr %q; want a connection error", r.code, r.stderr)
+			}
+			r := runBin(t, tt.env, "apply", "-c", cfg)
+			if r.code != 0 {
+				t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+			}
+			if strings.Contains(r.stdout+r.stderr, pw) {
+				t.Error("output holds the password")
+			}
+			if got := pgtest.QueryString(t, dst, "shop", "SELECT count(*)::text FROM t"); got != "1000" {
+				t.Errorf("target rows = %s, want 1000", got)
+			}
+		})
+	}
+}
+
 // TestApplyPlaceholderPasswords: placeholders are shown only with
 // --show-passwords and kept 0600 in the state directory.
 func TestApplyPlaceholderPasswords(t *testing.T) {

@@ -148,7 +148,11 @@ func closeIdle(ctx context.Context, eps ...*pg.Endpoint) {
 func buildPlan(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (planned, error) {
 	var env plan.Env
 	probed := make(chan struct{})
-	go func() { env = probeEnv(ctx, cfg.PGBin); close(probed) }() // meanwhile, inspect
+	go func() {
+		env = probeEnv(ctx, cfg.PGBin)
+		env.SubscriptionPassword = pg.Password(cfg.Source.SubscriptionURI()) != ""
+		close(probed)
+	}() // meanwhile, inspect
 	snaps, err := inspectBoth(ctx, cfg, src, dst, log)
 	<-probed
 	if err != nil {

@@ -123,3 +123,18 @@ func TestReplacePassword(t *testing.T) {
 		}
 	}
 }
+
+func TestWithPassword(t *testing.T) {
+	tests := []struct{ in, pw, want string }{
+		{"postgres://u@h/shop?sslmode=require", "p@ss", "postgres://u:p%40ss@h/shop?sslmode=require"},
+		{"postgres://u@h/shop?password=old", "new", "postgres://u@h/shop?password=new"},
+		{"host=h dbname=shop", "a b", "host=h dbname=shop password='a b'"},
+		{"host=h password=old dbname=shop", "new", "host=h dbname=shop password=new"},
+		{"host=h dbname=shop", "", "host=h dbname=shop"},
+	}
+	for _, tt := range tests {
+		if got := WithPassword(tt.in, tt.pw); got != tt.want {
+			t.Errorf("WithPassword(%q, %q) = %q, want %q", tt.in, tt.pw, got, tt.want)
+		}
+	}
+}

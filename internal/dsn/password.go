@@ -70,16 +70,49 @@ func ForTool(s, db string) (conninfo, password string) {
 // connection string a target's subscription dials the source with.
 func WithDatabase(s, db string) string {
 	conninfo, password := ForTool(s, db)
-	if password == "" {
-		return conninfo
+	return WithPassword(conninfo, password)
+}
+
+// WithPassword returns s with password pw (s as it is when pw is empty).
+func WithPassword(s, pw string) string {
+	if pw == "" {
+		return s
 	}
-	if strings.Contains(conninfo, "://") {
-		u, err := url.Parse(conninfo)
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
 		if err != nil {
 			return s
 		}
-		u.User = url.UserPassword(u.User.Username(), password)
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", pw)
+			u.RawQuery = q.Encode()
+		} else {
+			u.User = url.UserPassword(u.User.Username(), pw)
+		}
 		return u.String()
 	}
-	return conninfo + " password=" + QuoteValue(password)
+	pairs, _ := ParseKeyValue(s)
+	var parts []string
+	for _, p := range pairs {
+		if p.Key != "password" {
+			parts = append(parts, p.Key+"="+QuoteValue(p.Value))
+		}
+	}
+	return strings.Join(append(parts, "password="+QuoteValue(pw)), " ")
+}
+
+// ConnectionEnv are the libpq environment variables that say which server
+// to reach and how to authenticate, those pgx reads too: pg_dump and
+// pg_restore get them, so that they reach the server pgferry's own
+// sessions reach, the same way (a password in PGPASSWORD or a passfile).
+// Other PG* variables (PGCLIENTENCODING, PGOPTIONS, PGDATABASE...) would
+// change what the programs do, and are not passed.
+var ConnectionEnv = map[string]bool{
+	"PGHOST": true, "PGPORT": true, "PGUSER": true, "PGPASSWORD": true, "PGPASSFILE": true,
+	"PGCONNECT_TIMEOUT": true, "PGSSLMODE": true, "PGSSLKEY": true, "PGSSLCERT": true,
+	"PGSSLCERTMODE": true, "PGSSLSNI": true, "PGSSLROOTCERT": true, "PGSSLNEGOTIATION": true,
+	"PGTARGETSESSIONATTRS": true, "PGSERVICE": true, "PGSERVICEFILE": true,
+	"PGCHANNELBINDING": true, "PGREQUIREAUTH": true,
+	"PGMINPROTOCOLVERSION": true, "PGMAXPROTOCOLVERSION": true,
 }

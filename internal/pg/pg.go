@@ -348,6 +348,17 @@ func (e *Endpoint) ConnectRaw(ctx context.Context, db string, opt Options) (*pgc
 // URI is the connection string as configured (with its secret: never print it).
 func (e *Endpoint) URI() string { return e.uri }
 
+// Password is the password a session opened with conninfo would send: the
+// one written in it, else PGPASSWORD's, else the passfile's entry for its
+// host, port, database and user (empty when there is none).
+func Password(conninfo string) string {
+	cfg, err := pgconn.ParseConfig(conninfo)
+	if err != nil {
+		return ""
+	}
+	return cfg.Password
+}
+
 // SQLSTATE codes pgferry branches on.
 const (
 	InsufficientPrivilege = "42501"
