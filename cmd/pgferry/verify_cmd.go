@@ -27,11 +27,11 @@ func (v *VerifyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slo
 		return err
 	}
 	defer closeIdle(ctx, src, dst)
-	p, err := migrationPlan(ctx, cfg, src, dst, log)
+	tables, err := verifiedTables(ctx, cfg, src, dst, log)
 	if err != nil {
 		return err
 	}
-	checks, err := apply.Verify(ctx, src, dst, copiedTables(p), v.Checksums)
+	checks, err := apply.Verify(ctx, src, dst, tables, v.Checksums)
 	if err != nil {
 		return err
 	}
@@ -67,30 +67,62 @@ func (v *VerifyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slo
 	return nil
 }
 
-// migrationPlan is the plan of the state directory when there is one (what
-// apply carried out), else a fresh plan.
-func migrationPlan(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (*plan.Plan, error) {
+// verifiedTables are the tables the migration moves rows of, by database:
+// those of the state directory's plan (what apply carried out) when there
+// is one, else a fresh plan's. A state written before the subscription
+// step listed the tables it copies (initial_copy: subscription) lacks
+// them: those databases take a fresh plan's list.
+func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (map[string][]plan.TableRef, error) {
 	st, err := (&apply.FileStore{Dir: cfg.State}).Load()
-	switch {
-	case err == nil:
-		return &st.Plan, nil
-	case !errors.Is(err, apply.ErrNoState):
+	if err != nil && !errors.Is(err, apply.ErrNoState) {
 		return nil, err
+	}
+	var tables map[string][]plan.TableRef
+	var unlisted []string
+	if err == nil {
+		tables = copiedTables(&st.Plan)
+		unlisted = unlistedCopies(&st.Plan)
+		if len(unlisted) == 0 {
+			return tables, nil
+		}
 	}
 	pl, err := buildPlan(ctx, cfg, src, dst, log)
 	if err != nil {
 		return nil, err
 	}
-	return &pl.plan, nil
+	fresh := copiedTables(&pl.plan)
+	if tables == nil {
+		return fresh, nil
+	}
+	for _, db := range unlisted {
+		tables[db] = fresh[db]
+	}
+	return tables, nil
 }
 
 // copiedTables are the tables whose rows the plan moves (its copy, or the
-// subscription's initial copy), by database.
+// subscription's with initial_copy: subscription), by database.
 func copiedTables(p *plan.Plan) map[string][]plan.TableRef {
 	out := map[string][]plan.TableRef{}
 	for _, st := range p.Steps {
 		if st.Kind == plan.StepCopyData || st.Kind == plan.StepCreateSubscription && st.Params.CopyData {
 			out[st.Params.Database] = append(out[st.Params.Database], st.Params.Tables...)
+		}
+	}
+	return out
+}
+
+// unlistedCopies are the databases whose subscription copies tables its
+// step does not list (a plan written before it did).
+func unlistedCopies(p *plan.Plan) []string {
+	var out []string
+	for _, st := range p.Steps {
+		if st.Kind == plan.StepCreateSubscription && st.Params.CopyData && len(st.Params.Tables) == 0 {
+			for _, d := range p.Databases {
+				if d.Name == st.Params.Database && d.Tables > 0 {
+					out = append(out, d.Name)
+				}
+			}
 		}
 	}
 	return out
