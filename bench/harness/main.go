@@ -14,7 +14,9 @@
 // (method: replication) until lag 0 with every table synced, and a native
 // subscription with copy_data = true until every table is ready. A
 // physical-limit proxy: COPY TO STDOUT piped into COPY FROM STDIN of the
-// largest table into a table without indexes. Results go to a TSV file.
+// largest table into a table without indexes; and the dump's floor, that
+// table alone as pgferry loads it (binary COPY FREEZE) with its primary
+// key. Results go to a TSV file.
 package main
 
 import (
