@@ -2,12 +2,14 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgferry/pgferry/internal/dsn"
 	"github.com/pgferry/pgferry/internal/pg"
@@ -45,7 +47,7 @@ func (d *dbRun) createPublication(ctx context.Context, st plan.Step) (string, er
 		return "", err
 	}
 	if exists {
-		return "already exists", nil
+		return "already exists", d.probeSubscription(ctx, name)
 	}
 	var tables []string
 	if !st.Params.AllTables {
@@ -61,12 +63,49 @@ func (d *dbRun) createPublication(ctx context.Context, st plan.Step) (string, er
 		if err := aivenPublication(ctx, src, name, st.Params.AllTables, tables); err != nil {
 			return "", err
 		}
-		return "created through aiven_extras", nil
+		return "created through aiven_extras", d.probeSubscription(ctx, name)
 	}
 	if st.Params.AllTables {
-		return "FOR ALL TABLES", nil
+		return "FOR ALL TABLES", d.probeSubscription(ctx, name)
 	}
-	return fmt.Sprintf("FOR TABLE with %d tables", len(tables)), nil
+	return fmt.Sprintf("FOR TABLE with %d tables", len(tables)), d.probeSubscription(ctx, name)
+}
+
+// probeSubscription has the target create a subscription to the
+// publication with the subscription's connection string, in a transaction
+// rolled back: CREATE SUBSCRIPTION connects to the source to check it. An
+// address the target cannot reach (a source.uri on localhost, a firewall)
+// or credentials it lacks then fail here, before the copy, not after it.
+// A role that may not create subscriptions this way (aiven_extras, no
+// CREATE on the bootstrap database) skips the probe: the subscription
+// step reports what is wrong.
+func (d *dbRun) probeSubscription(ctx context.Context, publication string) error {
+	dst, err := d.m.Target.Connect(ctx, "", pg.Options{})
+	if err != nil {
+		return err
+	}
+	defer d.m.Target.Release(ctx, dst) // rolled back: as it was opened
+	conninfo := subscriptionConninfo(d.m.Config.Source.SubscriptionURI(), d.name)
+	tx, err := dst.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	_, err = tx.Exec(ctx, fmt.Sprintf("CREATE SUBSCRIPTION pgferry_probe CONNECTION %s PUBLICATION %s WITH (connect = true, enabled = false, create_slot = false, slot_name = NONE, copy_data = false)",
+		literal(conninfo), ident(publication)))
+	var pge *pgconn.PgError
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.As(err, &pge) && strings.HasPrefix(pge.Code, "08"):
+		return fmt.Errorf("the target server cannot connect to the source for the subscription (%s): %s; set source.uri_from_target to an address and credentials the target server can use",
+			dsn.Redact(conninfo), redactIn(pge.Message, conninfo))
+	default:
+		d.m.Log.Debug("subscription probe skipped", "database", d.name, "error", pg.Describe(err))
+		return nil
+	}
 }
 
 func (d *dbRun) publishedTables(ctx context.Context, src *pgx.Conn, refs []plan.TableRef) ([]string, error) {

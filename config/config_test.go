@@ -221,6 +221,7 @@ func TestStateKey(t *testing.T) {
 		base + "replication: {max_lag_bytes: 5, stop: true, wait_timeout: 1h, sync_sequences: false}\nparallel: {tables: 8}\npg_bin: /x\nstate: s\n",
 		"# a comment\n" + base,
 		"databases: {exclude: [x]}\n" + strings.Replace(base, "databases: {exclude: [x]}\n", "", 1),
+		strings.Replace(base, "@src/postgres\"}", "@src/postgres\", uri_from_target: \"postgres://a@10.0.0.5/postgres\"}", 1),
 	}
 	for _, doc := range same {
 		if got := key(doc, "1", "2"); got != k {

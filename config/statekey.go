@@ -11,10 +11,14 @@ import (
 )
 
 // policyKeys may change between runs of one migration without starting it
-// over: the lag policy and runtime knobs (DESIGN.md section 5).
+// over: the lag policy and runtime knobs (DESIGN.md section 5), and the
+// address the target's subscriptions dial the source at, which says how
+// to reach it, not what moves (a wrong one is found at the publication
+// step, before the copy, and fixed in place).
 var policyKeys = map[string]bool{
 	"replication.max_lag_bytes": true, "replication.wait_timeout": true, "replication.stop": true,
 	"replication.sync_sequences": true, "parallel": true, "pg_bin": true, "state": true,
+	"source.uri_from_target": true,
 }
 
 // StateKey identifies a migration for its state directory: the hash of the

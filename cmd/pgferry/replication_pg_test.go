@@ -281,3 +281,30 @@ func TestReplicationWaitTimeout(t *testing.T) {
 	}
 	assertReplicated(t, src, dst)
 }
+
+// TestReplicationUnreachableSource: a source address the target server
+// cannot use fails at the publication step, before any copy, and fixing
+// source.uri_from_target resumes the same migration.
+func TestReplicationUnreachableSource(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", liveSource...)
+	policy := "replication: {max_lag_bytes: 0, stop: true}\n"
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
+	unreachable := strings.Replace(src.URI("postgres"), fmt.Sprint(src.Port), "1", 1)
+	writeTo(t, cfg, strings.Replace(liveConfig(src, dst, policy), "}\ntarget:", fmt.Sprintf(", uri_from_target: %q}\ntarget:", unreachable), 1))
+	env := []string{"PGFERRY_LAG_POLL=100ms"}
+	r := runBin(t, env, "apply", "-c", cfg)
+	if r.code != 1 || !strings.Contains(r.stderr, "step db:shop/publication: the target server cannot connect to the source") ||
+		!strings.Contains(r.stderr, "set source.uri_from_target") {
+		t.Fatalf("apply with an unreachable uri_from_target: exit %d, want 1 and the publication step's error\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, "db:shop/copy-data") {
+		t.Errorf("the copy started before the subscription was known to fail:\n%s", r.stderr)
+	}
+	writeTo(t, cfg, liveConfig(src, dst, policy))
+	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 || !strings.Contains(r.stderr, "resuming:") {
+		t.Fatalf("apply with uri_from_target fixed: exit %d, want 0 and a resumed run\n%s", r.code, r.stderr)
+	}
+	assertReplicated(t, src, dst)
+}
