@@ -34,20 +34,24 @@ type lockInfo struct {
 
 const tryLockSQL = `SELECT pg_try_advisory_lock($1)`
 
-// AcquireLock takes the lock keyed by the state key on conn, which the
-// Lock then owns and closes on Release.
-func AcquireLock(ctx context.Context, conn *pgx.Conn, stateDir, stateKey string, now time.Time) (*Lock, error) {
-	b, _ := hex.DecodeString(stateKey[:16])
-	key := int64(binary.BigEndian.Uint64(b))
-	var ok bool
-	if err := conn.QueryRow(ctx, tryLockSQL, key).Scan(&ok); err != nil {
-		conn.Close(ctx)
-		return nil, fmt.Errorf("take the migration lock: %w", err)
-	}
+// AcquireLock takes the locks keyed by the state keys on conn, which the
+// Lock then owns and closes on Release. Several keys: the migration's, and
+// the one an earlier pgferry gave it, which an apply of that version
+// still running would hold.
+func AcquireLock(ctx context.Context, conn *pgx.Conn, stateDir string, now time.Time, stateKeys ...string) (*Lock, error) {
 	file := filepath.Join(stateDir, "lock")
-	if !ok {
-		conn.Close(ctx)
-		return nil, fmt.Errorf("%w (%s); wait for it to finish or stop it", ErrLocked, holder(file))
+	for _, stateKey := range stateKeys {
+		b, _ := hex.DecodeString(stateKey[:16])
+		key := int64(binary.BigEndian.Uint64(b))
+		var ok bool
+		if err := conn.QueryRow(ctx, tryLockSQL, key).Scan(&ok); err != nil {
+			conn.Close(ctx)
+			return nil, fmt.Errorf("take the migration lock: %w", err)
+		}
+		if !ok {
+			conn.Close(ctx)
+			return nil, fmt.Errorf("%w (%s); wait for it to finish or stop it", ErrLocked, holder(file))
+		}
 	}
 	host, _ := os.Hostname()
 	info, _ := json.Marshal(lockInfo{PID: os.Getpid(), Host: host, Since: now.UTC()})

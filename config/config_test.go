@@ -237,4 +237,15 @@ func TestStateKey(t *testing.T) {
 	if key(base, "1", "3") == k {
 		t.Error("another target server kept the state key")
 	}
+	earlier := func(doc string) string {
+		c, err := Parse([]byte(doc), "m.yaml", Options{LookupEnv: envOf(map[string]string{"PW": "p"})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.EarlierStateKey("1", "2")
+	}
+	withFromTarget := same[len(same)-1]
+	if earlier(base) != k || earlier(withFromTarget) == k {
+		t.Error("EarlierStateKey is not the key with source.uri_from_target in it")
+	}
 }

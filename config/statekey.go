@@ -21,15 +21,33 @@ var policyKeys = map[string]bool{
 	"source.uri_from_target": true,
 }
 
+// earlierPolicyKeys are the policy keys before source.uri_from_target
+// joined them: EarlierStateKey finds the states pgferry wrote then.
+var earlierPolicyKeys = map[string]bool{
+	"replication.max_lag_bytes": true, "replication.wait_timeout": true, "replication.stop": true,
+	"replication.sync_sequences": true, "parallel": true, "pg_bin": true, "state": true,
+}
+
 // StateKey identifies a migration for its state directory: the hash of the
 // file as written (unexpanded, so no secret) without the policy and runtime
 // keys, plus both servers' system identifiers. Comments and key order do
 // not change it.
 func (c *Config) StateKey(sourceSystemID, targetSystemID string) string {
+	return c.stateKey(policyKeys, sourceSystemID, targetSystemID)
+}
+
+// EarlierStateKey is the key pgferry gave this migration before
+// source.uri_from_target became a policy key: a state written then is
+// still this migration's (apply resumes it and stores the new key).
+func (c *Config) EarlierStateKey(sourceSystemID, targetSystemID string) string {
+	return c.stateKey(earlierPolicyKeys, sourceSystemID, targetSystemID)
+}
+
+func (c *Config) stateKey(policy map[string]bool, sourceSystemID, targetSystemID string) string {
 	var root yaml.Node
 	body := []byte{}
 	if err := yaml.Unmarshal(c.File.Raw, &root); err == nil && len(root.Content) > 0 {
-		stripPolicy(root.Content[0], "")
+		stripPolicy(root.Content[0], "", policy)
 		var b bytes.Buffer
 		enc := yaml.NewEncoder(&b)
 		_ = enc.Encode(canonical(root.Content[0]))
@@ -39,18 +57,18 @@ func (c *Config) StateKey(sourceSystemID, targetSystemID string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func stripPolicy(n *yaml.Node, path string) {
+func stripPolicy(n *yaml.Node, path string, policy map[string]bool) {
 	if n.Kind != yaml.MappingNode {
 		return
 	}
 	var kept []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key := join(path, n.Content[i].Value)
-		if policyKeys[key] {
+		if policy[key] {
 			continue
 		}
 		v := n.Content[i+1]
-		stripPolicy(v, key)
+		stripPolicy(v, key, policy)
 		if v.Kind == yaml.MappingNode && len(v.Content) == 0 {
 			continue // a section emptied of policy keys says nothing
 		}

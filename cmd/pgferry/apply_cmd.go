@@ -52,7 +52,7 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 	if err != nil {
 		return err
 	}
-	lock, err := apply.AcquireLock(ctx, lockConn, cfg.State, key, time.Now())
+	lock, err := apply.AcquireLock(ctx, lockConn, cfg.State, time.Now(), key.current, key.earlier)
 	if err != nil {
 		return err
 	}
@@ -85,8 +85,15 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 	return c.apply(ctx, stdout, cfg, src, dst, store, state, log, events)
 }
 
+// stateKeys are a migration's state key, and the key an earlier pgferry
+// gave it (config.EarlierStateKey).
+type stateKeys struct{ current, earlier string }
+
+// matches reports whether a stored key is this migration's.
+func (k stateKeys) matches(stored string) bool { return stored == k.current || stored == k.earlier }
+
 // stateKey reads both system identifiers for the state key.
-func stateKey(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint) (string, error) {
+func stateKey(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint) (stateKeys, error) {
 	var ids [2]string
 	var errs [2]error
 	var wg sync.WaitGroup
@@ -95,9 +102,9 @@ func stateKey(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint) (s
 	}
 	wg.Wait()
 	if err := errors.Join(errs[0], errs[1]); err != nil {
-		return "", err
+		return stateKeys{}, err
 	}
-	return cfg.StateKey(ids[0], ids[1]), nil
+	return stateKeys{current: cfg.StateKey(ids[0], ids[1]), earlier: cfg.EarlierStateKey(ids[0], ids[1])}, nil
 }
 
 func systemID(ctx context.Context, ep *pg.Endpoint) (string, error) {
@@ -115,13 +122,13 @@ func systemID(ctx context.Context, ep *pg.Endpoint) (string, error) {
 
 // state loads the stored migration, or plans a new one (from the saved
 // plan file when given). fresh reports a new state.
-func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, store *apply.FileStore, key string, log *slog.Logger) (*apply.State, bool, error) {
+func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, store *apply.FileStore, key stateKeys, log *slog.Logger) (*apply.State, bool, error) {
 	st, err := store.Load()
 	switch {
 	case errors.Is(err, apply.ErrNoState):
 	case err != nil:
 		return nil, false, err
-	case st.Key != key:
+	case !key.matches(st.Key):
 		return nil, false, fmt.Errorf("the state in %s belongs to another migration (what to migrate or the servers changed); rerun with --reset-state to start over, or set state: to another directory", cfg.State)
 	default:
 		if c.PlanFile != "" {
@@ -129,8 +136,12 @@ func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, src, dst *pg.E
 				return nil, false, err
 			}
 		}
-		if changed := st.ApplyPolicy(cfg.Replication); len(changed) > 0 {
+		changed := st.ApplyPolicy(cfg.Replication)
+		if len(changed) > 0 {
 			log.Info("the lag policy changed: cut-over steps updated", "databases", changed)
+		}
+		if len(changed) > 0 || st.Key != key.current {
+			st.Key = key.current // an earlier pgferry's key is replaced
 			if err := store.Save(st); err != nil {
 				return nil, false, err
 			}
@@ -159,7 +170,7 @@ func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, src, dst *pg.E
 		}
 		return nil, false, &exitError{code: 2, err: fmt.Errorf("the plan has %d blocker(s); run pgferry plan to see them", n)}
 	}
-	st = &apply.State{Version: apply.StateVersion, Key: key, Plan: p, StartedAt: time.Now().UTC()}
+	st = &apply.State{Version: apply.StateVersion, Key: key.current, Plan: p, StartedAt: time.Now().UTC()}
 	if err := store.Save(st); err != nil {
 		return nil, false, err
 	}

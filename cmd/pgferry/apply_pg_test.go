@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgferry/pgferry/config"
 	"github.com/pgferry/pgferry/internal/cluster"
 	"github.com/pgferry/pgferry/internal/pgbin"
 	"github.com/pgferry/pgferry/internal/pgtest"
@@ -525,6 +526,47 @@ func TestApplyPasswordFromEnvironment(t *testing.T) {
 				t.Errorf("target rows = %s, want 1000", got)
 			}
 		})
+	}
+}
+
+// TestApplyEarlierStateKey: a state whose key an earlier pgferry computed
+// (source.uri_from_target still in it) is this migration's: apply takes it
+// and stores the key it computes now.
+func TestApplyEarlierStateKey(t *testing.T) {
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)")
+	path := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [shop]}\n")
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc = []byte(strings.Replace(string(doc), "}\ntarget:", fmt.Sprintf(", uri_from_target: %q}\ntarget:", src.URI("postgres")), 1))
+	writeTo(t, path, string(doc))
+	if r := runBin(t, nil, "apply", "-c", path); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+	}
+	cfg, err := config.Parse(doc, path, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcID, dstID := pgtest.QueryString(t, src, "postgres", systemIDSQL), pgtest.QueryString(t, dst, "postgres", systemIDSQL)
+	earlier, current := cfg.EarlierStateKey(srcID, dstID), cfg.StateKey(srcID, dstID)
+	if earlier == current {
+		t.Fatal("the earlier key is the current one: the test proves nothing")
+	}
+	statePath := path + ".state/state.json"
+	b, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTo(t, statePath, strings.Replace(string(b), current, earlier, 1))
+	r := runBin(t, nil, "apply", "-c", path)
+	if r.code != 0 || !strings.Contains(r.stdout, "nothing to do") {
+		t.Fatalf("apply with an earlier pgferry's state key: exit %d, want 0 and nothing to do\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if b, _ := os.ReadFile(statePath); !strings.Contains(string(b), current) {
+		t.Error("the state still holds the earlier key")
 	}
 }
 

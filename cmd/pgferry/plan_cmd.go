@@ -75,7 +75,7 @@ func (c *PlanCmd) showProgress(ctx context.Context, cfg *config.Config, src, dst
 	if err != nil {
 		return false, err
 	}
-	if key != st.Key {
+	if !key.matches(st.Key) {
 		log.Warn("the state directory belongs to another migration; planning afresh (apply will ask for --reset-state)", "state", cfg.State)
 		return false, nil
 	}
