@@ -78,6 +78,11 @@ func (in *input) checkReplicationPolicy() []Finding {
 	if in.cfg.Replication.Stop {
 		out = append(out, NoWriteFreeze())
 	}
+	if in.env.SubscriptionLocal && !in.env.TargetLocal {
+		out = append(out, finding("subscription-dials-localhost", Warning, "source",
+			"the target's subscriptions would dial the source at an address of this machine (localhost, a loopback address or a Unix socket), which from the target server is another machine",
+			"set source.uri_from_target to an address of the source the target server can reach (apply tries it before any copy)"))
+	}
 	return append(out, in.checkWALRetention(total)...)
 }
 

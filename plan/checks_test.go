@@ -429,3 +429,26 @@ func TestSubscriptionPasswordFromEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscriptionDialsLocalhost: a local source address with a remote
+// target is a warning under replication only.
+func TestSubscriptionDialsLocalhost(t *testing.T) {
+	for _, tt := range []struct {
+		config              string
+		subLocal, dstLocal bool
+		want                bool
+	}{
+		{"method: replication", true, false, true},
+		{"method: replication", true, true, false},
+		{"method: replication", false, false, false},
+		{"method: dump", true, false, false},
+	} {
+		src, dst := healthy()
+		env := testEnv
+		env.SubscriptionLocal, env.TargetLocal = tt.subLocal, tt.dstLocal
+		got := slices.Contains(findingKeys(Build(mustTestConfig(t, tt.config), src, dst, env).Findings), "warning subscription-dials-localhost")
+		if got != tt.want {
+			t.Errorf("%s, subscription local %t, target local %t: warning %t, want %t", tt.config, tt.subLocal, tt.dstLocal, got, tt.want)
+		}
+	}
+}

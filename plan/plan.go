@@ -168,6 +168,11 @@ type Env struct {
 	// comes from PGPASSWORD or a passfile (apply writes it into the
 	// subscription's connection string).
 	SubscriptionPassword bool `json:"-"`
+	// SubscriptionLocal: the address subscriptions dial the source at
+	// (source.uri_from_target, else source.uri) is this machine;
+	// TargetLocal: target.uri is too.
+	SubscriptionLocal bool `json:"-"`
+	TargetLocal       bool `json:"-"`
 }
 
 // Tool is one copy of a program and its major version.

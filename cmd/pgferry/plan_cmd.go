@@ -151,6 +151,7 @@ func buildPlan(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, l
 	go func() {
 		env = probeEnv(ctx, cfg.PGBin)
 		env.SubscriptionPassword = pg.Password(cfg.Source.SubscriptionURI()) != ""
+		env.SubscriptionLocal, env.TargetLocal = pg.LocalAddress(cfg.Source.SubscriptionURI()), pg.LocalAddress(cfg.Target.URI)
 		close(probed)
 	}() // meanwhile, inspect
 	snaps, err := inspectBoth(ctx, cfg, src, dst, log)

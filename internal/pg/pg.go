@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -347,6 +348,27 @@ func (e *Endpoint) ConnectRaw(ctx context.Context, db string, opt Options) (*pgc
 
 // URI is the connection string as configured (with its secret: never print it).
 func (e *Endpoint) URI() string { return e.uri }
+
+// LocalAddress reports whether every host conninfo names (as pgx resolves
+// it, environment included) is this machine: a Unix socket, localhost or
+// a loopback address. False when it cannot be parsed.
+func LocalAddress(conninfo string) bool {
+	cfg, err := pgconn.ParseConfig(conninfo)
+	if err != nil {
+		return false
+	}
+	hosts := []string{cfg.Host}
+	for _, f := range cfg.Fallbacks {
+		hosts = append(hosts, f.Host)
+	}
+	for _, h := range hosts {
+		ip := net.ParseIP(strings.Trim(h, "[]"))
+		if !strings.HasPrefix(h, "/") && !strings.HasPrefix(h, "@") && !strings.EqualFold(h, "localhost") && (ip == nil || !ip.IsLoopback()) {
+			return false
+		}
+	}
+	return true
+}
 
 // Password is the password a session opened with conninfo would send: the
 // one written in it, else PGPASSWORD's, else the passfile's entry for its
