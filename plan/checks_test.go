@@ -434,9 +434,9 @@ func TestSubscriptionPasswordFromEnvironment(t *testing.T) {
 // target is a warning under replication only.
 func TestSubscriptionDialsLocalhost(t *testing.T) {
 	for _, tt := range []struct {
-		config              string
+		config             string
 		subLocal, dstLocal bool
-		want                bool
+		want               bool
 	}{
 		{"method: replication", true, false, true},
 		{"method: replication", true, true, false},
