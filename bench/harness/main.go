@@ -21,11 +21,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pgferry/pgferry/bench/internal/benchkit"
@@ -61,7 +64,10 @@ func main() {
 }
 
 func run(o options) error {
-	ctx := context.Background()
+	// Ctrl-C or SIGTERM: the method running fails, and the clusters and the
+	// work directory are removed on the way out.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	work, bin, src, cleanup, err := benchkit.Setup(ctx, o.scale)
 	if err != nil {
 		return err
@@ -79,6 +85,9 @@ func run(o options) error {
 				return fmt.Errorf("unknown method %q (have %s)", name, strings.Join(methodNames(), ", "))
 			}
 			r, err := h.measure(ctx, m)
+			if ctx.Err() != nil {
+				return errors.New("interrupted: clusters and work directory removed")
+			}
 			if err != nil {
 				return fmt.Errorf("%s, run %d: %w", name, i+1, err)
 			}
@@ -95,7 +104,7 @@ func (h *harness) measure(ctx context.Context, m method) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	defer dst.Stop(ctx)
+	defer dst.Stop(context.WithoutCancel(ctx))
 	busy, srcCPU, dstCPU := benchkit.BusyCPU(), benchkit.ServerCPU(h.src), benchkit.ServerCPU(dst)
 	r, err := m.run(ctx, h, dst)
 	if err != nil {

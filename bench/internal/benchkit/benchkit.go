@@ -33,7 +33,7 @@ func Setup(ctx context.Context, scale int) (work, bin string, src *cluster.Clust
 		os.RemoveAll(work)
 		return "", "", nil, nil, err
 	}
-	cleanup = func() { src.Stop(ctx); os.RemoveAll(work) }
+	cleanup = func() { src.Stop(context.WithoutCancel(ctx)); os.RemoveAll(work) }
 	script := fmt.Sprintf("%s -h 127.0.0.1 -p %d -U postgres bench && %s -i -q -s %d %q",
 		src.Program("createdb"), src.Port, src.Program("pgbench"), scale, src.URI("bench"))
 	if err := Sh(src, "sh", "-c", script); err != nil {
