@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -331,12 +330,7 @@ func (e *engine) takeHolder(ctx context.Context) (*pgconn.PgConn, error) {
 	if e.holderWas, err = userSettings(ctx, e.holder); err != nil {
 		return nil, fmt.Errorf("read the snapshot session's settings: %w", err)
 	}
-	var set []string
-	for k, v := range copySession(e.encoding) {
-		set = append(set, "SET "+k+" = "+literal(v))
-	}
-	slices.Sort(set)
-	if err := execAll(ctx, e.holder.PgConn(), strings.Join(set, "; ")); err != nil {
+	if err := pg.SetConfig(ctx, e.holder, copySession(e.encoding)); err != nil {
 		return nil, fmt.Errorf("set up the snapshot session for the copy: %w", err)
 	}
 	return e.holder.PgConn(), nil

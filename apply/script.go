@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/pg"
 )
 
 // Restoring a section on pgferry's own session: pg_restore writes the SQL
@@ -74,19 +76,13 @@ func putBack(ctx context.Context, conn *pgx.Conn, before map[string]string) erro
 	if err != nil {
 		return err
 	}
-	var sets []string
-	var args []any
+	changed := map[string]string{}
 	for name, was := range before {
 		if now, ok := after[name]; ok && now != was {
-			sets = append(sets, fmt.Sprintf("pg_catalog.set_config($%d, $%d, false)", len(args)+1, len(args)+2))
-			args = append(args, name, was)
+			changed[name] = was
 		}
 	}
-	if len(sets) == 0 {
-		return nil
-	}
-	_, err = conn.Exec(ctx, "SELECT "+strings.Join(sets, ", "), args...)
-	return err
+	return pg.SetConfig(ctx, conn, changed)
 }
 
 // restoreOnSession restores what pg_restore with args would, as a script

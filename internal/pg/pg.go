@@ -193,19 +193,15 @@ func (e *Endpoint) reuse(ctx context.Context, cfg *pgx.ConnConfig) *pgx.Conn {
 		return nil
 	}
 	extra := map[string]string{}
-	var sets []string
-	var args []any
 	for k, v := range cfg.RuntimeParams {
 		if _, ok := found.params[k]; !ok {
 			extra[k] = v
-			sets = append(sets, fmt.Sprintf("pg_catalog.set_config($%d, $%d, false)", len(args)+1, len(args)+2))
-			args = append(args, k, v)
 		}
 	}
-	if len(sets) == 0 {
+	if len(extra) == 0 {
 		return found.conn
 	}
-	if _, err := found.conn.Exec(ctx, "SELECT "+strings.Join(sets, ", "), args...); err != nil {
+	if err := SetConfig(ctx, found.conn, extra); err != nil {
 		found.conn.Close(context.WithoutCancel(ctx))
 		return nil // a new session reports what is wrong
 	}
@@ -216,6 +212,22 @@ func (e *Endpoint) reuse(ctx context.Context, cfg *pgx.ConnConfig) *pgx.Conn {
 	e.set[found.conn] = extra
 	e.mu.Unlock()
 	return found.conn
+}
+
+// SetConfig sets each setting for the rest of the session, in one
+// statement (none when settings is empty).
+func SetConfig(ctx context.Context, conn *pgx.Conn, settings map[string]string) error {
+	var sets []string
+	var args []any
+	for k, v := range settings {
+		sets = append(sets, fmt.Sprintf("pg_catalog.set_config($%d, $%d, false)", len(args)+1, len(args)+2))
+		args = append(args, k, v)
+	}
+	if len(sets) == 0 {
+		return nil
+	}
+	_, err := conn.Exec(ctx, "SELECT "+strings.Join(sets, ", "), args...)
+	return err
 }
 
 // fits reports whether an idle session can serve a connection with want:
