@@ -31,11 +31,21 @@ SELECT DISTINCT format('%I.%I', n.nspname, c.relname) FROM t JOIN pg_class c ON 
 WHERE NOT EXISTS (SELECT 1 FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent AND p.relkind = 'p' WHERE h.inhrelid = t.root)
 ORDER BY 1`
 
-// createPublication creates the database's publication on the source:
-// FOR ALL TABLES when nothing is filtered, else FOR TABLE with the
+// createPublication creates the step's publication unless it exists,
+// then has the target try to subscribe to it (probeSubscription).
+func (d *dbRun) createPublication(ctx context.Context, st plan.Step) (string, error) {
+	msg, err := d.publish(ctx, st)
+	if err != nil {
+		return "", err
+	}
+	return msg, d.probeSubscription(ctx, st.Params.Publication)
+}
+
+// publish creates the database's publication on the source, unless it
+// exists: FOR ALL TABLES when nothing is filtered, else FOR TABLE with the
 // published tables, via the partition roots on 13+; through aiven_extras
 // when the role may not do it itself.
-func (d *dbRun) createPublication(ctx context.Context, st plan.Step) (string, error) {
+func (d *dbRun) publish(ctx context.Context, st plan.Step) (string, error) {
 	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{})
 	if err != nil {
 		return "", err
@@ -47,7 +57,7 @@ func (d *dbRun) createPublication(ctx context.Context, st plan.Step) (string, er
 		return "", err
 	}
 	if exists {
-		return "already exists", d.probeSubscription(ctx, name)
+		return "already exists", nil
 	}
 	var tables []string
 	if !st.Params.AllTables {
@@ -63,12 +73,12 @@ func (d *dbRun) createPublication(ctx context.Context, st plan.Step) (string, er
 		if err := aivenPublication(ctx, src, name, st.Params.AllTables, tables); err != nil {
 			return "", err
 		}
-		return "created through aiven_extras", d.probeSubscription(ctx, name)
+		return "created through aiven_extras", nil
 	}
 	if st.Params.AllTables {
-		return "FOR ALL TABLES", d.probeSubscription(ctx, name)
+		return "FOR ALL TABLES", nil
 	}
-	return fmt.Sprintf("FOR TABLE with %d tables", len(tables)), d.probeSubscription(ctx, name)
+	return fmt.Sprintf("FOR TABLE with %d tables", len(tables)), nil
 }
 
 // probeSubscription has the target create a subscription to the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"slices"
 	"strings"
 
@@ -23,10 +24,11 @@ var policyKeys = map[string]bool{
 
 // earlierPolicyKeys are the policy keys before source.uri_from_target
 // joined them: EarlierStateKey finds the states pgferry wrote then.
-var earlierPolicyKeys = map[string]bool{
-	"replication.max_lag_bytes": true, "replication.wait_timeout": true, "replication.stop": true,
-	"replication.sync_sequences": true, "parallel": true, "pg_bin": true, "state": true,
-}
+var earlierPolicyKeys = func() map[string]bool {
+	keys := maps.Clone(policyKeys)
+	delete(keys, "source.uri_from_target")
+	return keys
+}()
 
 // StateKey identifies a migration for its state directory: the hash of the
 // file as written (unexpanded, so no secret) without the policy and runtime
