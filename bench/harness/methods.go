@@ -256,39 +256,44 @@ func waitReady(ctx context.Context, uri string) error {
 // copyProxy is the physical limit of a copy: the largest table's raw COPY
 // streamed into a table without indexes.
 func copyProxy(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
-	if err := createdb(dst, "bench"); err != nil {
-		return result{}, err
-	}
-	if err := execAll(ctx, dst.URI("bench"), "CREATE TABLE pgbench_accounts (aid int NOT NULL, bid int, abalance int, filler char(84))"); err != nil {
-		return result{}, err
-	}
-	start := time.Now()
-	script := fmt.Sprintf("%s -Xq -d %q -c 'COPY pgbench_accounts TO STDOUT' | %s -Xq -d %q -c 'COPY pgbench_accounts FROM STDIN'",
-		h.src.Program("psql"), h.src.URI("bench"), h.src.Program("psql"), dst.URI("bench"))
-	if err := benchkit.Sh(h.src, "bash", "-o", "pipefail", "-c", script); err != nil {
-		return result{}, err
-	}
-	return result{took: time.Since(start)}, nil
+	return copyAccounts(ctx, h, dst, "COPY pgbench_accounts TO STDOUT", []string{"COPY pgbench_accounts FROM STDIN"})
 }
 
 // largestTable is the floor of a dump's critical path: the largest table
 // alone, as pgferry loads it (binary COPY FREEZE into the table truncated
 // in the same transaction), then its primary key.
 func largestTable(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
+	return copyAccounts(ctx, h, dst, "COPY pgbench_accounts TO STDOUT (FORMAT binary)",
+		[]string{"TRUNCATE pgbench_accounts", "COPY pgbench_accounts FROM STDIN (FORMAT binary, FREEZE)"},
+		"ALTER TABLE pgbench_accounts ADD PRIMARY KEY (aid)")
+}
+
+// copyAccounts creates database bench on dst with pgbench_accounts empty
+// and without indexes, then times the source's out piped into the target's
+// in (one transaction when several statements), and the statements after.
+func copyAccounts(ctx context.Context, h *harness, dst *cluster.Cluster, out string, in []string, after ...string) (result, error) {
 	if err := createdb(dst, "bench"); err != nil {
 		return result{}, err
 	}
 	if err := execAll(ctx, dst.URI("bench"), "CREATE TABLE pgbench_accounts (aid int NOT NULL, bid int, abalance int, filler char(84))"); err != nil {
 		return result{}, err
 	}
+	target := fmt.Sprintf("%s -Xq -d %q", h.src.Program("psql"), dst.URI("bench"))
+	if len(in) > 1 {
+		target += " -1"
+	}
+	for _, stmt := range in {
+		target += " -c '" + stmt + "'"
+	}
 	start := time.Now()
-	script := fmt.Sprintf("%s -Xq -d %q -c 'COPY pgbench_accounts TO STDOUT (FORMAT binary)' | %s -Xq -1 -d %q -c 'TRUNCATE pgbench_accounts' -c 'COPY pgbench_accounts FROM STDIN (FORMAT binary, FREEZE)'",
-		h.src.Program("psql"), h.src.URI("bench"), h.src.Program("psql"), dst.URI("bench"))
+	script := fmt.Sprintf("%s -Xq -d %q -c '%s' | %s", h.src.Program("psql"), h.src.URI("bench"), out, target)
 	if err := benchkit.Sh(h.src, "bash", "-o", "pipefail", "-c", script); err != nil {
 		return result{}, err
 	}
-	if err := execAll(ctx, dst.URI("bench"), "ALTER TABLE pgbench_accounts ADD PRIMARY KEY (aid)"); err != nil {
-		return result{}, err
+	for _, stmt := range after {
+		if err := execAll(ctx, dst.URI("bench"), stmt); err != nil {
+			return result{}, err
+		}
 	}
 	return result{took: time.Since(start)}, nil
 }
