@@ -94,7 +94,32 @@ type Replication struct {
 	WaitTimeout   Duration `yaml:"wait_timeout"`
 	Stop          bool     `yaml:"stop"`
 	SyncSequences bool     `yaml:"sync_sequences"`
+	// WriteFreeze makes the cut-over stop every client writing to the
+	// source database before its last position is read (the fence).
+	WriteFreeze bool `yaml:"write_freeze"`
+	// FreezeTimeout is the longest the source stays frozen before the
+	// cut-over gives up and restores it.
+	FreezeTimeout Duration `yaml:"freeze_timeout"`
+	// Verify is what the cut-over compares on the frozen source and the
+	// target before it switches.
+	Verify VerifyMode `yaml:"verify"`
+	Hooks  Hooks      `yaml:"hooks"`
 }
+
+// Freezes reports a cut-over that freezes writes on the source.
+func (r Replication) Freezes() bool { return r.Stop && r.WriteFreeze }
+
+// Hooks are shell commands the cut-over runs at its turns, each with
+// /bin/sh -c; a failing one before the switch aborts the cut-over.
+type Hooks struct {
+	BeforeFreeze Commands `yaml:"before_freeze"`
+	AfterFreeze  Commands `yaml:"after_freeze"`
+	AfterCutover Commands `yaml:"after_cutover"`
+	OnAbort      Commands `yaml:"on_abort"`
+}
+
+// Commands is a list of shell commands.
+type Commands []string
 
 // Limits bounds what a migration may do.
 type Limits struct {
@@ -113,11 +138,12 @@ type Parallel struct {
 // Default returns a Config holding every default of DESIGN.md section 2.
 func Default() Config {
 	return Config{
-		Databases:   Databases{Create: true},
-		Tables:      Tables{ExtensionTables: true},
-		Roles:       Roles{Passwords: PasswordsAuto},
-		Method:      MethodAuto,
-		Replication: Replication{InitialCopy: InitialCopySnapshot, WaitTimeout: Duration(24 * time.Hour), SyncSequences: true},
-		Parallel:    Parallel{Databases: 2, Tables: 4, Indexes: 2},
+		Databases: Databases{Create: true},
+		Tables:    Tables{ExtensionTables: true},
+		Roles:     Roles{Passwords: PasswordsAuto},
+		Method:    MethodAuto,
+		Replication: Replication{InitialCopy: InitialCopySnapshot, WaitTimeout: Duration(24 * time.Hour), SyncSequences: true,
+			WriteFreeze: true, FreezeTimeout: Duration(time.Minute), Verify: VerifyCounts},
+		Parallel: Parallel{Databases: 2, Tables: 4, Indexes: 2},
 	}
 }

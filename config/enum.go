@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -39,8 +40,20 @@ const (
 	InitialCopySubscription InitialCopy = "subscription"
 )
 
-// Methods, PasswordModes and InitialCopies list the allowed values in order.
+// VerifyMode is what the cut-over compares before it switches.
+type VerifyMode string
+
+// The verify modes.
+const (
+	VerifyCounts    VerifyMode = "counts"
+	VerifyChecksums VerifyMode = "checksums"
+	VerifyNone      VerifyMode = "none"
+)
+
+// Methods, PasswordModes, InitialCopies and VerifyModes list the allowed
+// values in order.
 var (
+	VerifyModes   = []string{string(VerifyCounts), string(VerifyChecksums), string(VerifyNone)}
 	Methods       = []string{string(MethodAuto), string(MethodReplication), string(MethodDump)}
 	PasswordModes = []string{string(PasswordsAuto), string(PasswordsCopy), string(PasswordsPlaceholder), string(PasswordsNone)}
 	InitialCopies = []string{string(InitialCopySnapshot), string(InitialCopySubscription)}
@@ -52,6 +65,29 @@ func (m *Method) UnmarshalYAML(n *yaml.Node) error { return decodeEnum(n, (*stri
 // UnmarshalYAML accepts one of PasswordModes.
 func (p *PasswordMode) UnmarshalYAML(n *yaml.Node) error {
 	return decodeEnum(n, (*string)(p), PasswordModes)
+}
+
+// UnmarshalYAML accepts one of VerifyModes.
+func (v *VerifyMode) UnmarshalYAML(n *yaml.Node) error {
+	return decodeEnum(n, (*string)(v), VerifyModes)
+}
+
+// UnmarshalYAML reads a list of non-empty shell commands.
+func (c *Commands) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.SequenceNode {
+		return fmt.Errorf("expected a list of shell commands like [\"./pause.sh\"], got %s", show(n))
+	}
+	var out Commands
+	var errs []error
+	for _, item := range n.Content {
+		if item.Kind != yaml.ScalarNode || strings.TrimSpace(item.Value) == "" {
+			errs = append(errs, at(item, fmt.Errorf("expected a shell command, got %s", show(item))))
+			continue
+		}
+		out = append(out, item.Value)
+	}
+	*c = out
+	return errors.Join(errs...)
 }
 
 // UnmarshalYAML accepts one of InitialCopies.

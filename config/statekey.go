@@ -19,14 +19,17 @@ import (
 var policyKeys = map[string]bool{
 	"replication.max_lag_bytes": true, "replication.wait_timeout": true, "replication.stop": true,
 	"replication.sync_sequences": true, "parallel": true, "pg_bin": true, "state": true,
-	"source.uri_from_target": true,
+	"source.uri_from_target": true, "replication.write_freeze": true, "replication.freeze_timeout": true,
+	"replication.verify": true, "replication.hooks": true,
 }
 
 // earlierPolicyKeys are the policy keys before source.uri_from_target
 // joined them: EarlierStateKey finds the states pgferry wrote then.
 var earlierPolicyKeys = func() map[string]bool {
 	keys := maps.Clone(policyKeys)
-	delete(keys, "source.uri_from_target")
+	for _, k := range []string{"source.uri_from_target", "replication.write_freeze", "replication.freeze_timeout", "replication.verify", "replication.hooks"} {
+		delete(keys, k)
+	}
 	return keys
 }()
 
