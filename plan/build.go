@@ -71,6 +71,12 @@ func (in *input) databasePlan(db *dbInput) DatabasePlan {
 		Sequences: len(db.src.Sequences), MatViews: matviews(db.src), Replicating: db.replicating}
 	if db.method == MethodReplication {
 		dp.Names = db.names
+		dp.Copied = refs(db.copy)
+		for _, t := range db.copy {
+			if t.Persistence == "u" {
+				dp.Unlogged = append(dp.Unlogged, t.Ref())
+			}
+		}
 	}
 	for _, t := range db.copy {
 		dp.Bytes += t.Bytes

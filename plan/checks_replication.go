@@ -17,10 +17,16 @@ func (in *input) checkReplicationCaveats(db *dbInput) []Finding {
 	}
 	var out []Finding
 	obj := "database " + db.name
+	frozen := in.cfg.Replication.WriteFreeze
 	if n := db.src.LargeObjects; n > 0 {
-		out = append(out, finding("large-objects", Warning, obj,
-			count(int(n), "large object")+" copied once; later changes to them are not replicated",
-			"avoid changing large objects until cut-over, or use method: dump"))
+		if frozen {
+			out = append(out, finding("large-objects", Info, obj,
+				count(int(n), "large object")+" not replicated: copied with the data, and those made, changed or removed since are brought over at cut-over with the source frozen", ""))
+		} else {
+			out = append(out, finding("large-objects", Warning, obj,
+				count(int(n), "large object")+" not replicated: brought over again at cut-over, but without a write freeze a change made meanwhile can be missed",
+				"avoid changing large objects until cut-over, set replication.write_freeze: true, or use method: dump"))
+		}
 	}
 	var unlogged, partitioned []string
 	for _, t := range db.copy {
@@ -33,10 +39,14 @@ func (in *input) checkReplicationCaveats(db *dbInput) []Finding {
 			partitioned = append(partitioned, t.Ref().String())
 		}
 	}
-	if len(unlogged) > 0 {
+	switch {
+	case len(unlogged) > 0 && frozen:
+		out = append(out, finding("unlogged-table", Info, obj,
+			"unlogged tables are not replicated: copied again at cut-over with the source frozen: "+listSome(unlogged, 5), ""))
+	case len(unlogged) > 0:
 		out = append(out, finding("unlogged-table", Warning, obj,
-			"unlogged tables are copied once and not replicated: "+listSome(unlogged, 5),
-			"make them logged (ALTER TABLE ... SET LOGGED) to replicate them"))
+			"unlogged tables are not replicated: copied again at cut-over, but without a write freeze rows written meanwhile can be missed: "+listSome(unlogged, 5),
+			"make them logged (ALTER TABLE ... SET LOGGED) to replicate them, or set replication.write_freeze: true"))
 	}
 	if len(partitioned) > 0 {
 		out = append(out, finding("partition-truncate", Warning, obj,
@@ -75,8 +85,11 @@ func (in *input) checkReplicationPolicy() []Finding {
 	}
 	out := []Finding{finding("ddl-breaks-replication", Info, "source",
 		"schema changes on the source are not replicated and stop replication of the changed tables; apply checks for drift", "")}
-	if in.cfg.Replication.Stop {
+	if in.cfg.Replication.Stop && !in.cfg.Replication.WriteFreeze {
 		out = append(out, NoWriteFreeze())
+	}
+	if in.cfg.Replication.Freezes() {
+		out = append(out, in.checkFreezePrivilege()...)
 	}
 	if in.env.SubscriptionLocal && !in.env.TargetLocal {
 		out = append(out, finding("subscription-dials-localhost", Warning, "source",
@@ -90,8 +103,34 @@ func (in *input) checkReplicationPolicy() []Finding {
 // adds it to a stored plan when the policy changed to stop.
 func NoWriteFreeze() Finding {
 	return finding("no-write-freeze", Warning, "source",
-		"cut-over does not stop writes on the source: rows written after the last lag check are lost",
-		"stop the application's writes before the cut-over (or set max_lag_bytes: 0 and stop writes first)")
+		"replication.write_freeze is false: the cut-over does not stop writes on the source, and rows written after the last lag check are lost",
+		"set replication.write_freeze: true (the default), or stop every writer yourself before the cut-over")
+}
+
+// checkFreezePrivilege reports what keeps the source role from freezing
+// writes: ALTER DATABASE ... ALLOW_CONNECTIONS needs the database's owner
+// (or membership in it), and ending other roles' sessions needs
+// pg_signal_backend (a superuser's sessions only a superuser can end).
+func (in *input) checkFreezePrivilege() []Finding {
+	me := in.src.Me
+	if me.Superuser {
+		return nil
+	}
+	var out []Finding
+	for _, db := range in.dbs {
+		if db.method != MethodReplication || db.src.Owner == me.Name || slices.Contains(me.MemberOf, db.src.Owner) {
+			continue
+		}
+		out = append(out, finding("write-freeze-privilege", Blocker, "database "+db.name,
+			fmt.Sprintf("the source role %s cannot freeze writes on %s: ALTER DATABASE ... ALLOW_CONNECTIONS needs its owner %s", me.Name, db.name, db.src.Owner),
+			fmt.Sprintf("GRANT %s TO %s on the source, or set replication.write_freeze: false and stop every writer yourself", db.src.Owner, me.Name)))
+	}
+	if !slices.Contains(me.MemberOf, "pg_signal_backend") {
+		out = append(out, finding("write-freeze-privilege", Warning, "source",
+			fmt.Sprintf("the source role %s is not a member of pg_signal_backend: at cut-over it can end only its own sessions, and the freeze aborts while another role's session stays connected", me.Name),
+			"GRANT pg_signal_backend TO "+me.Name+" on the source (a superuser's sessions must still be ended by hand)"))
+	}
+	return out
 }
 
 // checkWALRetention warns that the slots hold WAL for the copy and the

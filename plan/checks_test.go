@@ -241,9 +241,11 @@ func TestChecks(t *testing.T) {
 		}, want: []string{"warning wal-retention"}},
 		{name: "connections exhausted", mutate: func(s, d *Snapshot) { s.Activity.Sessions = 95 }, want: []string{"blocker connections-exhausted"}},
 		{name: "partitioned under replication", mutate: func(s, d *Snapshot) { addPartitioned(s) }, want: []string{"warning partition-truncate"}},
-		{name: "large objects under replication", mutate: func(s, d *Snapshot) { shopOf(s).LargeObjects = 3 }, want: []string{"warning large-objects"}},
+		{name: "large objects under replication", mutate: func(s, d *Snapshot) { shopOf(s).LargeObjects = 3 }, want: []string{"info large-objects"}},
+		{name: "large objects without freeze", config: "replication: {write_freeze: false}", mutate: func(s, d *Snapshot) { shopOf(s).LargeObjects = 3 }, want: []string{"warning large-objects"}},
 		{name: "large objects under dump", config: "method: dump", mutate: func(s, d *Snapshot) { shopOf(s).LargeObjects = 3 }, reject: []string{"large-objects"}},
-		{name: "unlogged under replication", mutate: func(s, d *Snapshot) { shopOf(s).Tables[0].Persistence = "u" }, want: []string{"warning unlogged-table"}},
+		{name: "unlogged under replication", mutate: func(s, d *Snapshot) { shopOf(s).Tables[0].Persistence = "u" }, want: []string{"info unlogged-table"}},
+		{name: "unlogged without freeze", config: "replication: {write_freeze: false}", mutate: func(s, d *Snapshot) { shopOf(s).Tables[0].Persistence = "u" }, want: []string{"warning unlogged-table"}},
 		{name: "C function, non-superuser target", mutate: func(s, d *Snapshot) {
 			shopOf(s).SuperuserObjects = []Object{{Schema: "public", Name: "fast_hash", Kind: "function"}}
 			d.Me.Superuser = false
@@ -251,7 +253,18 @@ func TestChecks(t *testing.T) {
 		{name: "tablespaces", mutate: func(s, d *Snapshot) { shopOf(s).Tablespaces = []string{"fast_ssd"} }, want: []string{"warning superuser-objects"}},
 		{name: "sequences synced", mutate: func(s, d *Snapshot) { shopOf(s).Sequences = []Sequence{{Schema: "public", Name: "s"}} }, want: []string{"info sequences"}},
 		{name: "sequences not synced", config: "replication: {sync_sequences: false}", mutate: func(s, d *Snapshot) { shopOf(s).Sequences = []Sequence{{Schema: "public", Name: "s"}} }, want: []string{"warning sequences"}},
-		{name: "cut-over without freeze", config: "replication: {max_lag_bytes: 0, stop: true}", want: []string{"warning no-write-freeze", "info ddl-breaks-replication"}},
+		{name: "cut-over without freeze", config: "replication: {max_lag_bytes: 0, stop: true, write_freeze: false}", want: []string{"warning no-write-freeze", "info ddl-breaks-replication"}},
+		{name: "cut-over with freeze", config: "replication: {max_lag_bytes: 0, stop: true}", want: []string{"info ddl-breaks-replication"}, reject: []string{"no-write-freeze", "write-freeze-privilege"}},
+		{name: "freeze by a role that does not own the database", config: "replication: {max_lag_bytes: 0, stop: true}",
+			mutate: func(s, d *Snapshot) {
+				s.Me = Me{Name: "migrator", Replication: true, MemberOf: []string{"pg_signal_backend"}}
+			},
+			want: []string{"blocker write-freeze-privilege"}},
+		{name: "freeze by a role that cannot end sessions", config: "replication: {max_lag_bytes: 0, stop: true}",
+			mutate: func(s, d *Snapshot) {
+				s.Me = Me{Name: "migrator", Replication: true, MemberOf: []string{shopOf(s).Owner}}
+			},
+			want: []string{"warning write-freeze-privilege"}, reject: []string{"blocker write-freeze-privilege"}},
 		{name: "leftover slot", mutate: func(s, d *Snapshot) { s.Slots = []Slot{{Name: "pgferry_shop_deadbeef_slot"}} }, want: []string{"warning leftover-replication-objects"}},
 	}
 	for _, tt := range tests {
@@ -390,7 +403,7 @@ func TestReplicatingDatabaseNeedsOnlyCutover(t *testing.T) {
 			kinds = append(kinds, s.Kind)
 		}
 	}
-	if want := []StepKind{StepWaitForLag, StepSyncSequences, StepStopReplication}; !slices.Equal(kinds, want) {
+	if want := []StepKind{StepWaitForLag, StepFreezeWrites, StepFence, StepSyncSequences, StepSyncLargeObjects, StepVerifyCutover, StepStopReplication}; !slices.Equal(kinds, want) {
 		t.Errorf("steps = %v, want %v", kinds, want)
 	}
 	for _, f := range p.Findings {

@@ -56,6 +56,11 @@ type DatabasePlan struct {
 	// Sequences and MatViews are what a cut-over syncs and refreshes.
 	Sequences int        `json:"sequences,omitempty"`
 	MatViews  []TableRef `json:"matviews,omitempty"`
+	// Copied are the tables whose rows the database's replication carries
+	// (replication only): what the cut-over verifies. Unlogged are those
+	// of them replication does not carry: the cut-over copies them again.
+	Copied   []TableRef `json:"copied,omitempty"`
+	Unlogged []TableRef `json:"unlogged,omitempty"`
 	// Replicating reports a complete set of this migration's replication
 	// objects found on the servers: only the cut-over is left.
 	Replicating bool `json:"replicating,omitempty"`
@@ -120,7 +125,13 @@ const (
 	StepWaitForLag         StepKind = "wait_for_lag"
 	StepSyncSequences      StepKind = "sync_sequences"
 	StepRefreshMatViews    StepKind = "refresh_matviews"
-	StepStopReplication    StepKind = "stop_replication"
+	StepFreezeWrites       StepKind = "freeze_writes"
+	StepFence              StepKind = "fence"
+	StepCopyUnlogged       StepKind = "copy_unlogged"
+	StepSyncLargeObjects   StepKind = "sync_large_objects"
+	StepVerifyCutover      StepKind = "verify_cutover"
+	// StepStopReplication is the cut-over's switch: replication removed.
+	StepStopReplication StepKind = "stop_replication"
 )
 
 // Step is one action of the plan. ID is stable across runs and unique
@@ -157,6 +168,8 @@ type Params struct {
 	// CopyData is the subscription's copy_data (initial_copy: subscription).
 	CopyData    bool   `json:"copy_data,omitempty"`
 	MaxLagBytes *int64 `json:"max_lag_bytes,omitempty"`
+	// Checksums makes the cut-over's verify compare row hashes too.
+	Checksums bool `json:"checksums,omitempty"`
 }
 
 // Env is what the planner knows of this machine: the external programs

@@ -143,34 +143,98 @@ func (in *input) cutoverSteps(b *stepList) {
 }
 
 // CutoverSteps are a replicating database's last steps under a lag policy:
-// wait for the lag, then, with stop, sync sequences, refresh materialized
-// views and stop replication. apply rebuilds them when only the policy
-// changed since the migration started.
+// wait for the lag; then, with stop, the guarded cut-over (DESIGN.md
+// section 5): freeze writes on the source and wait for the fence, carry
+// what replication does not (sequences, unlogged tables, large objects,
+// materialized views), verify, and switch. apply runs them as one unit:
+// none of them is kept done until the switch is. It rebuilds them when
+// only the policy changed since the migration started.
 func CutoverSteps(r config.Replication, dp DatabasePlan) []Step {
 	b := &stepList{db: &dbInput{name: dp.Name}}
 	n := dp.Names
 	if r.MaxLagBytes != nil {
-		b.add("wait-for-lag", StepWaitForLag, fmt.Sprintf("wait until the lag is at most %d bytes (timeout %s)", *r.MaxLagBytes, r.WaitTimeout),
+		b.add("wait-for-lag", StepWaitForLag, fmt.Sprintf("wait until the lag is at most %d bytes (timeout %s), checking for schema drift; checked again on every run", *r.MaxLagBytes, r.WaitTimeout),
 			Params{Slot: n.Slot, Subscription: n.Subscription, Publication: n.Publication, MaxLagBytes: r.MaxLagBytes})
 	}
 	if !r.Stop {
 		return b.steps
 	}
-	if dp.Sequences > 0 && r.SyncSequences {
-		b.add("sync-sequences", StepSyncSequences, fmt.Sprintf("copy %s", count(dp.Sequences, "sequence value")), Params{})
+	if r.Freezes() {
+		b.add("freeze", StepFreezeWrites, fmt.Sprintf("freeze writes on the source database %s for at most %s: ALLOW_CONNECTIONS false (saved first; restored on abort, or by cleanup --unfreeze), its other sessions ended%s",
+			dp.Name, r.FreezeTimeout, hookNote(hook{"before_freeze", r.Hooks.BeforeFreeze}, hook{"after_freeze", r.Hooks.AfterFreeze})), Params{Slot: n.Slot, Publication: n.Publication})
+		b.add("fence", StepFence, "wait until the subscription confirms the frozen source's last WAL position, then check for schema drift",
+			Params{Slot: n.Slot, Subscription: n.Subscription, Publication: n.Publication})
 	}
+	if dp.Sequences > 0 && r.SyncSequences {
+		b.add("sync-sequences", StepSyncSequences, fmt.Sprintf("set %s read on the source%s", count(dp.Sequences, "sequence value"), frozenNote(r)), Params{})
+	}
+	if len(dp.Unlogged) > 0 {
+		b.add("unlogged", StepCopyUnlogged, fmt.Sprintf("copy %s again (replication does not carry them)", count(len(dp.Unlogged), "unlogged table")), Params{Tables: dp.Unlogged})
+	}
+	b.add("large-objects", StepSyncLargeObjects, "bring over the large objects made, changed or removed since the copy", Params{})
 	if len(dp.MatViews) > 0 {
 		b.add("refresh-matviews", StepRefreshMatViews, fmt.Sprintf("refresh %s", count(len(dp.MatViews), "materialized view")), Params{Tables: dp.MatViews})
 	}
-	b.add("stop-replication", StepStopReplication, fmt.Sprintf("drop subscription %s, publication %s and slot %s", n.Subscription, n.Publication, n.Slot),
-		Params{Subscription: n.Subscription, Publication: n.Publication, Slot: n.Slot})
+	if r.Verify != config.VerifyNone && len(dp.Copied) > 0 {
+		what := "row counts"
+		if r.Verify == config.VerifyChecksums {
+			what = "row counts and checksums"
+		}
+		b.add("verify", StepVerifyCutover, fmt.Sprintf("compare the %s of %s on the source%s and the target; a difference aborts", what, count(len(dp.Copied), "table"), frozenNote(r)),
+			Params{Tables: dp.Copied, Checksums: r.Verify == config.VerifyChecksums})
+	}
+	stays := ""
+	if r.Freezes() {
+		stays = "; the source stays frozen"
+	}
+	b.add("stop-replication", StepStopReplication, fmt.Sprintf("switch: drop subscription %s, publication %s and slot %s%s%s", n.Subscription, n.Publication, n.Slot, stays,
+		hookNote(hook{"after_cutover", r.Hooks.AfterCutover})), Params{Subscription: n.Subscription, Publication: n.Publication, Slot: n.Slot})
 	return b.steps
+}
+
+func frozenNote(r config.Replication) string {
+	if r.Freezes() {
+		return " (frozen)"
+	}
+	return ""
+}
+
+// hook is a hook point and its commands.
+type hook struct {
+	name string
+	cmds config.Commands
+}
+
+// hookNote names the hook points that have commands, with their counts:
+// "; hooks: before_freeze (1), after_freeze (2)". The commands themselves
+// are not shown: they may hold addresses or secrets that a plan in a pull
+// request should not.
+func hookNote(hooks ...hook) string {
+	var parts []string
+	for _, h := range hooks {
+		if len(h.cmds) > 0 {
+			parts = append(parts, fmt.Sprintf("%s (%d)", h.name, len(h.cmds)))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; hooks: " + strings.Join(parts, ", ")
 }
 
 // IsCutover reports the kinds CutoverSteps makes.
 func IsCutover(k StepKind) bool {
-	return k == StepWaitForLag || k == StepSyncSequences || k == StepRefreshMatViews || k == StepStopReplication
+	switch k {
+	case StepWaitForLag, StepFreezeWrites, StepFence, StepSyncSequences, StepCopyUnlogged, StepSyncLargeObjects,
+		StepRefreshMatViews, StepVerifyCutover, StepStopReplication:
+		return true
+	}
+	return false
 }
+
+// IsCondition reports the kinds that are conditions, never checkpoints:
+// every run that reaches them evaluates them again.
+func IsCondition(k StepKind) bool { return k == StepWaitForLag }
 
 func (in *input) excludedExtensions(db *dbInput) []string {
 	var out []string
