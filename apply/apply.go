@@ -159,7 +159,7 @@ func largestFirst(order []string, dbs []plan.DatabasePlan) {
 // outcome. The state is saved before and after, so a crash at any instant
 // leaves the step pending or running, never falsely done.
 func (m *Migration) runStep(ctx context.Context, st plan.Step, fn func(context.Context, plan.Step) (string, error)) error {
-	if m.stepStatus(st.ID) == StatusDone {
+	if m.stepStatus(st.ID) == StatusDone && !plan.IsCondition(st.Kind) {
 		m.emit(StepSkipped{Step: st, Reason: "done in an earlier run"})
 		return nil
 	}
@@ -273,6 +273,31 @@ func (m *Migration) emit(e Event) {
 	if m.Events != nil {
 		m.Events(e)
 	}
+}
+
+// Complete reports a migration with nothing left to do: every step done
+// and no condition (a lag wait) of a database that has not cut over,
+// which every run evaluates again.
+func (s *State) Complete() bool {
+	if s.Done() != len(s.Plan.Steps) {
+		return false
+	}
+	for _, st := range s.Plan.Steps {
+		if plan.IsCondition(st.Kind) && !s.cutOver(st.Params.Database) {
+			return false
+		}
+	}
+	return true
+}
+
+// cutOver reports a database whose cut-over switched.
+func (s *State) cutOver(db string) bool {
+	for _, st := range s.Plan.Steps {
+		if st.Params.Database == db && st.Kind == plan.StepStopReplication {
+			return s.Steps[st.ID].Status == StatusDone
+		}
+	}
+	return false
 }
 
 // DatabaseStatus says how far a database got, for the result table.

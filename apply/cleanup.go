@@ -11,10 +11,16 @@ import (
 // CleanupAction is one object cleanup dropped (or would drop).
 type CleanupAction struct {
 	Side, Database, Kind, Name string
+	// Note says why the object was left after all.
+	Note string
 }
 
 func (a CleanupAction) String() string {
-	return fmt.Sprintf("%s %s in %s database %s", a.Kind, a.Name, a.Side, a.Database)
+	s := fmt.Sprintf("%s %s in %s database %s", a.Kind, a.Name, a.Side, a.Database)
+	if a.Note != "" {
+		s += " (" + a.Note + ")"
+	}
+	return s
 }
 
 const cleanupFindSQL = `SELECT (SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)),
@@ -44,7 +50,7 @@ func cleanupDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, n pl
 		return nil, err
 	}
 	if hasSub {
-		acts = append(acts, CleanupAction{"target", db, "subscription", n.Subscription})
+		acts = append(acts, CleanupAction{Side: "target", Database: db, Kind: "subscription", Name: n.Subscription})
 		if !dryRun {
 			if _, err := DropSubscription(ctx, dst, db, n.Subscription); err != nil {
 				return acts, err
@@ -64,15 +70,22 @@ func cleanupDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, n pl
 		return acts, err
 	}
 	if hasPub {
-		acts = append(acts, CleanupAction{"source", db, "publication", n.Publication})
+		act := CleanupAction{Side: "source", Database: db, Kind: "publication", Name: n.Publication}
 		if !dryRun {
-			if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+ident(n.Publication)); err != nil {
-				return acts, fmt.Errorf("drop publication %s: %w", n.Publication, err)
+			_, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+ident(n.Publication))
+			switch {
+			case isPrivilegeError(err):
+				// Made through aiven_extras, it belongs to another role;
+				// without a slot or subscriber it costs nothing.
+				act.Note = "not dropped: it belongs to another role; drop it as its owner"
+			case err != nil:
+				return append(acts, act), fmt.Errorf("drop publication %s: %w", n.Publication, err)
 			}
 		}
+		acts = append(acts, act)
 	}
 	if hasSlot {
-		acts = append(acts, CleanupAction{"source", db, "slot", n.Slot})
+		acts = append(acts, CleanupAction{Side: "source", Database: db, Kind: "slot", Name: n.Slot})
 		if !dryRun {
 			if _, err := DropSlot(ctx, src, db, n.Slot); err != nil {
 				return acts, err

@@ -58,11 +58,17 @@ func (d *dbRun) run(ctx context.Context) error {
 		if needSnapshot && (st.Kind == plan.StepExportSnapshot || st.Kind == plan.StepCreateSlot && d.snapshotMode()) {
 			d.m.setStep(st.ID, StepState{Status: StatusPending})
 		}
+		if plan.IsCutover(st.Kind) {
+			continue // the cut-over runs its own steps
+		}
 		if _, err := d.stepFunc(st); err != nil {
 			return err
 		}
 	}
 	for i := 0; i < len(d.steps); {
+		if plan.IsCutover(d.steps[i].Kind) {
+			return d.cutover(ctx, d.steps[i:]) // the cut-over steps come last
+		}
 		target, source := splitSides(d.steps[i:])
 		if len(target) > 0 && len(source) > 0 {
 			// The database's creation on the target and the snapshot and
@@ -149,7 +155,7 @@ func (d *dbRun) stepFunc(st plan.Step) (func(context.Context, plan.Step) (string
 		return d.copyLargeObjects, nil
 	case plan.StepRestorePostData:
 		return d.restorePostData, nil
-	case plan.StepSetSequences, plan.StepSyncSequences:
+	case plan.StepSetSequences:
 		return d.setSequences, nil
 	case plan.StepCreatePublication:
 		return d.createPublication, nil
@@ -161,10 +167,6 @@ func (d *dbRun) stepFunc(st plan.Step) (func(context.Context, plan.Step) (string
 		return d.waitForSync, nil
 	case plan.StepWaitForLag:
 		return d.waitForLag, nil
-	case plan.StepRefreshMatViews:
-		return d.refreshMatViews, nil
-	case plan.StepStopReplication:
-		return d.stopReplication, nil
 	}
 	return nil, &StepError{Step: st, Err: fmt.Errorf("this pgferry cannot carry out %s steps yet; plan with method: dump", st.Kind)}
 }

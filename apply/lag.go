@@ -301,23 +301,38 @@ func (d *dbRun) stopReplication(ctx context.Context, st plan.Step) (string, erro
 	if err != nil {
 		return "", err
 	}
-	_, err = src.Exec(ctx, "DROP PUBLICATION IF EXISTS "+ident(p.Publication))
+	note, err := d.dropPublicationOn(ctx, src, p.Publication)
 	src.Close(context.WithoutCancel(ctx))
-	note := ""
-	switch {
-	case isPrivilegeError(err):
-		// Made through aiven_extras, it belongs to another role. Without a
-		// slot or subscriber it costs nothing; say so rather than fail.
-		note = fmt.Sprintf("; publication %s belongs to another role and was left: drop it as its owner", p.Publication)
-		d.m.emit(Notice{Message: d.name + ": " + note[2:]})
-	case err != nil:
-		return "", fmt.Errorf("drop publication %s: %w", p.Publication, err)
+	if err != nil {
+		return "", err
 	}
 	if _, err := d.dropSlot(ctx, p.Slot); err != nil {
 		return "", err
 	}
+	return switchedMessage(note), nil
+}
+
+// switchedMessage says what the switch dropped; note is dropPublicationOn's.
+func switchedMessage(note string) string {
 	if note != "" {
-		return "subscription and slot dropped" + note, nil
+		return "subscription and slot dropped" + note
 	}
-	return "subscription, publication and slot dropped", nil
+	return "subscription, publication and slot dropped"
+}
+
+// dropPublicationOn drops the publication on src, a session in the
+// database. One made through aiven_extras belongs to another role:
+// without a slot or subscriber it costs nothing, so that is a note
+// ("; publication ... was left"), not a failure.
+func (d *dbRun) dropPublicationOn(ctx context.Context, src *pgx.Conn, name string) (string, error) {
+	_, err := src.Exec(ctx, "DROP PUBLICATION IF EXISTS "+ident(name))
+	switch {
+	case isPrivilegeError(err):
+		note := fmt.Sprintf("; publication %s belongs to another role and was left: drop it as its owner", name)
+		d.m.emit(Notice{Message: d.name + ": " + note[2:]})
+		return note, nil
+	case err != nil:
+		return "", fmt.Errorf("drop publication %s: %w", name, err)
+	}
+	return "", nil
 }

@@ -26,14 +26,17 @@ func (s *State) ApplyPolicy(r config.Replication) []string {
 }
 
 func (s *State) mergeCutover(steps []plan.Step, r config.Replication, db string) ([]plan.Step, bool) {
-	var dp *plan.DatabasePlan
-	for i := range s.Plan.Databases {
-		if s.Plan.Databases[i].Name == db {
-			dp = &s.Plan.Databases[i]
+	var dp plan.DatabasePlan
+	for _, d := range s.Plan.Databases {
+		if d.Name == db {
+			dp = d
 		}
 	}
-	if dp == nil || dp.Names.Slot == "" {
-		return steps, false
+	if dp.Names.Slot == "" || s.cutOver(db) {
+		return steps, false // not replicated, or cut over: the policy no longer matters
+	}
+	if len(dp.Copied) == 0 {
+		dp.Copied = copiedTables(steps) // a state written before plans listed them
 	}
 	var kept, old []plan.Step
 	for _, st := range steps {
@@ -43,7 +46,7 @@ func (s *State) mergeCutover(steps []plan.Step, r config.Replication, db string)
 			kept = append(kept, st)
 		}
 	}
-	want := plan.CutoverSteps(r, *dp)
+	want := plan.CutoverSteps(r, dp)
 	same := len(want) == len(old)
 	for i := 0; same && i < len(want); i++ {
 		same = want[i].ID == old[i].ID && want[i].Detail == old[i].Detail
@@ -51,12 +54,22 @@ func (s *State) mergeCutover(steps []plan.Step, r config.Replication, db string)
 	if same {
 		return steps, false
 	}
-	for _, w := range want {
-		for _, o := range old {
-			if o.ID == w.ID && o.Detail != w.Detail {
-				delete(s.Steps, w.ID) // same step, new parameters: it runs again
-			}
+	for _, o := range old {
+		if ss := s.Steps[o.ID]; ss.Status == StatusDone {
+			delete(s.Steps, o.ID) // nothing of a cut-over stays done before its switch
 		}
 	}
 	return append(kept, want...), true
+}
+
+// copiedTables are the tables whose rows the steps move: the copy's, or
+// the subscription's own (initial_copy: subscription).
+func copiedTables(steps []plan.Step) []plan.TableRef {
+	var out []plan.TableRef
+	for _, st := range steps {
+		if st.Kind == plan.StepCopyData || st.Kind == plan.StepCreateSubscription && st.Params.CopyData {
+			out = append(out, st.Params.Tables...)
+		}
+	}
+	return out
 }

@@ -313,6 +313,12 @@ func DropSlot(ctx context.Context, source *pg.Endpoint, db, slot string) (bool, 
 		return false, err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
+	return dropSlotOn(ctx, src, slot)
+}
+
+// dropSlotOn drops the slot on src, a session in any database of the
+// source, retrying while a walsender still holds it.
+func dropSlotOn(ctx context.Context, src *pgx.Conn, slot string) (bool, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		tag, err := src.Exec(ctx, dropSlotSQL, slot)

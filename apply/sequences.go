@@ -39,6 +39,12 @@ func (m *Migration) syncSequences(ctx context.Context, db string) (int, error) {
 		return 0, err
 	}
 	defer dst.Close(context.WithoutCancel(ctx))
+	return syncSequencesOn(ctx, src, dst)
+}
+
+// syncSequencesOn sets the sequences on dst from src, sessions in the
+// database on either side.
+func syncSequencesOn(ctx context.Context, src, dst *pgx.Conn) (int, error) {
 	rows, err := dst.Query(ctx, targetSequencesSQL)
 	if err != nil {
 		return 0, err

@@ -43,9 +43,13 @@ type State struct {
 	// Databases holds per-database copy progress, by database name.
 	Databases map[string]*DatabaseState `json:"databases"`
 	// Roles are the role results of the cluster steps.
-	Roles     []RoleResult `json:"roles,omitempty"`
-	StartedAt time.Time    `json:"started_at"`
-	UpdatedAt time.Time    `json:"updated_at"`
+	Roles []RoleResult `json:"roles,omitempty"`
+	// Freezes holds, by database, what a cut-over's write freeze changed
+	// on the source: saved before the change, removed when an abort or
+	// cleanup restores it, kept after the switch (the source stays frozen).
+	Freezes   map[string]*Freeze `json:"freezes,omitempty"`
+	StartedAt time.Time          `json:"started_at"`
+	UpdatedAt time.Time          `json:"updated_at"`
 }
 
 // StepState is one step's progress.

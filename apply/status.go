@@ -30,6 +30,9 @@ type Progress struct {
 	ETA         string `json:"eta,omitempty"`
 	WALRetained *int64 `json:"wal_retained_bytes,omitempty"`
 	WALStatus   string `json:"wal_status,omitempty"`
+	// Frozen says that a cut-over froze writes on the source database:
+	// since when, and whether it switched or was interrupted.
+	Frozen string `json:"frozen,omitempty"`
 }
 
 // slotStatusSQL has %s for wal_status (13+).
@@ -52,6 +55,14 @@ func ReadProgress(ctx context.Context, src, dst *pg.Endpoint, st *State, every t
 		p := Progress{Database: d.Name, Method: string(d.Method), Status: string(status), Step: lastStep(st, d.Name)}
 		if msg != "" && status != StatusDone {
 			p.Step = msg
+		}
+		if fr := st.Freezes[d.Name]; fr != nil {
+			p.Frozen = fr.Describe()
+			if fr.Switched() {
+				p.Step = fmt.Sprintf("cut over at %s", fr.SwitchedAt.Format(time.RFC3339))
+			}
+			out = append(out, p)
+			continue // the frozen database lets no session in
 		}
 		if d.Names.Slot != "" {
 			if err := replicationStatus(ctx, src, dst, d, &p, every); err != nil {

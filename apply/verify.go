@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
 )
@@ -71,6 +73,13 @@ func verifyDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, table
 		return nil, err
 	}
 	defer dc.Close(context.WithoutCancel(ctx))
+	return verifyOn(ctx, sc, dc, db, tables, checksums)
+}
+
+// verifyOn compares tables on sc and dc, sessions in database db with
+// verifySession's settings (the target's with the source's lc_monetary).
+// A table that cannot be read on either side is a difference (Err).
+func verifyOn(ctx context.Context, sc, dc *pgx.Conn, db string, tables []plan.TableRef, checksums bool) ([]TableCheck, error) {
 	query := countSQL
 	if checksums {
 		query = hashSQL

@@ -73,7 +73,8 @@ func installAivenExtras(t *testing.T, c *cluster.Cluster) {
 }
 
 // TestAivenExtras migrates with a source role that has REPLICATION but is
-// no superuser and owns nothing, and a target role without superuser: the
+// no superuser and owns no table (a member of the database's owner and of
+// pg_signal_backend, for the write freeze), and a target role without superuser: the
 // publication and the subscription come from aiven_extras, in both
 // initial_copy modes; the subscription mode ends only once every table is
 // synced (state r).
@@ -82,8 +83,11 @@ func TestAivenExtras(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			src, dst := pgtest.Pair(t)
 			installAivenExtras(t, src)
-			pgtest.Exec(t, src, "postgres", "CREATE ROLE mig LOGIN REPLICATION", "CREATE DATABASE shop")
-			pgtest.Exec(t, dst, "postgres", "CREATE ROLE mig LOGIN CREATEDB")
+			// The cut-over's write freeze needs the database's owner (mig is
+			// a member) and pg_signal_backend, as on a managed service.
+			pgtest.Exec(t, src, "postgres", "CREATE ROLE mig LOGIN REPLICATION", "CREATE ROLE shop_owner", "CREATE DATABASE shop OWNER shop_owner",
+				"GRANT shop_owner, pg_signal_backend TO mig")
+			pgtest.Exec(t, dst, "postgres", "CREATE ROLE mig LOGIN CREATEDB", "CREATE ROLE shop_owner", "GRANT shop_owner TO mig")
 			pgtest.Exec(t, src, "shop", append(liveSource,
 				"CREATE EXTENSION aiven_extras",
 				"GRANT SELECT ON ALL TABLES IN SCHEMA public TO mig",
@@ -105,6 +109,10 @@ func TestAivenExtras(t *testing.T) {
 			}
 			if mode == "subscription" && !strings.Contains(r.stderr, "tables synced") {
 				t.Errorf("subscription mode did not wait for every table to be synced:\n%s", r.stderr)
+			}
+			assertFrozen(t, src, "shop")
+			if c := runBin(t, nil, "cleanup", "-c", cfg, "--unfreeze"); c.code != 0 || !strings.Contains(c.stdout, "lifted the write freeze") {
+				t.Fatalf("cleanup --unfreeze as a non-superuser: exit %d\n%s\n%s", c.code, c.stdout, c.stderr)
 			}
 			want, got := tableDigests(t, src, "shop"), tableDigests(t, dst, "shop")
 			for table, w := range want {

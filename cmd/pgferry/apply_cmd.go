@@ -69,7 +69,7 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 	}
 	if !fresh {
 		done, total := state.Done(), len(state.Plan.Steps)
-		if done == total {
+		if state.Complete() {
 			fmt.Fprintf(stdout, "nothing to do: the migration is complete (%d of %d steps done); state in %s\n", done, total, cfg.State)
 			return c.result(stdout, state, nil, 0, 0)
 		}
@@ -230,7 +230,8 @@ func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Conf
 		return err
 	}
 	var wait *apply.WaitTimeoutError
-	if errors.As(runErr, &wait) {
+	var abort *apply.CutoverAbortError
+	if errors.As(runErr, &wait) || errors.As(runErr, &abort) {
 		return &exitError{code: 1, err: runErr} // it says to rerun apply
 	}
 	if runErr != nil {

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
+	"time"
 
 	"github.com/pgferry/pgferry/apply"
 	"github.com/pgferry/pgferry/config"
@@ -15,8 +18,9 @@ import (
 
 // CleanupCmd drops this migration's replication objects on both sides.
 type CleanupCmd struct {
-	Config string `short:"c" required:"" type:"path" placeholder:"FILE" help:"Migration file."`
-	DryRun bool   `help:"Only list what would be dropped."`
+	Config   string `short:"c" required:"" type:"path" placeholder:"FILE" help:"Migration file."`
+	DryRun   bool   `help:"Only list what would be dropped."`
+	Unfreeze bool   `help:"Also lift the write freeze a finished cut-over left on the source databases, restoring what it saved (an interrupted cut-over's freeze is always lifted)."`
 }
 
 const sourceDatabasesSQL = `SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1`
@@ -29,9 +33,16 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 		return err
 	}
 	defer closeIdle(ctx, src, dst)
+	frozen, err := c.freezes(ctx, cfg, src, stdout)
+	if err != nil {
+		return err
+	}
 	names, err := migrationNames(ctx, cfg, src, dst)
 	if err != nil {
 		return err
+	}
+	for _, db := range frozen {
+		delete(names, db) // a frozen database lets no session in
 	}
 	acts, err := apply.Cleanup(ctx, src, dst, names, c.DryRun)
 	verb := "dropped"
@@ -44,7 +55,7 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 	if err != nil {
 		return err
 	}
-	if len(acts) == 0 {
+	if len(acts) == 0 && len(frozen) == 0 {
 		fmt.Fprintln(stdout, "nothing to clean up: no replication object of this migration exists")
 	}
 	return nil
@@ -77,4 +88,41 @@ func migrationNames(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoi
 		}
 	}
 	return out, errors.Join(rows.Err())
+}
+
+// freezes lifts the write freezes the state records: an interrupted
+// cut-over's always (its source must not stay frozen), a finished one's
+// with --unfreeze. It returns the databases left frozen.
+func (c *CleanupCmd) freezes(ctx context.Context, cfg *config.Config, src *pg.Endpoint, stdout io.Writer) ([]string, error) {
+	store := &apply.FileStore{Dir: cfg.State}
+	st, err := store.Load()
+	if errors.Is(err, apply.ErrNoState) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	for _, db := range slices.Sorted(maps.Keys(st.Freezes)) {
+		fr := st.Freezes[db]
+		switch {
+		case fr.Switched() && !c.Unfreeze:
+			fmt.Fprintf(stdout, "kept the write freeze of source database %s (cut over at %s): --unfreeze lifts it\n", db, fr.SwitchedAt.Format(time.RFC3339))
+			left = append(left, db)
+			continue
+		case c.DryRun:
+			fmt.Fprintf(stdout, "would lift the write freeze of source database %s\n", db)
+			left = append(left, db)
+			continue
+		}
+		if err := apply.Unfreeze(ctx, src, db, fr); err != nil {
+			return nil, fmt.Errorf("lift the write freeze of %s: %w", db, err)
+		}
+		delete(st.Freezes, db)
+		if err := store.Save(st); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stdout, "lifted the write freeze of source database %s (ALLOW_CONNECTIONS %t, as saved)\n", db, fr.AllowConnections)
+	}
+	return left, nil
 }

@@ -158,7 +158,7 @@ func (d *DemoCmd) migrate(ctx context.Context, stdout io.Writer, errOut stderr, 
 	if code := pgferry("status", "-c", cfg); code != 0 {
 		return fmt.Errorf("status exited %d", code)
 	}
-	say("cutting over: the same file with stop: true (plan lists only the wait, the sequence sync and the stop)")
+	say("cutting over: the same file with stop: true (plan lists the cut-over: wait, freeze writes, fence, sequences, verify, switch)")
 	if err := os.WriteFile(cfg, []byte(strings.Replace(string(example), "  max_lag_bytes: 0           # wait until the target has caught up; the demo\n", "  max_lag_bytes: 0\n  stop: true                 # cut over\n", 1)), 0o600); err != nil {
 		return err
 	}
@@ -167,6 +167,10 @@ func (d *DemoCmd) migrate(ctx context.Context, stdout io.Writer, errOut stderr, 
 	}
 	if code := pgferry("apply", "-c", cfg); code != 0 {
 		return fmt.Errorf("apply exited %d", code)
+	}
+	say("the source stays frozen after the switch; lifting the freeze to compare both sides again")
+	if code := pgferry("cleanup", "-c", cfg, "--unfreeze"); code != 0 {
+		return fmt.Errorf("cleanup exited %d", code)
 	}
 	say("verifying every table on both sides, with row hashes")
 	if code := pgferry("verify", "-c", cfg, "--checksums"); code != 0 {

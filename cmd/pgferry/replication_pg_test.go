@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgferry/pgferry/internal/cluster"
 	"github.com/pgferry/pgferry/internal/pgtest"
 )
@@ -65,8 +67,16 @@ func writer(t *testing.T, c *cluster.Cluster) (stop func() int64) {
 	return func() int64 { cancel(); wg.Wait(); return n.Load() }
 }
 
-func assertReplicated(t *testing.T, src, dst *cluster.Cluster) {
+// assertReplicated checks a finished cut-over: the source database shop
+// refuses new connections (the freeze), cleanup --unfreeze lifts it, and
+// then both sides hold the same rows and sequences, with no replication
+// object left.
+func assertReplicated(t *testing.T, src, dst *cluster.Cluster, cfg string) {
 	t.Helper()
+	assertFrozen(t, src, "shop")
+	if r := runBin(t, nil, "cleanup", "-c", cfg, "--unfreeze"); r.code != 0 || !strings.Contains(r.stdout, "lifted the write freeze of source database shop") {
+		t.Fatalf("cleanup --unfreeze: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
 	want, got := tableDigests(t, src, "shop"), tableDigests(t, dst, "shop")
 	for table, w := range want {
 		if got[table] != w {
@@ -86,6 +96,19 @@ func assertReplicated(t *testing.T, src, dst *cluster.Cluster) {
 	}
 	if pubs := pgtest.QueryString(t, src, "shop", "SELECT count(*)::text FROM pg_publication"); pubs != "0" {
 		t.Errorf("%s publications left on the source", pubs)
+	}
+}
+
+// assertFrozen checks that a new session of the superuser cannot enter db.
+func assertFrozen(t *testing.T, c *cluster.Cluster, db string) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), c.URI(db))
+	if err == nil {
+		conn.Close(context.Background())
+		t.Fatalf("a new connection to the source database %s succeeded after the cut-over; want it refused (frozen)", db)
+	}
+	if !strings.Contains(err.Error(), "not currently accepting connections") {
+		t.Fatalf("connect to the frozen source database %s: %v; want it refused as not accepting connections", db, err)
 	}
 }
 
@@ -118,19 +141,23 @@ func TestReplicationLiveCutover(t *testing.T) {
 			writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true}\n"))
 			p := runBin(t, env, "plan", "-c", cfg, "--format", "json")
 			var kinds []string
-			for _, k := range []string{"wait_for_lag", "sync_sequences", "stop_replication", "copy_data", "create_publication"} {
-				if strings.Contains(p.stdout, `"kind": "`+k+`"`) && !strings.Contains(p.stdout, `"status": "done"`) || lostState && strings.Contains(p.stdout, `"kind": "`+k+`"`) {
+			for _, k := range []string{"copy_data", "create_publication", "wait_for_lag", "freeze_writes", "fence", "sync_sequences", "sync_large_objects", "verify_cutover", "stop_replication"} {
+				if strings.Contains(p.stdout, `"kind": "`+k+`"`) {
 					kinds = append(kinds, k)
 				}
 			}
-			if p.code != 0 || !strings.Contains(p.stdout, `"no-write-freeze"`) || lostState && strings.Join(kinds, ",") != "wait_for_lag,sync_sequences,stop_replication" {
-				t.Errorf("plan of the cut-over: exit %d, step kinds %v\n%s\n%s", p.code, kinds, p.stdout, p.stderr)
+			want := "copy_data,create_publication,wait_for_lag,freeze_writes,fence,sync_sequences,sync_large_objects,verify_cutover,stop_replication"
+			if lostState {
+				want = "wait_for_lag,freeze_writes,fence,sync_sequences,sync_large_objects,verify_cutover,stop_replication"
+			}
+			if p.code != 0 || strings.Contains(p.stdout, `"no-write-freeze"`) || strings.Join(kinds, ",") != want {
+				t.Errorf("plan of the cut-over: exit %d, step kinds %v, want %s\n%s\n%s", p.code, kinds, want, p.stdout, p.stderr)
 			}
 			r = runBin(t, env, "apply", "-c", cfg)
 			if r.code != 0 || !strings.Contains(r.stdout, "done") {
 				t.Fatalf("apply (stop: true): exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 			}
-			assertReplicated(t, src, dst)
+			assertReplicated(t, src, dst, cfg)
 			// Some of the writer's rows were deleted after the copy; the rest
 			// arrived exactly once.
 			live := "SELECT count(*)::text FROM orders WHERE note = 'live'"
@@ -165,7 +192,7 @@ func TestReplicationResumesAfterCrashes(t *testing.T) {
 			if point == "copy:shop/public.orders" && !strings.Contains(r.stderr, "a snapshot cannot be resumed") {
 				t.Errorf("the rerun does not say the copy starts over:\n%s", r.stderr)
 			}
-			assertReplicated(t, src, dst)
+			assertReplicated(t, src, dst, cfg)
 		})
 	}
 }
@@ -204,7 +231,7 @@ func TestReplicationDrift(t *testing.T) {
 	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
 		t.Fatalf("apply after fixing the target: exit %d\n%s", r.code, r.stderr)
 	}
-	assertReplicated(t, src, dst)
+	assertReplicated(t, src, dst, cfg)
 }
 
 // TestStatusAndCleanup: status shows a replicating database with its
@@ -262,6 +289,11 @@ func TestReplicationWaitTimeout(t *testing.T) {
 	src, dst, cfg, env := replicating(t)
 	sub := pgtest.QueryString(t, dst, "shop", "SELECT subname FROM pg_subscription")
 	pgtest.Exec(t, dst, "shop", "ALTER SUBSCRIPTION "+sub+" DISABLE")
+	// The apply worker ends a moment after DISABLE: a row written before
+	// that would still arrive.
+	waitFor(t, "the apply worker to stop", func() bool {
+		return pgtest.QueryString(t, dst, "shop", "SELECT count(*)::text FROM pg_stat_subscription WHERE pid IS NOT NULL") == "0"
+	})
 	pgtest.Exec(t, src, "shop", "INSERT INTO orders (note) VALUES ('while paused')")
 	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true, wait_timeout: 2s}\n"))
 	r := runBin(t, env, "apply", "-c", cfg)
@@ -279,7 +311,18 @@ func TestReplicationWaitTimeout(t *testing.T) {
 	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
 		t.Fatalf("apply once replication runs again: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	assertReplicated(t, src, dst)
+	assertReplicated(t, src, dst, cfg)
+}
+
+// waitFor polls cond for up to 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestReplicationUnreachableSource: a source address the target server
@@ -306,5 +349,5 @@ func TestReplicationUnreachableSource(t *testing.T) {
 	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 || !strings.Contains(r.stderr, "resuming:") {
 		t.Fatalf("apply with uri_from_target fixed: exit %d, want 0 and a resumed run\n%s", r.code, r.stderr)
 	}
-	assertReplicated(t, src, dst)
+	assertReplicated(t, src, dst, cfg)
 }

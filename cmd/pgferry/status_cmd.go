@@ -53,7 +53,15 @@ func (s *StatusCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slo
 			optBytes(p.LagBytes), p.ETA, optBytes(p.WALRetained), p.WALStatus})
 	}
 	fmt.Fprintf(stdout, "%d of %d steps done; state in %s\n", st.Done(), len(st.Plan.Steps), cfg.State)
-	return plan.RenderTable(stdout, []string{"DATABASE", "METHOD", "STATUS", "STEP", "SUBSCRIPTION", "TABLES SYNCED", "LAG", "ETA", "WAL RETAINED", "WAL STATUS"}, rows)
+	if err := plan.RenderTable(stdout, []string{"DATABASE", "METHOD", "STATUS", "STEP", "SUBSCRIPTION", "TABLES SYNCED", "LAG", "ETA", "WAL RETAINED", "WAL STATUS"}, rows); err != nil {
+		return err
+	}
+	for _, p := range progress {
+		if p.Frozen != "" {
+			fmt.Fprintf(stdout, "source database %s: %s\n", p.Database, p.Frozen)
+		}
+	}
+	return nil
 }
 
 func worker(p apply.Progress) string {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/pgferry/pgferry/apply"
@@ -80,6 +82,9 @@ func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoi
 	var tables map[string][]plan.TableRef
 	var unlisted []string
 	if err == nil {
+		if frozen := slices.Sorted(maps.Keys(st.Freezes)); len(frozen) > 0 {
+			return nil, fmt.Errorf("source database %s is frozen by the cut-over, which verified it before switching; pgferry cleanup -c FILE --unfreeze lifts the freeze to verify again", frozen[0])
+		}
 		tables = copiedTables(&st.Plan)
 		unlisted = unlistedCopies(&st.Plan)
 		if len(unlisted) == 0 {

@@ -1,0 +1,192 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgferry/pgferry/internal/pg"
+)
+
+// Freeze is what a cut-over's write freeze changed on one source database.
+// It is saved in the state before the change, so that an abort, a rerun
+// after a crash or cleanup restores exactly what was there.
+//
+// The freeze sets ALLOW_CONNECTIONS false on the database and ends its
+// other client sessions. Measured on PostgreSQL 15: that refuses every new
+// connection, superusers' included, while an established WAL sender keeps
+// streaming; revoking CONNECT does not stop superusers or owners, and
+// default_transaction_read_only on the database can be set back by any
+// session. So datallowconn is the one thing changed, and restoring it is
+// exact.
+type Freeze struct {
+	// AllowConnections is datallowconn before the freeze.
+	AllowConnections bool      `json:"allow_connections"`
+	SavedAt          time.Time `json:"saved_at"`
+	// FrozenAt is when the database first refused connections.
+	FrozenAt time.Time `json:"frozen_at,omitzero"`
+	// SessionsEnded counts the client sessions the freeze ended.
+	SessionsEnded int `json:"sessions_ended,omitempty"`
+	// FenceLSN is the source's WAL position once nothing could write.
+	FenceLSN string `json:"fence_lsn,omitempty"`
+	// Switching: the switch began, so the cut-over no longer aborts; a
+	// rerun finishes it.
+	Switching  bool      `json:"switching,omitempty"`
+	SwitchedAt time.Time `json:"switched_at,omitzero"`
+	// PublicationLeft: a switch finished after a crash could not reach the
+	// frozen database to drop its publication; cleanup --unfreeze does.
+	PublicationLeft bool `json:"publication_left,omitempty"`
+}
+
+// Window is how long the source refused writes before the switch.
+func (f *Freeze) Window() time.Duration {
+	if f.FrozenAt.IsZero() || f.SwitchedAt.IsZero() {
+		return 0
+	}
+	return f.SwitchedAt.Sub(f.FrozenAt)
+}
+
+// Describe says what the freeze means for a person.
+func (f *Freeze) Describe() string {
+	if f.Switched() {
+		return fmt.Sprintf("frozen since %s by the cut-over (writes stopped for %s): pgferry cleanup --unfreeze lifts it",
+			f.FrozenAt.Format(time.RFC3339), f.Window().Round(time.Millisecond))
+	}
+	if f.FrozenAt.IsZero() {
+		return fmt.Sprintf("a cut-over was interrupted while freezing it (saved %s; it may refuse connections): rerun apply to finish the cut-over, or pgferry cleanup to restore it",
+			f.SavedAt.Format(time.RFC3339))
+	}
+	return fmt.Sprintf("FROZEN since %s by a cut-over that was interrupted: rerun apply to finish the cut-over, or pgferry cleanup to lift the freeze",
+		f.FrozenAt.Format(time.RFC3339))
+}
+
+// Switched reports a freeze whose cut-over switched: the source stays
+// frozen on purpose.
+func (f *Freeze) Switched() bool { return !f.SwitchedAt.IsZero() }
+
+// freezeOf returns a copy of database db's saved freeze, or nil.
+func (m *Migration) freezeOf(db string) *Freeze {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f := m.State.Freezes[db]; f != nil {
+		c := *f
+		return &c
+	}
+	return nil
+}
+
+// setFreeze saves database db's freeze (nil removes it) in the state.
+func (m *Migration) setFreeze(db string, f *Freeze) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f == nil {
+		delete(m.State.Freezes, db)
+	} else {
+		if m.State.Freezes == nil {
+			m.State.Freezes = map[string]*Freeze{}
+		}
+		c := *f
+		m.State.Freezes[db] = &c
+	}
+	return m.saveLocked()
+}
+
+const allowConnectionsSQL = `SELECT datallowconn FROM pg_database WHERE datname = $1`
+
+// adminSession opens a session on the source outside database db: ALTER
+// DATABASE ... ALLOW_CONNECTIONS false cannot be run from inside the
+// database it concerns, and once it ran nothing new gets in there. It
+// tries the bootstrap database, then postgres, then template1.
+func adminSession(ctx context.Context, source *pg.Endpoint, db string) (*pgx.Conn, error) {
+	var errs []error
+	for _, cand := range []string{"", "postgres", "template1"} {
+		conn, err := source.Connect(ctx, cand, pg.Options{})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if conn.Config().Database != db {
+			return conn, nil
+		}
+		conn.Close(context.WithoutCancel(ctx))
+	}
+	return nil, fmt.Errorf("open a session on the source outside database %s (its connections are changed from another database): %w", db, errors.Join(errs...))
+}
+
+// setAllowConnections sets datallowconn of db.
+func setAllowConnections(ctx context.Context, admin *pgx.Conn, db string, allow bool) error {
+	if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", ident(db), allow)); err != nil {
+		return fmt.Errorf("ALTER DATABASE %s ALLOW_CONNECTIONS %t: %w", db, allow, err)
+	}
+	return nil
+}
+
+// Unfreeze restores what the freeze of db changed on the source.
+func Unfreeze(ctx context.Context, source *pg.Endpoint, db string, f *Freeze) error {
+	admin, err := adminSession(ctx, source, db)
+	if err != nil {
+		return err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	return setAllowConnections(ctx, admin, db, f.AllowConnections)
+}
+
+// clientSessionsSQL lists the client sessions of a database other than
+// pgferry's own ($2); WAL senders and background workers are no clients.
+const clientSessionsSQL = `SELECT pid, coalesce(usename, ''), coalesce(application_name, '') FROM pg_stat_activity
+WHERE datname = $1 AND backend_type = 'client backend' AND pid <> ALL ($2::int[]) ORDER BY pid`
+
+type session struct {
+	pid       int32
+	role, app string
+}
+
+// endSessions ends every client session of db but keep's, waiting until
+// they are gone, at most until ctx's deadline or wait. It returns how many
+// it ended; a session it may not end (another role's without
+// pg_signal_backend, a superuser's) is an error naming it.
+func endSessions(ctx context.Context, admin *pgx.Conn, db string, keep []int32, wait time.Duration) (int, error) {
+	deadline := time.Now().Add(wait)
+	ended := map[int32]bool{}
+	for {
+		rows, err := admin.Query(ctx, clientSessionsSQL, db, keep)
+		if err != nil {
+			return len(ended), fmt.Errorf("list sessions of %s: %w", db, err)
+		}
+		var left []session
+		var s session
+		if _, err := pgx.ForEachRow(rows, []any{&s.pid, &s.role, &s.app}, func() error { left = append(left, s); return nil }); err != nil {
+			return len(ended), fmt.Errorf("list sessions of %s: %w", db, err)
+		}
+		if len(left) == 0 {
+			return len(ended), nil
+		}
+		var refused []string
+		for _, s := range left {
+			if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend($1)", s.pid); err != nil {
+				if ctx.Err() != nil {
+					return len(ended), ctx.Err()
+				}
+				refused = append(refused, fmt.Sprintf("pid %d (role %s, application %q): %s", s.pid, s.role, s.app, pg.Describe(err)))
+				continue
+			}
+			ended[s.pid] = true
+		}
+		if time.Now().After(deadline) {
+			if len(refused) == 0 {
+				refused = append(refused, fmt.Sprintf("%d still connected", len(left)))
+			}
+			return len(ended), fmt.Errorf("sessions of %s on the source could not be ended: %s; grant pg_signal_backend to the migration role (a superuser's sessions only a superuser can end), or end them before the cut-over",
+				db, strings.Join(refused, "; "))
+		}
+		select {
+		case <-ctx.Done():
+			return len(ended), ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
