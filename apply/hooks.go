@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -54,14 +55,18 @@ func (e hookEnv) vars(point string) []string {
 }
 
 // runHooks runs the commands of one hook point in order, each with
-// /bin/sh -c in a process group of its own (a command still running when
-// ctx ends is killed with its children), logging what it printed. The
-// first that fails stops the rest.
+// /bin/sh -c in the migration file's directory (so a script beside it is
+// ./script) and in a process group of its own (a command still running
+// when ctx ends is killed with its children), logging what it printed.
+// The first that fails stops the rest.
 func (m *Migration) runHooks(ctx context.Context, point string, cmds config.Commands, env hookEnv) error {
 	for i, c := range cmds {
 		start := time.Now()
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c)
 		cmd.Env = append(os.Environ(), env.vars(point)...)
+		if m.Config.File.Path != "" {
+			cmd.Dir = filepath.Dir(m.Config.File.Path)
+		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 		cmd.WaitDelay = time.Second

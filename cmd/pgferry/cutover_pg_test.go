@@ -327,15 +327,16 @@ func TestCutoverAborts(t *testing.T) {
 	}
 }
 
-// psqlProgram finds a psql for hooks that change the source.
+// psqlProgram finds a psql for hooks: c's own (when c is given), else
+// one on PATH.
 func psqlProgram(t *testing.T, c *cluster.Cluster) string {
 	t.Helper()
-	if p := c.Program("psql"); fileExists(p) {
-		return p
+	if c != nil && fileExists(c.Program("psql")) {
+		return c.Program("psql")
 	}
 	p, err := exec.LookPath("psql")
 	if err != nil {
-		t.Skip("no psql: the drift case changes the source from a hook with it")
+		t.Skip("no psql: these hooks run it")
 	}
 	return p
 }

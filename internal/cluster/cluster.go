@@ -142,8 +142,11 @@ func findBinDir(ctx context.Context, dir string, env []string) (string, error) {
 	return filepath.Dir(real), nil
 }
 
-// credential returns the postgres OS user's ids when running as root
-// (initdb and postgres refuse to run as root), else nil.
+// Credential returns the postgres OS user's ids when running as root
+// (initdb and postgres refuse to run as root, and so does PgBouncer),
+// else nil.
+func Credential() (*syscall.Credential, error) { return credential() }
+
 func credential() (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
