@@ -47,6 +47,10 @@ type Migration struct {
 	mu sync.Mutex
 	// saved is when the state was last written.
 	saved time.Time
+	// own are the backend PIDs of the cut-overs' sessions on the source,
+	// which a write freeze of any database must not end (a cut-over's
+	// session outside its database may sit in another one's); under mu.
+	own map[uint32]bool
 }
 
 // StepError is a step that failed.

@@ -186,7 +186,7 @@ func endSessions(ctx context.Context, admin *pgx.Conn, db string, keep []int32, 
 		select {
 		case <-ctx.Done():
 			return len(ended), ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond): // a terminated backend ends within milliseconds
 		}
 	}
 }

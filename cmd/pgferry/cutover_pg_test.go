@@ -404,3 +404,45 @@ func TestCutoverCrashes(t *testing.T) {
 		})
 	}
 }
+
+// TestCutoverOfTheBootstrapDatabase cuts over the database source.uri
+// names (postgres, migrated by default) together with shop: the freeze of
+// one must not end the other's sessions, and afterwards, with the
+// bootstrap database frozen, status and cleanup --unfreeze still work.
+func TestCutoverOfTheBootstrapDatabase(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop", "CREATE TABLE notes (id int PRIMARY KEY, note text)", "INSERT INTO notes VALUES (1, 'bootstrap')")
+	pgtest.Exec(t, src, "shop", liveSource...)
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
+	doc := func(policy string) string {
+		return fmt.Sprintf("version: 1\nsource: {uri: %q}\ntarget: {uri: %q}\nmethod: replication\ndatabases: {include: [postgres, shop]}\nparallel: {databases: 2}\n%s",
+			src.URI("postgres"), dst.URI("postgres"), policy)
+	}
+	writeTo(t, cfg, doc(""))
+	env := []string{"PGFERRY_LAG_POLL=100ms"}
+	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+	}
+	pgtest.Exec(t, src, "postgres", "INSERT INTO notes VALUES (2, 'replicated')")
+	pgtest.Exec(t, src, "shop", changesAfterCopy...)
+	writeTo(t, cfg, doc(cutoverPolicy))
+	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
+		t.Fatalf("cut-over of postgres and shop: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	assertFrozen(t, src, "postgres")
+	if s := runBin(t, nil, "status", "-c", cfg); s.code != 0 || strings.Count(s.stdout, "frozen since") != 2 {
+		t.Errorf("status with the bootstrap database frozen: exit %d\n%s\n%s", s.code, s.stdout, s.stderr)
+	}
+	if r := runBin(t, nil, "apply", "-c", cfg); r.code != 0 || !strings.Contains(r.stdout, "nothing to do") {
+		t.Errorf("apply after the cut-over: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	c := runBin(t, nil, "cleanup", "-c", cfg, "--unfreeze")
+	if c.code != 0 || strings.Count(c.stdout, "lifted the write freeze") != 2 {
+		t.Fatalf("cleanup --unfreeze: exit %d\n%s\n%s", c.code, c.stdout, c.stderr)
+	}
+	if got := pgtest.QueryString(t, dst, "postgres", "SELECT string_agg(note, ',' ORDER BY id) FROM notes"); got != "bootstrap,replicated" {
+		t.Errorf("target postgres.notes = %s", got)
+	}
+	assertSameRows(t, src, dst, "shop")
+}

@@ -118,11 +118,32 @@ func (e *Endpoint) Connect(ctx context.Context, db string, opt Options) (*pgx.Co
 		return conn, nil
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil && db == "" && HasCode(err, NotAcceptingConnections) {
+		conn, err = e.connectElsewhere(ctx, cfg, err)
+	}
 	if err != nil {
 		return nil, &ConnectError{Side: e.Side, Target: e.String(), Database: cfg.Database, Err: err}
 	}
 	e.learn(conn.PgConn())
 	return conn, nil
+}
+
+// connectElsewhere opens a bootstrap session in another database when the
+// bootstrap database refuses connections: a cut-over froze it (the source
+// stays frozen after the switch). What bootstrap sessions read (roles,
+// databases, slots) is the cluster's in any database.
+func (e *Endpoint) connectElsewhere(ctx context.Context, cfg *pgx.ConnConfig, first error) (*pgx.Conn, error) {
+	for _, db := range []string{"template1", "postgres"} {
+		if db == cfg.Database {
+			continue
+		}
+		other := cfg.Copy()
+		other.Database = db
+		if conn, err := pgx.ConnectConfig(ctx, other); err == nil {
+			return conn, nil
+		}
+	}
+	return nil, first
 }
 
 // Release hands back a session its user is done with, for a later Connect
@@ -399,6 +420,9 @@ const (
 	UndefinedObject       = "42704"
 	InvalidCatalogName    = "3D000" // the database does not exist
 	ObjectInUse           = "55006"
+	// NotAcceptingConnections: ALLOW_CONNECTIONS false (a cut-over's
+	// write freeze), among other prerequisite states.
+	NotAcceptingConnections = "55000"
 )
 
 // HasCode reports whether err carries a server error with SQLSTATE code,
