@@ -81,15 +81,24 @@ func (d *dbRun) publish(ctx context.Context, st plan.Step) (string, error) {
 	return fmt.Sprintf("FOR TABLE with %d tables", len(tables)), nil
 }
 
-// probeSubscription has the target create a subscription to the
-// publication with the subscription's connection string, in a transaction
-// rolled back: CREATE SUBSCRIPTION connects to the source to check it. An
-// address the target cannot reach (a source.uri on localhost, a firewall)
-// or credentials it lacks then fail here, before the copy, not after it.
-// A role that may not create subscriptions this way (aiven_extras, no
-// CREATE on the bootstrap database) skips the probe: the subscription
-// step reports what is wrong.
-func (d *dbRun) probeSubscription(ctx context.Context, publication string) error {
+// probePublication is the publication the probe subscribes to: one that
+// does not exist. CREATE SUBSCRIPTION then connects to the source (what the
+// probe checks) and finds no table to check on the target: subscribing to
+// the real publication from the bootstrap database always failed on its
+// tables ("relation ... does not exist"), and the server logged the failed
+// statement, password included (log_min_error_statement = error). From 15
+// on, the target logs a WARNING that the publication does not exist, which
+// holds no secret.
+const probePublication = "pgferry_probe_connection_only"
+
+// probeSubscription has the target create a subscription with the
+// subscription's connection string, in a transaction rolled back: CREATE
+// SUBSCRIPTION connects to the source to check it. An address the target
+// cannot reach (a source.uri on localhost, a firewall) or credentials it
+// lacks then fail here, before the copy, not after it. A role that may not
+// create subscriptions this way (aiven_extras, no CREATE on the bootstrap
+// database) skips the probe: the subscription step reports what is wrong.
+func (d *dbRun) probeSubscription(ctx context.Context, _ string) error {
 	dst, err := d.m.Target.Connect(ctx, "", pg.Options{})
 	if err != nil {
 		return err
@@ -101,8 +110,11 @@ func (d *dbRun) probeSubscription(ctx context.Context, publication string) error
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := quietErrors(ctx, tx, "SET LOCAL"); err != nil {
+		return err
+	}
 	_, err = tx.Exec(ctx, fmt.Sprintf("CREATE SUBSCRIPTION pgferry_probe CONNECTION %s PUBLICATION %s WITH (connect = true, enabled = false, create_slot = false, slot_name = NONE, copy_data = false)",
-		literal(conninfo), ident(publication)))
+		literal(conninfo), ident(probePublication)))
 	var pge *pgconn.PgError
 	switch {
 	case err == nil:
@@ -356,6 +368,9 @@ func (d *dbRun) createSubscription(ctx context.Context, st plan.Step) (string, e
 		return "already exists", nil
 	}
 	conninfo := subscriptionConninfo(d.m.Config.Source.SubscriptionURI(), d.name)
+	if err := quietErrors(ctx, dst, "SET"); err != nil { // the session is closed after
+		return "", err
+	}
 	sql := fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (create_slot = false, slot_name = %s, copy_data = %t)",
 		ident(p.Subscription), literal(conninfo), ident(p.Publication), literal(p.Slot), p.CopyData)
 	if _, err := dst.Exec(ctx, sql); err != nil {
@@ -369,6 +384,23 @@ func (d *dbRun) createSubscription(ctx context.Context, st plan.Step) (string, e
 		return "created through aiven_extras", nil
 	}
 	return fmt.Sprintf("subscribed to %s (copy_data = %t)", dsn.Redact(conninfo), p.CopyData), nil
+}
+
+// quietErrors keeps the server from logging the statements of the session
+// (set is "SET") or transaction ("SET LOCAL") that fail: CREATE
+// SUBSCRIPTION's text holds the source's password. Only a superuser may
+// change log_min_error_statement; for other roles the server's setting
+// stays, and a failed CREATE SUBSCRIPTION is logged with its text.
+func quietErrors(ctx context.Context, conn interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, set string) error {
+	var super string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('is_superuser')").Scan(&super); err != nil || super != "on" {
+		return err
+	}
+	_, err := conn.Exec(ctx, set+" log_min_error_statement = panic")
+	return err
 }
 
 // subscriptionConninfo is the connection string the target's subscription
