@@ -28,6 +28,9 @@ func (d *decoder) expandTree(n *yaml.Node, path string, lookup func(string) (str
 			d.expandTree(n.Content[i+1], join(path, n.Content[i].Value), lookup, allowMissing)
 		}
 	case yaml.ScalarNode:
+		if uriKeys[path] {
+			defer func() { n.Value = dsn.Normalize(n.Value) }()
+		}
 		if !strings.Contains(n.Value, "$") {
 			return
 		}

@@ -43,6 +43,11 @@ func (d *decoder) validate(c *Config) {
 }
 
 func (d *decoder) validateVersion(c *Config) {
+	for _, p := range d.problems {
+		if p.Path == "version" {
+			return // "expected a whole number": 0 is no news
+		}
+	}
 	switch {
 	case d.has("version") && c.Version != 1:
 		d.addAt("version", "%d is not a version this pgferry reads; use `version: 1`", c.Version)

@@ -71,6 +71,15 @@ func TestValidateRejects(t *testing.T) {
 		{"stop without lag", base + "replication: {stop: true}\n", "m.yaml:4:21: replication.stop: true requires replication.max_lag_bytes"},
 		{"unknown method", base + "method: magic\n", `m.yaml:4:9: method: "magic" is not one of auto, replication, dump`},
 		{"version 7", strings.Replace(base, "version: 1", "version: 7", 1), "m.yaml:1:10: version: 7 is not a version this pgferry reads"},
+		{"version one", strings.Replace(base, "version: 1", "version: one", 1), `m.yaml:1:10: version: expected a whole number, got "one"`},
+		// A password written raw with URI delimiters, or unquoted with a
+		// space: none of it is printed (the test below checks).
+		{"raw password with a slash", strings.Replace(base, "postgres://a@src/postgres", "postgres://app:Hunter2/TopSecret@db.example.com:5432/postgres", 1),
+			"m.yaml:2:15: source.uri: is not a valid URI (what follows the host is not a port)"},
+		{"raw password with delimiters", strings.Replace(base, "postgres://a@src/postgres", "postgres://app:p@ss:w/rd#&?@db.example.com/postgres", 1),
+			"m.yaml:2:15: source.uri: is not a valid URI"},
+		{"unquoted password with a space", strings.Replace(base, "postgres://a@src/postgres", "host=db password=Top Secret", 1),
+			"m.yaml:2:15: source.uri: is neither a postgres"}, // (filepath.Join would fold "://")
 	}
 	dir := t.TempDir()
 	for _, tt := range tests {
@@ -88,6 +97,11 @@ func TestValidateRejects(t *testing.T) {
 			}
 			if n := strings.Count(r.stderr, "\n"); n != 1 {
 				t.Errorf("stderr has %d lines, want 1: %q", n, r.stderr)
+			}
+			for _, secret := range []string{"Hunter2", "TopSecret", "Secret", "ss:w", "rd#"} {
+				if strings.Contains(r.stdout+r.stderr, secret) {
+					t.Errorf("the output holds %q of a password: %q", secret, r.stderr)
+				}
 			}
 			assertOneLineErrors(t, r)
 		})

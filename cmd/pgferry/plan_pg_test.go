@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -284,5 +285,20 @@ func writeTo(t testing.TB, path, doc string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPlanUnixSocketURI: the source given in libpq's URI form for a Unix
+// socket, its directory percent-encoded as the host.
+func TestPlanUnixSocketURI(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	socket := fmt.Sprintf("postgres://postgres@%s:%d/postgres", url.PathEscape(src.SocketDir()), src.Port)
+	if !strings.Contains(socket, "%2F") {
+		t.Fatalf("the socket URI %s has no %%2F", socket)
+	}
+	cfg := writeConfig(t, socket, dst.URI("postgres"), "method: dump\n")
+	if r := runBin(t, nil, "plan", "-c", cfg); r.code != 0 || !strings.Contains(r.stdout, "Source: postgres://postgres@") {
+		t.Errorf("plan with a %%2F socket URI: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -33,7 +33,7 @@ func Validate(s string) error {
 	if IsURI(s) {
 		u, err := url.Parse(s)
 		if err != nil {
-			return fmt.Errorf("is not a valid URI: %s", describeURLError(err))
+			return fmt.Errorf("is not a valid URI (%s); percent-encode / ? # @ : and spaces in a password (%%2F %%3F %%23 %%40 %%3A %%20)", describeURLError(err))
 		}
 		if _, err := url.ParseQuery(u.RawQuery); err != nil {
 			return fmt.Errorf("has an invalid query string: %v", err)
@@ -49,13 +49,60 @@ func Validate(s string) error {
 	return nil
 }
 
-// describeURLError drops the URL itself from a *url.Error: it may hold a password.
-func describeURLError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
+// Normalize rewrites a URI whose host is a percent-encoded Unix-socket
+// directory, the form libpq documents
+// (postgres://u@%2Fvar%2Frun%2Fpostgresql:5433/db), into the equivalent with
+// host and port parameters (postgres://u@/db?host=%2Fvar%2Frun%2Fpostgresql&port=5433),
+// which Go's URL parser, and so pgx, accept; libpq reads both alike. Any
+// other string is returned as it is.
+func Normalize(s string) string {
+	if !IsURI(s) {
+		return s
 	}
-	return "malformed"
+	scheme, rest, _ := strings.Cut(s, "://")
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	auth, tail := rest[:end], rest[end:]
+	userinfo, hostport := "", auth
+	if at := strings.LastIndex(auth, "@"); at >= 0 {
+		userinfo, hostport = auth[:at+1], auth[at+1:]
+	}
+	if !strings.HasPrefix(strings.ToLower(hostport), "%2f") {
+		return s
+	}
+	host, port, _ := strings.Cut(hostport, ":")
+	dir, err := url.PathUnescape(host)
+	if err != nil {
+		return s
+	}
+	path, query, _ := strings.Cut(tail, "?")
+	params := "host=" + url.QueryEscape(dir)
+	if port != "" {
+		params += "&port=" + port
+	}
+	if query != "" {
+		params += "&" + query
+	}
+	return scheme + "://" + userinfo + path + "?" + params
+}
+
+// describeURLError says what is wrong with a URI without quoting any of
+// it: a *url.Error holds the URL, and its inner error the piece that did
+// not parse ("invalid port \":Hunter2\" after host"), either of which may
+// be part of a password.
+func describeURLError(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "invalid port"):
+		return "what follows the host is not a port"
+	case strings.Contains(msg, "invalid URL escape"):
+		return "a % is not followed by two hex digits"
+	case strings.Contains(msg, "invalid character") || strings.Contains(msg, "invalid control character"):
+		return "it holds a character a URI cannot"
+	}
+	return "it cannot be parsed"
 }
 
 // Pair is one key=value setting of a connection string.
@@ -84,7 +131,13 @@ func ParseKeyValue(s string) ([]Pair, error) {
 			i++
 		}
 		if i == len(s) || s[i] != '=' || key == "" {
-			return nil, fmt.Errorf("is neither a postgres:// URI nor key=value pairs (missing \"=\" after %q)", key)
+			// The word itself is not quoted: after password=, it is likely
+			// the rest of an unquoted password.
+			where := "at its start"
+			if len(pairs) > 0 {
+				where = fmt.Sprintf("after the value of %q", pairs[len(pairs)-1].Key)
+			}
+			return nil, fmt.Errorf("is neither a postgres:// URI nor key=value pairs: a word without \"=\" %s (quote a value that holds spaces: key='a b')", where)
 		}
 		i++
 		for i < len(s) && isSpace(s[i]) {
@@ -161,7 +214,9 @@ func Redact(s string) string {
 func redactURI(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
-		return redactBroken(s)
+		// Where a password ends in a URI that does not parse cannot be
+		// told (libpq and Go disagree on which @ ends it): show none of it.
+		return "<unparseable connection string>"
 	}
 	out, _ := replaceInURI(u, secretKeys, Redacted)
 	return out
@@ -214,29 +269,6 @@ func ReplacePassword(s, repl string) (string, bool) {
 		parts[i] = p.Key + "=" + v
 	}
 	return strings.Join(parts, " "), found
-}
-
-// redactBroken masks the user info's password of a URI that does not
-// parse, so the rest of it can still be shown in an error, and drops the
-// query string, which may hold one too.
-func redactBroken(s string) string {
-	start := strings.Index(s, "://") + 3
-	if q := strings.IndexAny(s, "?#"); q >= 0 {
-		s = s[:q]
-	}
-	auth := s[start:]
-	if end := strings.IndexByte(auth, '/'); end >= 0 {
-		auth = auth[:end]
-	}
-	at := strings.LastIndex(auth, "@")
-	if at < 0 {
-		return s
-	}
-	user, _, hasPassword := strings.Cut(auth[:at], ":")
-	if !hasPassword {
-		return s
-	}
-	return s[:start] + user + ":" + Redacted + s[start+at:]
 }
 
 // encodeQuery is url.Values.Encode without escaping the value keep.

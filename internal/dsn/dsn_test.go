@@ -18,6 +18,9 @@ func TestRedact(t *testing.T) {
 		{"key value", "host=h user=u password=secret dbname=d", "host=h user=u password=*** dbname=d"},
 		{"quoted key value", `host=h password='sec ret\'s' sslmode=require`, "host=h password=*** sslmode=require"},
 		{"unparseable", "host=h password='open", "<unparseable connection string>"},
+		{"slash in a raw uri password", "postgres://app:Hunter2/TopSecret@db.example.com:5432/postgres", "<unparseable connection string>"},
+		{"delimiters in a raw uri password", "postgres://app:p@ss:w/rd#&?@db.example.com/postgres", "<unparseable connection string>"},
+		{"space in an unquoted password", "host=h password=Top Secret", "<unparseable connection string>"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -25,7 +28,7 @@ func TestRedact(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
 			}
-			for _, secret := range []string{"s3cret", "secret", "sec ret", "p%40ss"} {
+			for _, secret := range []string{"s3cret", "secret", "sec ret", "p%40ss", "Hunter2", "TopSecret", "Secret", "ss:w", "rd#"} {
 				if strings.Contains(got, secret) {
 					t.Errorf("Redact(%q) = %q still holds %q", tt.in, got, secret)
 				}
@@ -45,8 +48,11 @@ func TestValidate(t *testing.T) {
 		{"host = localhost  password = 'a b'", ""},
 		{"", "is empty"},
 		{"mysql://h/db", `has scheme "mysql"`},
-		{"postgres://u:p@h:notaport/db", "invalid port"},
-		{"localhost:5432", `missing "="`},
+		{"postgres://u:p@h:notaport/db", "not a port"},
+		{"localhost:5432", `a word without "=" at its start`},
+		{"host=h password=Top Secret", `a word without "=" after the value of "password"`},
+		{"postgres://app:Hunter2/TopSecret@db.example.com:5432/postgres", "what follows the host is not a port"},
+		{"postgres://app:p@ss:w/rd#&?@db.example.com/postgres", "is not a valid URI"},
 		{"host=h password='x", "unterminated"},
 	}
 	for _, tt := range tests {
@@ -57,7 +63,7 @@ func TestValidate(t *testing.T) {
 		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 			t.Errorf("Validate(%q) = %v, want an error containing %q", tt.in, err, tt.wantErr)
 		}
-		if err != nil && strings.Contains(err.Error(), ":p@") {
+		if err != nil && (strings.Contains(err.Error(), ":p@") || strings.Contains(err.Error(), "Hunter2") || strings.Contains(err.Error(), "Secret") || strings.Contains(err.Error(), "ss:w")) {
 			t.Errorf("Validate(%q) error leaks the password: %v", tt.in, err)
 		}
 	}
@@ -77,9 +83,11 @@ func TestParseKeyValue(t *testing.T) {
 	}
 }
 
+// TestRedactBrokenURI: a URI that does not parse is shown as nothing of
+// it: where its password ends cannot be told.
 func TestRedactBrokenURI(t *testing.T) {
 	got := Redact("mysql://b:hunter2@h:x/db?password=hunter3")
-	if want := "mysql://b:***@h:x/db"; got != want {
+	if want := "<unparseable connection string>"; got != want {
 		t.Errorf("Redact = %q, want %q", got, want)
 	}
 }
@@ -135,6 +143,25 @@ func TestWithPassword(t *testing.T) {
 	for _, tt := range tests {
 		if got := WithPassword(tt.in, tt.pw); got != tt.want {
 			t.Errorf("WithPassword(%q, %q) = %q, want %q", tt.in, tt.pw, got, tt.want)
+		}
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"postgres://u@%2Fvar%2Frun%2Fpostgresql/db", "postgres://u@/db?host=%2Fvar%2Frun%2Fpostgresql"},
+		{"postgresql://u:p%40w@%2ftmp:5433/db?sslmode=disable", "postgresql://u:p%40w@/db?host=%2Ftmp&port=5433&sslmode=disable"},
+		{"postgres://%2Ftmp", "postgres://?host=%2Ftmp"},
+		{"postgres://u@h:5432/db", "postgres://u@h:5432/db"},
+		{"host=/tmp dbname=db", "host=/tmp dbname=db"},
+	}
+	for _, tt := range tests {
+		got := Normalize(tt.in)
+		if got != tt.want {
+			t.Errorf("Normalize(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if err := Validate(got); err != nil {
+			t.Errorf("Validate(Normalize(%q)) = %v", tt.in, err)
 		}
 	}
 }
