@@ -306,6 +306,9 @@ func (s *State) cutOver(db string) bool {
 
 // DatabaseStatus says how far a database got, for the result table.
 func (s *State) DatabaseStatus(name string) (Status, string) {
+	if at, ok := s.Removed[name]; ok && !s.cutOver(name) {
+		return StatusRemoved, fmt.Sprintf("replication removed by cleanup at %s: apply --reset-state migrates it again", at.Format(time.RFC3339))
+	}
 	total, done, stops := 0, 0, false
 	for _, st := range s.Plan.Steps {
 		if st.Params.Database != name || st.Scope == plan.ClusterScope {

@@ -113,13 +113,22 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 		var l *int64
 		if err := src.QueryRow(ctx, lagSQL, p.Slot).Scan(&l); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
-				return false, fmt.Errorf("slot %s is gone from the source", p.Slot)
+				return false, fmt.Errorf("slot %s is gone from the source (dropped by pgferry cleanup, by hand, or lost to max_slot_wal_keep_size): the target has missed the changes made since; rerun apply with --reset-state to migrate the database again", p.Slot)
 			}
 			return false, err
 		}
 		running, err := applyWorker(ctx, dst, p.Subscription)
 		if err != nil {
 			return false, err
+		}
+		if !running {
+			var exists bool
+			if err := dst.QueryRow(ctx, subscriptionExistsSQL, p.Subscription).Scan(&exists); err != nil {
+				return false, err
+			}
+			if !exists {
+				return false, fmt.Errorf("subscription %s is gone from the target (dropped by pgferry cleanup or by hand): changes since are not applied; rerun apply with --reset-state to migrate the database again", p.Subscription)
+			}
 		}
 		if l == nil {
 			return false, nil

@@ -27,7 +27,33 @@ const (
 	// StatusWaiting: the lag policy did not hold within wait_timeout;
 	// replication runs on.
 	StatusWaiting Status = "waiting"
+	// StatusRemoved: cleanup dropped the database's replication objects
+	// before its cut-over.
+	StatusRemoved Status = "removed"
 )
+
+// RemovedError refuses to resume a database whose replication objects
+// cleanup dropped before its cut-over.
+type RemovedError struct {
+	Database string
+	At       time.Time
+}
+
+func (e *RemovedError) Error() string {
+	return fmt.Sprintf("the replication objects of %s were removed by pgferry cleanup at %s, before its cut-over: the target has missed the changes made since; rerun apply with --reset-state to migrate it again",
+		e.Database, e.At.Format(time.RFC3339))
+}
+
+// CheckRemoved returns a RemovedError for the first database cleanup
+// emptied of replication before its cut-over.
+func (s *State) CheckRemoved() error {
+	for _, db := range sortedKeys(s.Removed) {
+		if !s.cutOver(db) {
+			return &RemovedError{Database: db, At: s.Removed[db]}
+		}
+	}
+	return nil
+}
 
 // State is the memory of one migration: the plan apply started with and
 // how far it got. It holds no secret (placeholder passwords live in their
@@ -47,7 +73,11 @@ type State struct {
 	// Freezes holds, by database, what a cut-over's write freeze changed
 	// on the source: saved before the change, removed when an abort or
 	// cleanup restores it, kept after the switch (the source stays frozen).
-	Freezes   map[string]*Freeze `json:"freezes,omitempty"`
+	Freezes map[string]*Freeze `json:"freezes,omitempty"`
+	// Removed holds, by database, when cleanup dropped the replication
+	// objects of a database that had not cut over: the target has missed
+	// the changes since, and only --reset-state migrates it again.
+	Removed   map[string]time.Time `json:"removed,omitempty"`
 	StartedAt time.Time          `json:"started_at"`
 	UpdatedAt time.Time          `json:"updated_at"`
 }

@@ -68,6 +68,11 @@ func ReadProgress(ctx context.Context, src, dst *pg.Endpoint, st *State, every t
 			if err := replicationStatus(ctx, src, dst, d, &p, every); err != nil {
 				return nil, err
 			}
+			if p.Subscription == "missing" {
+				// Without a subscriber the slot's lag says nothing of the
+				// target.
+				p.LagBytes, p.ETA = nil, ""
+			}
 		}
 		out = append(out, p)
 	}

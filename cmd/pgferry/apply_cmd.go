@@ -48,11 +48,7 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 	if err := store.Open(); err != nil {
 		return err
 	}
-	lockConn, err := dst.Connect(ctx, "", pg.Options{})
-	if err != nil {
-		return err
-	}
-	lock, err := apply.AcquireLock(ctx, lockConn, cfg.State, time.Now(), key.current, key.earlier)
+	lock, err := lockMigration(ctx, cfg, dst, key)
 	if err != nil {
 		return err
 	}
@@ -83,6 +79,16 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 		events, log = view.Event, viewLog
 	}
 	return c.apply(ctx, stdout, cfg, src, dst, store, state, log, events)
+}
+
+// lockMigration takes the migration's lock on the target: one apply or
+// cleanup of a migration at a time.
+func lockMigration(ctx context.Context, cfg *config.Config, dst *pg.Endpoint, key stateKeys) (*apply.Lock, error) {
+	lockConn, err := dst.Connect(ctx, "", pg.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return apply.AcquireLock(ctx, lockConn, cfg.State, time.Now(), key.current, key.earlier)
 }
 
 // stateKeys are a migration's state key, and the key an earlier pgferry
@@ -130,6 +136,8 @@ func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, src, dst *pg.E
 		return nil, false, err
 	case !key.matches(st.Key):
 		return nil, false, fmt.Errorf("the state in %s belongs to another migration (what to migrate or the servers changed); rerun with --reset-state to start over, or set state: to another directory", cfg.State)
+	case st.CheckRemoved() != nil:
+		return nil, false, st.CheckRemoved()
 	default:
 		if c.PlanFile != "" {
 			if err := c.sameAsStored(st); err != nil {

@@ -33,6 +33,17 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 		return err
 	}
 	defer closeIdle(ctx, src, dst)
+	// One apply or cleanup of a migration at a time: a cleanup while apply
+	// waits for the lag would pull replication from under it.
+	key, err := stateKey(ctx, cfg, src, dst)
+	if err != nil {
+		return err
+	}
+	lock, err := lockMigration(ctx, cfg, dst, key)
+	if err != nil {
+		return fmt.Errorf("cleanup: %w", err)
+	}
+	defer lock.Release(context.WithoutCancel(ctx))
 	frozen, err := c.freezes(ctx, cfg, src, stdout)
 	if err != nil {
 		return err
@@ -51,6 +62,11 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 	}
 	for _, a := range acts {
 		fmt.Fprintf(stdout, "%s %s\n", verb, a)
+	}
+	if !c.DryRun {
+		if rerr := recordRemoved(cfg, acts); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 	}
 	if err != nil {
 		return err
@@ -125,4 +141,36 @@ func (c *CleanupCmd) freezes(ctx context.Context, cfg *config.Config, src *pg.En
 		fmt.Fprintf(stdout, "lifted the write freeze of source database %s (ALLOW_CONNECTIONS %t, as saved)\n", db, fr.AllowConnections)
 	}
 	return left, nil
+}
+
+// recordRemoved notes in the state the databases whose replication objects
+// cleanup dropped before their cut-over: apply then refuses to go on as if
+// nothing happened, and status says so.
+func recordRemoved(cfg *config.Config, acts []apply.CleanupAction) error {
+	store := &apply.FileStore{Dir: cfg.State}
+	st, err := store.Load()
+	if errors.Is(err, apply.ErrNoState) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, a := range acts {
+		if st.Plan.DatabaseNames(a.Database).Slot == "" || st.Removed[a.Database] != (time.Time{}) {
+			continue
+		}
+		if status, _ := st.DatabaseStatus(a.Database); status == apply.StatusDone {
+			continue
+		}
+		if st.Removed == nil {
+			st.Removed = map[string]time.Time{}
+		}
+		st.Removed[a.Database] = time.Now().UTC()
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	return store.Save(st)
 }

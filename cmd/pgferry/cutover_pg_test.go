@@ -185,7 +185,7 @@ func replicatingShop(t *testing.T, src, dst *cluster.Cluster, sourceSQL ...strin
 func TestCutoverRefusesWhatItCannotCarry(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ name, want string }{
-		{"cleanup", "is gone from the source"},
+		{"cleanup", "were removed by pgferry cleanup"},
 		{"create table", "table public.late is new on the source"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,7 +207,39 @@ func TestCutoverRefusesWhatItCannotCarry(t *testing.T) {
 				t.Errorf("cut-over after %s: exit %d, want 1 and %q\n%s\n%s", tc.name, r.code, tc.want, r.stdout, r.stderr)
 			}
 			pgtest.Exec(t, src, "shop", "INSERT INTO orders (note) VALUES ('still writable')")
+			if tc.name != "cleanup" {
+				return
+			}
+			// status tells what is true, and --reset-state is the way on.
+			if s := runBin(t, nil, "status", "-c", cfg); !strings.Contains(s.stdout, "removed") || strings.Contains(s.stdout, "running") || strings.Contains(s.stdout, "caught up") {
+				t.Errorf("status after cleanup:\n%s\n%s", s.stdout, s.stderr)
+			}
+			pgtest.Exec(t, dst, "postgres", "DROP DATABASE shop WITH (FORCE)")
+			if r := runBin(t, env, "apply", "-c", cfg, "--reset-state"); r.code != 0 {
+				t.Fatalf("apply --reset-state after cleanup: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			assertReplicated(t, src, dst, cfg)
 		})
+	}
+}
+
+// TestCleanupWhileApplyRuns: cleanup takes the migration's lock, so it
+// refuses while apply waits for the lag instead of pulling replication
+// from under it.
+func TestCleanupWhileApplyRuns(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	cfg, _ := replicatingShop(t, src, dst)
+	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0}\n"))
+	cmd, out := startBin(t, "lag:shop", "apply", "-c", cfg)
+	c := runBin(t, nil, "cleanup", "-c", cfg)
+	cmd.Process.Signal(syscall.SIGINT)
+	exitCode(cmd)
+	if c.code != 1 || !strings.Contains(c.stderr, "another pgferry apply of this migration is running") {
+		t.Errorf("cleanup while apply runs: exit %d, want 1 and the lock's holder\n%s\n%s\napply:\n%s", c.code, c.stdout, c.stderr, out)
+	}
+	if got := pgtest.QueryString(t, src, "postgres", "SELECT count(*)::text FROM pg_replication_slots"); got != "1" {
+		t.Errorf("%s slots after the refused cleanup, want 1", got)
 	}
 }
 
