@@ -78,8 +78,8 @@ type State struct {
 	// objects of a database that had not cut over: the target has missed
 	// the changes since, and only --reset-state migrates it again.
 	Removed   map[string]time.Time `json:"removed,omitempty"`
-	StartedAt time.Time          `json:"started_at"`
-	UpdatedAt time.Time          `json:"updated_at"`
+	StartedAt time.Time            `json:"started_at"`
+	UpdatedAt time.Time            `json:"updated_at"`
 }
 
 // StepState is one step's progress.
