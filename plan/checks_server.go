@@ -13,7 +13,7 @@ import (
 func (in *input) checks() []Finding {
 	var out []Finding
 	for _, check := range []func() []Finding{
-		in.checkSameServer, in.checkVersions, in.checkPGDump, in.checkConnections,
+		in.checkSameServer, in.checkTargetStandby, in.checkVersions, in.checkPGDump, in.checkConnections,
 		in.checkTransactions, in.checkTooLarge, in.checkCreateDB, in.checkRoles,
 		in.checkPasswords, in.checkFilterPartitions, in.checkLeftovers, in.checkReplicationPolicy,
 	} {
@@ -38,6 +38,19 @@ func (in *input) checkSameServer() []Finding {
 	}
 	return []Finding{finding("same-server", Blocker, "target", "source and target are the same server (same system identifier and start time)",
 		"point target.uri at the server to migrate to")}
+}
+
+// checkTargetStandby: a standby (pg_is_in_recovery) cannot be written to;
+// apply would fail at its first statement with "cannot execute ... in a
+// read-only transaction", after the source steps that run alongside made a
+// slot and a publication.
+func (in *input) checkTargetStandby() []Finding {
+	if !in.dst.InRecovery {
+		return nil
+	}
+	return []Finding{finding("target-in-recovery", Blocker, "target",
+		"the target is a standby (pg_is_in_recovery): nothing can be written to it",
+		"point target.uri at the primary (or promote the standby first)")}
 }
 
 func (in *input) checkVersions() []Finding {

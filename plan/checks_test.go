@@ -206,6 +206,8 @@ func TestChecks(t *testing.T) {
 		{name: "slots exhausted", config: "method: replication", mutate: func(s, d *Snapshot) { s.Slots = make([]Slot, 10) }, want: []string{"blocker replication-slots-exhausted"}},
 		{name: "target workers exhausted", mutate: func(s, d *Snapshot) { d.SubscriptionCount = 4 }, want: []string{"info replication-slots-exhausted"}},
 		{name: "standby", mutate: func(s, d *Snapshot) { s.InRecovery = true }, want: []string{"info source-is-standby"}},
+		{name: "standby source for replication", config: "method: replication", mutate: func(s, d *Snapshot) { s.InRecovery = true }, want: []string{"blocker source-is-standby"}},
+		{name: "standby target", mutate: func(s, d *Snapshot) { d.InRecovery = true }, want: []string{"blocker target-in-recovery"}},
 		{name: "no key under replication", config: "method: replication", mutate: func(s, d *Snapshot) { shopOf(s).Tables[0].HasPrimaryKey = false }, want: []string{"blocker no-replica-identity"}},
 		{name: "identity nothing", mutate: func(s, d *Snapshot) { shopOf(s).Tables[0].ReplicaIdentity = "n" }, want: []string{"info no-replica-identity"}},
 		{name: "no key but skipped", config: "method: replication\ntables: {skip: [sales.orders, sales.items]}", mutate: func(s, d *Snapshot) { shopOf(s).Tables[0].HasPrimaryKey = false }, reject: []string{"no-replica-identity"}},
