@@ -266,6 +266,10 @@ func allKeys(t reflect.Type, prefix string) []string {
 // Keys lists the dotted path of every config key, for tests and docs.
 func Keys() []string { return allKeys(reflect.TypeFor[Config](), "") }
 
+// Suggest returns the candidate closest to s when it is close enough to be
+// a likely typo, else "" (the "did you mean" of unknown keys).
+func Suggest(s string, candidates []string) string { return suggest(s, candidates) }
+
 // suggest returns the candidate closest to s when it is close enough to be
 // a likely typo or a shortened form, else "".
 func suggest(s string, candidates []string) string {

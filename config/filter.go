@@ -110,6 +110,9 @@ func quoted(s string, start int) (int, string, error) {
 // String is the pattern as written.
 func (p Pattern) String() string { return p.raw }
 
+// Parts is how many dot-separated parts the pattern has.
+func (p Pattern) Parts() int { return len(p.parts) }
+
 // MatchName reports whether a one-part pattern matches name.
 func (p Pattern) MatchName(name string) bool {
 	return len(p.parts) == 1 && glob(p.parts[0], name)

@@ -15,7 +15,7 @@ func (in *input) checks() []Finding {
 	for _, check := range []func() []Finding{
 		in.checkSameServer, in.checkTargetStandby, in.checkVersions, in.checkPGDump, in.checkConnections,
 		in.checkTransactions, in.checkTooLarge, in.checkCreateDB, in.checkRoles,
-		in.checkPasswords, in.checkFilterPartitions, in.checkLeftovers, in.checkReplicationPolicy,
+		in.checkPasswords, in.checkFilters, in.checkFilterPartitions, in.checkLeftovers, in.checkReplicationPolicy,
 	} {
 		out = append(out, check()...)
 	}

@@ -268,6 +268,14 @@ func TestChecks(t *testing.T) {
 			},
 			want: []string{"warning write-freeze-privilege"}, reject: []string{"blocker write-freeze-privilege"}},
 		{name: "leftover slot", mutate: func(s, d *Snapshot) { s.Slots = []Slot{{Name: "pgferry_shop_deadbeef_slot"}} }, want: []string{"warning leftover-replication-objects"}},
+		{name: "include typo", config: "databases: {include: [shopp]}", want: []string{"blocker filter-matches-nothing"}},
+		{name: "include matches", config: "databases: {include: [sh*]}", reject: []string{"filter-matches-nothing"}},
+		{name: "exclude typo", config: "databases: {exclude: [shpo]}", want: []string{"warning filter-matches-nothing"}},
+		{name: "skip typo", config: "tables: {skip: [sales.ordrs]}", want: []string{"warning filter-matches-nothing"}},
+		{name: "only of nothing", config: "tables: {only: [nosuch.table]}", want: []string{"blocker filter-matches-nothing"}},
+		{name: "only matches", config: "tables: {only: [shop.sales.orders]}", reject: []string{"filter-matches-nothing"}},
+		{name: "role exclude typo", config: "roles: {exclude: [apq]}", want: []string{"warning filter-matches-nothing"}},
+		{name: "extension exclude typo", config: "extensions: {exclude: [pg_trgn]}", want: []string{"warning filter-matches-nothing"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -464,6 +472,27 @@ func TestSubscriptionDialsLocalhost(t *testing.T) {
 		got := slices.Contains(findingKeys(Build(mustTestConfig(t, tt.config), src, dst, env).Findings), "warning subscription-dials-localhost")
 		if got != tt.want {
 			t.Errorf("%s, subscription local %t, target local %t: warning %t, want %t", tt.config, tt.subLocal, tt.dstLocal, got, tt.want)
+		}
+	}
+}
+
+// TestFilterTypoSuggests: the finding names the closest existing name,
+// spelled with as many parts as the pattern.
+func TestFilterTypoSuggests(t *testing.T) {
+	src, dst := healthy()
+	for cfg, want := range map[string]string{
+		"databases: {include: [shopp]}": `databases.include pattern "shopp" matches no database on the source (did you mean "shop"?)`,
+		"tables: {skip: [sales.ordrs]}": `tables.skip pattern "sales.ordrs" matches no table of the selected databases on the source (did you mean "sales.orders"?)`,
+	} {
+		p := Build(mustTestConfig(t, cfg), src, dst, testEnv)
+		var got []string
+		for _, f := range p.Findings {
+			if f.Code == "filter-matches-nothing" {
+				got = append(got, f.Message)
+			}
+		}
+		if !slices.Equal(got, []string{want}) {
+			t.Errorf("%s: filter-matches-nothing messages = %q, want %q", cfg, got, want)
 		}
 	}
 }

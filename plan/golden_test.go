@@ -52,7 +52,7 @@ var scenarios = []struct {
 }{
 	{"blockers", ""},
 	{"warnings", "databases: {exclude: [crm, legacy]}\ntables: {skip: [public.events, public.geo]}\nreplication: {max_lag_bytes: 0, stop: true}\n"},
-	{"empty", "databases: {include: [nothing_matches]}\n"},
+	{"empty", "databases: {exclude: [\"*\"]}\n"},
 	{"dump", "method: dump\ndatabases: {exclude: [legacy, crm]}\n"},
 }
 

@@ -302,3 +302,28 @@ func TestPlanUnixSocketURI(t *testing.T) {
 		t.Errorf("plan with a %%2F socket URI: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestPlanFilterTypos: a filter pattern that matches nothing is a finding
+// naming the closest name: a blocker for include and only, a warning for
+// skip and exclude.
+func TestPlanFilterTypos(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE bench")
+	pgtest.Exec(t, src, "bench", "CREATE TABLE pgbench_accounts (aid int PRIMARY KEY)")
+	for _, tt := range []struct {
+		filter string
+		code   int
+		want   string
+	}{
+		{"databases: {include: [benchh]}", 2, `databases.include pattern \"benchh\" matches no database on the source (did you mean \"bench\"?)`},
+		{"tables: {only: [nosuch.table]}", 2, `tables.only pattern \"nosuch.table\" matches no table`},
+		{"tables: {skip: [public.pgbench_acounts]}", 0, `tables.skip pattern \"public.pgbench_acounts\" matches no table of the selected databases on the source (did you mean \"public.pgbench_accounts\"?)`},
+	} {
+		cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\n"+tt.filter+"\n")
+		r := runBin(t, nil, "plan", "-c", cfg, "--format", "json")
+		if r.code != tt.code || !strings.Contains(r.stdout, tt.want) {
+			t.Errorf("plan with %s: exit %d, want %d and %s\n%s\n%s", tt.filter, r.code, tt.code, tt.want, r.stdout, r.stderr)
+		}
+	}
+}
