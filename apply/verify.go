@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/big"
 	"slices"
 	"sync"
 
@@ -13,17 +14,39 @@ import (
 	"github.com/pgferry/pgferry/plan"
 )
 
-// TableCheck compares one table on both sides.
+// TableCheck compares one object on both sides: a table or materialized
+// view (its rows), or a database's sequences or large objects as a whole.
 type TableCheck struct {
-	Database   string
-	Table      plan.TableRef
-	SourceRows int64
-	TargetRows int64
+	Database string `json:"database"`
+	// Kind is "table", "materialized view", "sequences" or "large objects".
+	Kind  string        `json:"kind"`
+	Table plan.TableRef `json:"table,omitzero"`
+	// SourceRows and TargetRows count rows, sequences or large objects.
+	SourceRows int64 `json:"source_rows"`
+	TargetRows int64 `json:"target_rows"`
 	// SourceHash and TargetHash are order-independent hashes of the rows
-	// (with checksums), else empty.
-	SourceHash, TargetHash string
-	Err                    string
+	// (with checksums), in hex, else empty; for sequences and large
+	// objects an MD5 of their values and contents.
+	SourceHash string `json:"source_hash,omitempty"`
+	TargetHash string `json:"target_hash,omitempty"`
+	Err        string `json:"error,omitempty"`
 }
+
+// Name is what the check is about, for people.
+func (c TableCheck) Name() string {
+	if c.Kind == KindTable || c.Kind == KindMatView {
+		return c.Table.String()
+	}
+	return c.Kind
+}
+
+// The kinds of TableCheck.
+const (
+	KindTable        = "table"
+	KindMatView      = "materialized view"
+	KindSequences    = "sequences"
+	KindLargeObjects = "large objects"
+)
 
 // Equal reports whether both sides hold the same rows.
 func (c TableCheck) Equal() bool {
@@ -40,12 +63,21 @@ const (
 // verifySession makes the rows' text identical on both sides.
 var verifySession = map[string]string{"DateStyle": "ISO", "IntervalStyle": "postgres", "extra_float_digits": "3", "TimeZone": "UTC", "statement_timeout": "0"}
 
-// Verify counts (and with checksums hashes) every table of tables, by
-// database, on both sides at once.
-func Verify(ctx context.Context, src, dst *pg.Endpoint, tables map[string][]plan.TableRef, checksums bool) ([]TableCheck, error) {
+// Objects are what verify compares in one database.
+type Objects struct {
+	Tables, MatViews []plan.TableRef
+	// Sequences and LargeObjects also compare the database's sequence
+	// values and large objects.
+	Sequences, LargeObjects bool
+}
+
+// Verify counts (and with checksums hashes) every table and materialized
+// view of each database's objects on both sides at once, and compares its
+// sequence values and large objects.
+func Verify(ctx context.Context, src, dst *pg.Endpoint, objects map[string]Objects, checksums bool) ([]TableCheck, error) {
 	var out []TableCheck
-	for _, db := range sortedKeys(tables) {
-		checks, err := verifyDatabase(ctx, src, dst, db, tables[db], checksums)
+	for _, db := range sortedKeys(objects) {
+		checks, err := verifyDatabase(ctx, src, dst, db, objects[db], checksums)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +86,7 @@ func Verify(ctx context.Context, src, dst *pg.Endpoint, tables map[string][]plan
 	return out, nil
 }
 
-func verifyDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, tables []plan.TableRef, checksums bool) ([]TableCheck, error) {
+func verifyDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, objects Objects, checksums bool) ([]TableCheck, error) {
 	sc, err := src.Connect(ctx, db, pg.Options{ReadOnly: true, Settings: verifySession})
 	if err != nil {
 		return nil, err
@@ -73,7 +105,46 @@ func verifyDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, table
 		return nil, err
 	}
 	defer dc.Close(context.WithoutCancel(ctx))
-	return verifyOn(ctx, sc, dc, db, tables, checksums)
+	out, err := verifyOn(ctx, sc, dc, db, objects.Tables, checksums)
+	if err != nil {
+		return nil, err
+	}
+	views, err := verifyOn(ctx, sc, dc, db, objects.MatViews, checksums)
+	if err != nil {
+		return nil, err
+	}
+	for i := range views {
+		views[i].Kind = KindMatView
+	}
+	out = append(out, views...)
+	for _, c := range []struct {
+		kind, sql string
+		on        bool
+	}{{KindSequences, sequencesDigestSQL, objects.Sequences}, {KindLargeObjects, largeObjectsDigestSQL, objects.LargeObjects}} {
+		if c.on {
+			out = append(out, compareDigest(ctx, sc, dc, db, c.kind, c.sql))
+		}
+	}
+	return out, ctx.Err()
+}
+
+// sequencesDigestSQL and largeObjectsDigestSQL count a database's
+// sequences (large objects) and hash their values (contents, owners and
+// privileges) in name (OID) order.
+const (
+	sequencesDigestSQL = `SELECT count(*), coalesce(md5(string_agg(format('%I.%I=%s', schemaname, sequencename, last_value), ',' ORDER BY schemaname, sequencename)), '') FROM pg_sequences`
+	largeObjectsDigestSQL = `SELECT count(*), coalesce(md5(string_agg(m.oid::text || ':' || md5(lo_get(m.oid)) || ':' || pg_get_userbyid(m.lomowner) || ':' || coalesce(m.lomacl::text, ''), ',' ORDER BY m.oid)), '') FROM pg_largeobject_metadata m`
+)
+
+// compareDigest runs a digest query on both sides.
+func compareDigest(ctx context.Context, sc, dc *pgx.Conn, db, kind, sql string) TableCheck {
+	c := TableCheck{Database: db, Kind: kind}
+	serr := sc.QueryRow(ctx, sql).Scan(&c.SourceRows, &c.SourceHash)
+	derr := dc.QueryRow(ctx, sql).Scan(&c.TargetRows, &c.TargetHash)
+	if serr != nil || derr != nil {
+		c.Err = describeBoth(serr, derr)
+	}
+	return c
 }
 
 // verifyOn compares tables on sc and dc, sessions in database db with
@@ -86,7 +157,7 @@ func verifyOn(ctx context.Context, sc, dc *pgx.Conn, db string, tables []plan.Ta
 	}
 	out := make([]TableCheck, len(tables))
 	for i, t := range tables {
-		c := TableCheck{Database: db, Table: t}
+		c := TableCheck{Database: db, Kind: KindTable, Table: t}
 		q := fmt.Sprintf(query, ident(t.Schema, t.Name))
 		var wg sync.WaitGroup
 		var serr, derr error
@@ -99,6 +170,7 @@ func verifyOn(ctx context.Context, sc, dc *pgx.Conn, db string, tables []plan.Ta
 			}
 			c.Err = describeBoth(serr, derr)
 		}
+		c.SourceHash, c.TargetHash = hexSum(c.SourceHash), hexSum(c.TargetHash)
 		out[i] = c
 	}
 	return out, nil
@@ -116,4 +188,15 @@ func describeBoth(serr, derr error) string {
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// hexSum writes hashSQL's decimal sum of row hashes in hex (modulo 2^64,
+// 16 digits), as people compare hashes.
+func hexSum(decimal string) string {
+	n, ok := new(big.Int).SetString(decimal, 10)
+	if !ok {
+		return decimal // "" without checksums
+	}
+	n.Mod(n, new(big.Int).Lsh(big.NewInt(1), 64))
+	return fmt.Sprintf("%016x", n)
 }

@@ -323,17 +323,23 @@ func TestApplyDumpEndToEnd(t *testing.T) {
 	if again.code != 0 || !strings.Contains(again.stdout, "nothing to do: the migration is complete") {
 		t.Errorf("second apply: exit %d\n%s\n%s", again.code, again.stdout, again.stderr)
 	}
-	v := runBin(t, nil, "verify", "-c", cfg, "--checksums")
+	v := runBin(t, nil, "verify", "-c", cfg)
 	if v.code != 0 || !strings.Contains(v.stdout, "11 of 11 tables equal") {
-		t.Errorf("verify --checksums: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
+		t.Errorf("verify: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
 	}
 	pgtest.Exec(t, dst, "shop", "UPDATE sales.items SET sku = 'changed' WHERE id = 7")
-	v = runBin(t, nil, "verify", "-c", cfg, "--checksums")
+	v = runBin(t, nil, "verify", "-c", cfg)
 	if v.code != 1 || !strings.Contains(v.stdout, "DIFFERENT") || !strings.Contains(v.stderr, "pgferry: 1 of 11 tables differ") {
 		t.Errorf("verify after a change on the target: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
 	}
-	if v = runBin(t, nil, "verify", "-c", cfg); v.code != 0 {
-		t.Errorf("verify without checksums sees only counts, which are equal: exit %d\n%s", v.code, v.stdout)
+	if v = runBin(t, nil, "verify", "-c", cfg, "--counts-only"); v.code != 0 {
+		t.Errorf("verify --counts-only sees only counts, which are equal: exit %d\n%s", v.code, v.stdout)
+	}
+	// Sequences are compared too, and --format json says the same.
+	pgtest.Exec(t, dst, "shop", "UPDATE sales.items SET sku = 'sku-7' WHERE id = 7", "SELECT setval(pg_get_serial_sequence('sales.orders', 'id'), 999999)")
+	v = runBin(t, nil, "verify", "-c", cfg, "--format", "json")
+	if v.code != 1 || !strings.Contains(v.stdout, `"kind": "sequences"`) || !strings.Contains(v.stdout, `"different": 1`) {
+		t.Errorf("verify --format json: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
 	}
 	for _, s := range []string{"app-pw", "placeholder_"} {
 		if strings.Contains(r.stdout+r.stderr, s) {
@@ -872,8 +878,8 @@ func TestApplyLatin1Database(t *testing.T) {
 	if got, want := pgtest.QueryString(t, dst, "lat", facts), "naïve £ | 'été'::text | coût: 5 ¤ | LATIN1"; got != want {
 		t.Errorf("target facts = %q, want %q", got, want)
 	}
-	if v := runBin(t, nil, "verify", "-c", cfg, "--checksums"); v.code != 0 || !strings.Contains(v.stdout, "2 of 2 tables equal") {
-		t.Errorf("verify --checksums: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
+	if v := runBin(t, nil, "verify", "-c", cfg); v.code != 0 || !strings.Contains(v.stdout, "2 of 2 tables equal") {
+		t.Errorf("verify: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
 	}
 }
 

@@ -24,7 +24,7 @@ type CLI struct {
 	Validate ValidateCmd `cmd:"" help:"Check a migration file without connecting anywhere."`
 	Plan     PlanCmd     `cmd:"" help:"Inspect both servers read-only and print the plan (exit 2 on blockers)."`
 	Apply    ApplyCmd    `cmd:"" help:"Carry out the plan, resumably (exit 130 when interrupted: rerun to resume)."`
-	Verify   VerifyCmd   `cmd:"" help:"Compare row counts (and with --checksums row hashes) of the copied tables on both sides."`
+	Verify   VerifyCmd   `cmd:"" help:"Compare the copied tables (row counts and an order-independent hash of their rows), materialized views, sequences and large objects on both sides."`
 	Status   StatusCmd   `cmd:"" help:"Show the migration's progress and live replication lag per database."`
 	Cleanup  CleanupCmd  `cmd:"" help:"Drop this migration's publications, subscriptions and slots on both sides."`
 	Demo     DemoCmd     `cmd:"" help:"Migrate sample data live between two throwaway local clusters, then remove them."`

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
 
 	"github.com/pgferry/pgferry/apply"
 	"github.com/pgferry/pgferry/config"
@@ -18,55 +18,109 @@ import (
 
 // VerifyCmd compares the copied tables on both sides.
 type VerifyCmd struct {
-	Config    string `short:"c" required:"" type:"path" placeholder:"FILE" help:"Migration file."`
-	Checksums bool   `help:"Also compare an order-independent hash of every table's rows."`
+	Config     string `short:"c" required:"" type:"path" placeholder:"FILE" help:"Migration file."`
+	CountsOnly bool   `help:"Compare row counts only (quick), not an order-independent hash of every row."`
+	Format     string `enum:"table,json" default:"table" help:"Output format: table or json."`
 }
 
-// Run prints one row per table; exit 1 when any differs.
+// Run prints one row per table, materialized view, and database's
+// sequences and large objects; exit 1 when any differs.
 func (v *VerifyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.Logger) error {
 	cfg, src, dst, err := loadEndpoints(v.Config, env)
 	if err != nil {
 		return err
 	}
 	defer closeIdle(ctx, src, dst)
-	tables, err := verifiedTables(ctx, cfg, src, dst, log)
+	objects, err := verifiedObjects(ctx, cfg, src, dst, log)
 	if err != nil {
 		return err
 	}
-	checks, err := apply.Verify(ctx, src, dst, tables, v.Checksums)
+	checks, err := apply.Verify(ctx, src, dst, objects, !v.CountsOnly)
 	if err != nil {
 		return err
 	}
-	header := []string{"DATABASE", "TABLE", "SOURCE ROWS", "TARGET ROWS"}
-	if v.Checksums {
-		header = append(header, "SOURCE HASH", "TARGET HASH")
-	}
-	header = append(header, "RESULT")
-	var rows [][]string
-	bad := 0
+	bad, tables, badTables := 0, 0, 0
 	for _, c := range checks {
-		row := []string{c.Database, c.Table.String(), strconv.FormatInt(c.SourceRows, 10), strconv.FormatInt(c.TargetRows, 10)}
-		if v.Checksums {
-			row = append(row, c.SourceHash, c.TargetHash)
-		}
-		result := "equal"
 		if !c.Equal() {
 			bad++
+		}
+		if c.Kind == apply.KindTable {
+			tables++
+			if !c.Equal() {
+				badTables++
+			}
+		}
+	}
+	if v.Format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			Checks    []apply.TableCheck `json:"checks"`
+			Different int                `json:"different"`
+		}{checks, bad}); err != nil {
+			return err
+		}
+	} else if err := v.render(stdout, checks, tables, badTables); err != nil {
+		return err
+	}
+	if bad > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d tables differ, %d checks in all", badTables, tables, bad)}
+	}
+	return nil
+}
+
+func (v *VerifyCmd) render(stdout io.Writer, checks []apply.TableCheck, tables, badTables int) error {
+	header := []string{"DATABASE", "OBJECT", "SOURCE", "TARGET", "RESULT"}
+	var rows [][]string
+	for _, c := range checks {
+		result := "equal"
+		if !c.Equal() {
 			result = "DIFFERENT"
 			if c.Err != "" {
 				result = "ERROR: " + c.Err
 			}
 		}
-		rows = append(rows, append(row, result))
+		rows = append(rows, []string{c.Database, c.Name(), side(c.Kind, c.SourceRows, c.SourceHash), side(c.Kind, c.TargetRows, c.TargetHash), result})
 	}
 	if err := plan.RenderTable(stdout, header, rows); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%d of %d tables equal\n", len(checks)-bad, len(checks))
-	if bad > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d tables differ", bad, len(checks))}
-	}
+	fmt.Fprintf(stdout, "%d of %d tables equal\n", tables-badTables, tables)
 	return nil
+}
+
+// side is one side of a check: its count and hash.
+func side(kind string, n int64, hash string) string {
+	noun := map[string]string{apply.KindSequences: "sequence", apply.KindLargeObjects: "object"}[kind]
+	if noun == "" {
+		noun = "row"
+	}
+	s := fmt.Sprintf("%d %s", n, noun)
+	if n != 1 {
+		s += "s"
+	}
+	if hash != "" {
+		s += " " + hash
+	}
+	return s
+}
+
+// verifiedObjects are the objects verify compares, by database: the
+// tables the migration moves rows of (verifiedTables) and their
+// databases' materialized views, sequences and large objects.
+func verifiedObjects(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (map[string]apply.Objects, error) {
+	tables, p, err := verifiedTables(ctx, cfg, src, dst, log)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]apply.Objects{}
+	for _, d := range p.Databases {
+		out[d.Name] = apply.Objects{Tables: tables[d.Name], MatViews: d.MatViews, Sequences: true, LargeObjects: true}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the migration selects no database: there is nothing to verify")
+	}
+	return out, nil
 }
 
 // verifiedTables are the tables the migration moves rows of, by database:
@@ -74,35 +128,35 @@ func (v *VerifyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slo
 // is one, else a fresh plan's. A state written before the subscription
 // step listed the tables it copies (initial_copy: subscription) lacks
 // them: those databases take a fresh plan's list.
-func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (map[string][]plan.TableRef, error) {
+func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (map[string][]plan.TableRef, *plan.Plan, error) {
 	st, err := (&apply.FileStore{Dir: cfg.State}).Load()
 	if err != nil && !errors.Is(err, apply.ErrNoState) {
-		return nil, err
+		return nil, nil, err
 	}
 	var tables map[string][]plan.TableRef
 	var unlisted []string
 	if err == nil {
 		if frozen := slices.Sorted(maps.Keys(st.Freezes)); len(frozen) > 0 {
-			return nil, fmt.Errorf("source database %s is frozen by the cut-over, which verified it before switching; pgferry cleanup -c FILE --unfreeze lifts the freeze to verify again", frozen[0])
+			return nil, nil, fmt.Errorf("source database %s is frozen by the cut-over, which verified it before switching; pgferry cleanup -c FILE --unfreeze lifts the freeze to verify again", frozen[0])
 		}
 		tables = copiedTables(&st.Plan)
 		unlisted = unlistedCopies(&st.Plan)
 		if len(unlisted) == 0 {
-			return tables, nil
+			return tables, &st.Plan, nil
 		}
 	}
 	pl, err := buildPlan(ctx, cfg, src, dst, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fresh := copiedTables(&pl.plan)
 	if tables == nil {
-		return fresh, nil
+		return fresh, &pl.plan, nil
 	}
 	for _, db := range unlisted {
 		tables[db] = fresh[db]
 	}
-	return tables, nil
+	return tables, &st.Plan, nil
 }
 
 // copiedTables are the tables whose rows the plan moves (its copy, or the
@@ -112,6 +166,11 @@ func copiedTables(p *plan.Plan) map[string][]plan.TableRef {
 	for _, st := range p.Steps {
 		if st.Kind == plan.StepCopyData || st.Kind == plan.StepCreateSubscription && st.Params.CopyData {
 			out[st.Params.Database] = append(out[st.Params.Database], st.Params.Tables...)
+		}
+	}
+	for _, d := range p.Databases {
+		if _, ok := out[d.Name]; !ok && len(d.Copied) > 0 {
+			out[d.Name] = d.Copied // a plan of the cut-over alone
 		}
 	}
 	return out
