@@ -10,6 +10,7 @@ build:
 # Two throwaway local clusters, sample data, plan, a live apply, cut-over,
 # verify; everything removed at the end (also on Ctrl-C).
 demo: build
+	scripts/setup demo
 	bin/pgferry demo
 
 # pgferry against pg_dump | pg_restore, pgcopydb and a native subscription
@@ -33,6 +34,7 @@ bench-cutover:
 
 # The test command CI runs: real PostgreSQL clusters, never a cached result.
 test:
+	scripts/setup test
 	$(GO) test -count=1 -timeout 15m ./...
 
 # Sources PostgreSQL 12, 13, 14 and targets 18, 16, 17 (npm server builds)
