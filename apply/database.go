@@ -303,6 +303,9 @@ func (d *dbRun) createDatabase(ctx context.Context, _ plan.Step) (string, error)
 		return "", err
 	}
 	if exists {
+		if err := d.checkNotAnothers(ctx); err != nil {
+			return "", err
+		}
 		return "already exists", nil
 	}
 	sql := fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s",
@@ -317,6 +320,34 @@ func (d *dbRun) createDatabase(ctx context.Context, _ plan.Step) (string, error)
 		return "", err
 	}
 	return fmt.Sprintf("created (%s, %s/%s)", s.Encoding, s.Collate, s.Ctype), nil
+}
+
+const userTablesSQL = `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'`
+
+// checkNotAnothers refuses a database the plan was to create that exists
+// and holds tables while this migration's schema is not restored yet: its
+// own crash between CREATE DATABASE and the checkpoint leaves it empty, so
+// the tables are another migration's (or someone's) into the same target.
+func (d *dbRun) checkNotAnothers(ctx context.Context) error {
+	for _, st := range d.steps {
+		if s := d.m.stepStatus(st.ID); st.Kind == plan.StepRestorePreData && s != StatusPending && s != "" {
+			return nil // the schema is (maybe) ours
+		}
+	}
+	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	var n int
+	if err := dst.QueryRow(ctx, userTablesSQL).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("database %s appeared on the target after this migration planned to create it, and holds %d tables it did not restore: another migration (or someone) writes into it; run one migration per target database, or rerun with --reset-state to plan against the target as it is", d.name, n)
+	}
+	return nil
 }
 
 // configureDatabase sets what pg_dump without --create does not carry:

@@ -73,3 +73,49 @@ func (l *Lock) Release(ctx context.Context) {
 	os.Remove(l.file)
 	l.conn.Close(ctx)
 }
+
+// databaseLockSQL takes the lock of one target database; the key is the
+// first 8 bytes of the SHA-256 of "pgferry-target-db:" and the name, so
+// every migration into that database asks for the same one.
+const databaseLockSQL = `SELECT pg_try_advisory_lock(('x' || substr(encode(sha256(convert_to('pgferry-target-db:' || $1, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint)`
+
+// lockHolderSQL describes the session holding a database's lock.
+const lockHolderSQL = `SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local'), a.backend_start
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.pid <> pg_backend_pid()
+  AND (l.classid::bigint << 32 | l.objid::bigint) = ('x' || substr(encode(sha256(convert_to('pgferry-target-db:' || $1, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint
+LIMIT 1`
+
+// DatabaseBusyError is a target database another pgferry is migrating into.
+type DatabaseBusyError struct {
+	Database, Holder string
+}
+
+func (e *DatabaseBusyError) Error() string {
+	return fmt.Sprintf("database %s on the target is being migrated into by another pgferry (%s): run one migration per target database; change databases.include/exclude, or wait for the other to finish", e.Database, e.Holder)
+}
+
+// Databases also takes, on the lock's session, a lock per target database
+// of the plan, held until Release: two migrations (two files, two state
+// directories) into one target database would otherwise both create it and
+// copy into it, colliding on its catalog and keys.
+func (l *Lock) Databases(ctx context.Context, names []string) error {
+	for _, name := range names {
+		var ok bool
+		if err := l.conn.QueryRow(ctx, databaseLockSQL, name).Scan(&ok); err != nil {
+			return fmt.Errorf("take the lock of target database %s: %w", name, err)
+		}
+		if ok {
+			continue
+		}
+		holder := "holder unknown"
+		var pid int
+		var app, client string
+		var since time.Time
+		if err := l.conn.QueryRow(ctx, lockHolderSQL, name).Scan(&pid, &app, &client, &since); err == nil {
+			holder = fmt.Sprintf("target backend %d, application %q, from %s, since %s", pid, app, client, since.UTC().Format(time.RFC3339))
+		}
+		return &DatabaseBusyError{Database: name, Holder: holder}
+	}
+	return nil
+}

@@ -59,7 +59,7 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 		}
 		log.Info("state reset", "dir", cfg.State)
 	}
-	state, fresh, err := c.state(ctx, cfg, src, dst, store, key, log)
+	state, fresh, err := c.state(ctx, cfg, src, dst, store, key, lock, log)
 	if err != nil {
 		return err
 	}
@@ -79,6 +79,16 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 		events, log = view.Event, viewLog
 	}
 	return c.apply(ctx, stdout, cfg, src, dst, store, state, log, events)
+}
+
+// lockDatabases takes the locks of the plan's target databases (held
+// with the migration's lock; taking one again is a no-op).
+func lockDatabases(ctx context.Context, lock *apply.Lock, p *plan.Plan) error {
+	var names []string
+	for _, d := range p.Databases {
+		names = append(names, d.Name)
+	}
+	return lock.Databases(ctx, names)
 }
 
 // lockMigration takes the migration's lock on the target: one apply or
@@ -128,7 +138,7 @@ func systemID(ctx context.Context, ep *pg.Endpoint) (string, error) {
 
 // state loads the stored migration, or plans a new one (from the saved
 // plan file when given). fresh reports a new state.
-func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, store *apply.FileStore, key stateKeys, log *slog.Logger) (*apply.State, bool, error) {
+func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, store *apply.FileStore, key stateKeys, lock *apply.Lock, log *slog.Logger) (*apply.State, bool, error) {
 	st, err := store.Load()
 	switch {
 	case errors.Is(err, apply.ErrNoState):
@@ -139,6 +149,9 @@ func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, src, dst *pg.E
 	case st.CheckRemoved() != nil:
 		return nil, false, st.CheckRemoved()
 	default:
+		if err := lockDatabases(ctx, lock, &st.Plan); err != nil {
+			return nil, false, err
+		}
 		if c.PlanFile != "" {
 			if err := c.sameAsStored(st); err != nil {
 				return nil, false, err
@@ -171,6 +184,11 @@ func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, src, dst *pg.E
 			return nil, false, &exitError{code: 3, err: err}
 		}
 		p = saved.Plan
+	}
+	// Another migration into the same target databases, running now, is
+	// named before its rows become this plan's blockers.
+	if err := lockDatabases(ctx, lock, &p); err != nil {
+		return nil, false, err
 	}
 	if n := len(p.Blockers()); n > 0 {
 		for _, f := range p.Blockers() {

@@ -970,3 +970,42 @@ func TestApplySQLASCIIDatabase(t *testing.T) {
 		t.Errorf("plan of a database with a name that is not UTF-8: exit %d\n%s", r.code, r.stdout)
 	}
 }
+
+// TestTwoMigrationsOneTarget: a second migration (another file, another
+// state) into a target database the first is migrating into is refused
+// while the first runs, naming it; once the first is done, the second's
+// rerun refuses the database it did not create instead of colliding with
+// its rows, and planned afresh it meets them as blockers.
+func TestTwoMigrationsOneTarget(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t SELECT generate_series(1, 1000)")
+	first := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [shop]}\n")
+	second := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [shop]}\nroles: {passwords: none}\n")
+	// The second plans (shop is not on the target yet) and stops early.
+	if r := runBin(t, []string{"PGFERRY_CRASH_AT=before:create_database"}, "apply", "-c", second); r.code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("the second migration did not stop at create_database: exit %d\n%s", r.code, r.stderr)
+	}
+	cmd, out := startBin(t, "before:copy_data", "apply", "-c", first)
+	r := runBin(t, nil, "apply", "-c", second)
+	cmd.Process.Signal(syscall.SIGINT)
+	exitCode(cmd)
+	if r.code != 1 || !strings.Contains(r.stderr, "database shop on the target is being migrated into by another pgferry") {
+		t.Fatalf("a second migration while the first runs: exit %d\n%s\n%s\nfirst:\n%s", r.code, r.stdout, r.stderr, out)
+	}
+	if r := runBin(t, nil, "apply", "-c", first); r.code != 0 {
+		t.Fatalf("the first migration's rerun: exit %d\n%s", r.code, r.stderr)
+	}
+	r = runBin(t, nil, "apply", "-c", second)
+	if r.code != 1 || !strings.Contains(r.stderr, "appeared on the target after this migration planned to create it") {
+		t.Errorf("the second migration resumed after the first: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = runBin(t, nil, "apply", "-c", second, "--reset-state")
+	if r.code != 2 || !strings.Contains(r.stderr, "target-table-not-empty") {
+		t.Errorf("the second migration planned afresh: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := pgtest.QueryString(t, dst, "shop", "SELECT count(*)::text FROM t"); got != "1000" {
+		t.Errorf("target rows = %s, want the first migration's 1000", got)
+	}
+}
