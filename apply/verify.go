@@ -132,7 +132,7 @@ func verifyDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, objec
 // sequences (large objects) and hash their values (contents, owners and
 // privileges) in name (OID) order.
 const (
-	sequencesDigestSQL = `SELECT count(*), coalesce(md5(string_agg(format('%I.%I=%s', schemaname, sequencename, last_value), ',' ORDER BY schemaname, sequencename)), '') FROM pg_sequences`
+	sequencesDigestSQL    = `SELECT count(*), coalesce(md5(string_agg(format('%I.%I=%s', schemaname, sequencename, last_value), ',' ORDER BY schemaname, sequencename)), '') FROM pg_sequences`
 	largeObjectsDigestSQL = `SELECT count(*), coalesce(md5(string_agg(m.oid::text || ':' || md5(lo_get(m.oid)) || ':' || pg_get_userbyid(m.lomowner) || ':' || coalesce(m.lomacl::text, ''), ',' ORDER BY m.oid)), '') FROM pg_largeobject_metadata m`
 )
 
