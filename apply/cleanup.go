@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgferry/pgferry/internal/pg"
 	"github.com/pgferry/pgferry/plan"
 )
@@ -112,3 +114,54 @@ func subscriptionExists(ctx context.Context, dst *pg.Endpoint, db, sub string) (
 // missingDatabase reports a connection refused because the database does
 // not exist.
 func missingDatabase(err error) bool { return pg.HasCode(err, pg.InvalidCatalogName) }
+
+// orphanSlotsSQL lists the source's pgferry_* logical slots with the WAL
+// each retains.
+const orphanSlotsSQL = `SELECT slot_name, COALESCE(database, ''), active,
+	CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint END
+FROM pg_replication_slots WHERE slot_type = 'logical' AND left(slot_name, 8) = 'pgferry_' ORDER BY 1`
+
+// CleanupOrphans drops the pgferry_* slots on the source that are not
+// this migration's (own) and have no walsender: a rebuilt target's, a
+// failed run's, whose WAL nothing will ever read. A slot something streams
+// from is another migration's at work: it is kept and listed.
+func CleanupOrphans(ctx context.Context, src *pg.Endpoint, own map[string]bool, dryRun bool) ([]CleanupAction, error) {
+	conn, err := src.Connect(ctx, "", pg.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, orphanSlotsSQL)
+	if err != nil {
+		return nil, fmt.Errorf("list slots: %w", err)
+	}
+	type slot struct {
+		name, db string
+		active   bool
+		retained *int64
+	}
+	var slots []slot
+	var s slot
+	if _, err := pgx.ForEachRow(rows, []any{&s.name, &s.db, &s.active, &s.retained}, func() error { slots = append(slots, s); return nil }); err != nil {
+		return nil, fmt.Errorf("list slots: %w", err)
+	}
+	var acts []CleanupAction
+	for _, s := range slots {
+		if own[s.name] {
+			continue
+		}
+		act := CleanupAction{Side: "source", Database: s.db, Kind: "orphan slot", Name: s.name}
+		if s.retained != nil {
+			act.Note = "retained " + byteString(*s.retained) + " of WAL"
+		}
+		if s.active {
+			act.Note = "not dropped: something streams from it, another migration at work"
+		} else if !dryRun {
+			if _, err := dropSlotOn(ctx, conn, s.name); err != nil {
+				return append(acts, act), err
+			}
+		}
+		acts = append(acts, act)
+	}
+	return acts, nil
+}

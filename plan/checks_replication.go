@@ -171,7 +171,7 @@ func (in *input) checkLeftovers() []Finding {
 	var found []string
 	for _, s := range in.src.Slots {
 		if strings.HasPrefix(s.Name, "pgferry_") && !ours[s.Name] {
-			found = append(found, "slot "+s.Name)
+			found = append(found, describeSlot(s))
 		}
 	}
 	for _, d := range in.src.Databases {
@@ -193,7 +193,25 @@ func (in *input) checkLeftovers() []Finding {
 	}
 	return []Finding{finding("leftover-replication-objects", Warning, "source and target",
 		fmt.Sprintf("%s not a complete set of this migration: %s", count(len(found), "pgferry replication object"), listSome(found, 4)),
-		"pgferry cleanup -c FILE drops this migration's objects; drop others by name once you know they are unused")}
+		"pgferry cleanup -c FILE drops this migration's objects, and with --orphans the inactive pgferry_* slots no migration of this file owns (a rebuilt target's, a failed run's)")}
+}
+
+// describeSlot names a slot with what it costs the source: "slot
+// pgferry_shop_1a2b3c4d_slot (shop, inactive, retains 1.2 GiB of WAL,
+// wal_status extended)".
+func describeSlot(s Slot) string {
+	var facts []string
+	if s.Database != "" {
+		facts = append(facts, s.Database)
+	}
+	facts = append(facts, map[bool]string{true: "active", false: "inactive"}[s.Active])
+	if s.RetainedBytes != nil {
+		facts = append(facts, "retains "+byteString(*s.RetainedBytes)+" of WAL")
+	}
+	if s.WALStatus != "" {
+		facts = append(facts, "wal_status "+s.WALStatus)
+	}
+	return fmt.Sprintf("slot %s (%s)", s.Name, strings.Join(facts, ", "))
 }
 
 // completeSet reports whether db's publication, slot and subscription all

@@ -112,6 +112,9 @@ type Slot struct {
 	Active   bool   `json:"active"`
 	// WALStatus is reserved, extended, unreserved or lost (13+), or "".
 	WALStatus string `json:"wal_status,omitempty"`
+	// RetainedBytes is the WAL the slot keeps on the source (nil when
+	// unknown: a standby, or a slot never used).
+	RetainedBytes *int64 `json:"retained_bytes,omitempty"`
 }
 
 // Database is one database of the cluster and, when it could be inspected,

@@ -21,6 +21,7 @@ type CleanupCmd struct {
 	Config   string `short:"c" required:"" type:"path" placeholder:"FILE" help:"Migration file."`
 	DryRun   bool   `help:"Only list what would be dropped."`
 	Unfreeze bool   `help:"Also lift the write freeze a finished cut-over left on the source databases, restoring what it saved (an interrupted cut-over's freeze is always lifted)."`
+	Orphans  bool   `help:"Also drop the pgferry_* slots on the source that no migration of this file owns and nothing streams from (a rebuilt target's, a failed run's), printing each."`
 }
 
 const sourceDatabasesSQL = `SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1`
@@ -52,10 +53,19 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 	if err != nil {
 		return err
 	}
+	own := map[string]bool{} // this migration's slots, frozen databases' too
+	for _, n := range names {
+		own[n.Slot] = true
+	}
 	for _, db := range frozen {
 		delete(names, db) // a frozen database lets no session in
 	}
 	acts, err := apply.Cleanup(ctx, src, dst, names, c.DryRun)
+	if err == nil && c.Orphans {
+		var orphans []apply.CleanupAction
+		orphans, err = apply.CleanupOrphans(ctx, src, own, c.DryRun)
+		acts = append(acts, orphans...)
+	}
 	verb := "dropped"
 	if c.DryRun {
 		verb = "would drop"

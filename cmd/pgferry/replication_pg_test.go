@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -356,4 +357,35 @@ func TestReplicationUnreachableSource(t *testing.T) {
 		t.Fatalf("apply with uri_from_target fixed: exit %d, want 0 and a resumed run\n%s", r.code, r.stderr)
 	}
 	assertReplicated(t, src, dst, cfg)
+}
+
+// TestOrphanSlots: a pgferry slot of another target (one rebuilt since,
+// say) is listed by plan with the WAL it retains, plain cleanup leaves it,
+// and cleanup --orphans drops it.
+func TestOrphanSlots(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", liveSource...)
+	pgtest.Exec(t, src, "shop", "SELECT pg_create_logical_replication_slot('pgferry_shop_deadbeef_slot', 'pgoutput')",
+		"INSERT INTO orders (note) SELECT 'wal' FROM generate_series(1, 1000)")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: replication\ndatabases: {include: [shop]}\n")
+	p := runBin(t, nil, "plan", "-c", cfg, "--format", "json")
+	if p.code != 0 || !regexp.MustCompile(`slot pgferry_shop_deadbeef_slot \(shop, inactive, retains [0-9.]+ [KM]iB of WAL, wal_status reserved\)`).MatchString(p.stdout) {
+		t.Errorf("plan does not list the orphan slot with its WAL: exit %d\n%s\n%s", p.code, p.stdout, p.stderr)
+	}
+	if r := runBin(t, nil, "cleanup", "-c", cfg); strings.Contains(r.stdout, "deadbeef") {
+		t.Errorf("cleanup without --orphans touched the orphan:\n%s", r.stdout)
+	}
+	dry := runBin(t, nil, "cleanup", "-c", cfg, "--orphans", "--dry-run")
+	if dry.code != 0 || !strings.Contains(dry.stdout, "would drop orphan slot pgferry_shop_deadbeef_slot") {
+		t.Errorf("cleanup --orphans --dry-run: exit %d\n%s\n%s", dry.code, dry.stdout, dry.stderr)
+	}
+	r := runBin(t, nil, "cleanup", "-c", cfg, "--orphans")
+	if r.code != 0 || !strings.Contains(r.stdout, "dropped orphan slot pgferry_shop_deadbeef_slot in source database shop (retained") {
+		t.Errorf("cleanup --orphans: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := pgtest.QueryString(t, src, "postgres", "SELECT count(*)::text FROM pg_replication_slots"); got != "0" {
+		t.Errorf("%s slots left after cleanup --orphans", got)
+	}
 }

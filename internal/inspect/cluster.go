@@ -68,7 +68,9 @@ const activitySQL = `SELECT count(*) FILTER (WHERE backend_type = 'client backen
 FROM pg_stat_activity`
 
 // slotsSQL has %s for wal_status, a column from 13.
-const slotsSQL = `SELECT slot_name, COALESCE(database, ''), COALESCE(plugin, ''), active, %s FROM pg_replication_slots ORDER BY 1`
+const slotsSQL = `SELECT slot_name, COALESCE(database, ''), COALESCE(plugin, ''), active, %s,
+	CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint END
+FROM pg_replication_slots ORDER BY 1`
 
 const subscriptionsSQL = `SELECT d.datname, s.subname, s.subenabled, COALESCE(s.subslotname, '')
 FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid ORDER BY 1, 2`
@@ -264,8 +266,9 @@ func (r *reader) slots(ctx context.Context, s *plan.Snapshot) error {
 		return fmt.Errorf("read replication slots: %w", err)
 	}
 	var sl plan.Slot
-	_, err = pgx.ForEachRow(rows, []any{&sl.Name, &sl.Database, &sl.Plugin, &sl.Active, &sl.WALStatus}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&sl.Name, &sl.Database, &sl.Plugin, &sl.Active, &sl.WALStatus, &sl.RetainedBytes}, func() error {
 		s.Slots = append(s.Slots, sl)
+		sl = plan.Slot{}
 		return nil
 	})
 	if err != nil {
