@@ -178,6 +178,9 @@ func (m *Migration) runStep(ctx context.Context, st plan.Step, fn func(context.C
 	m.emit(StepStarted{Step: st})
 	crashPoint("before:" + string(st.Kind))
 	msg, err := fn(ctx, st)
+	if err == nil {
+		err = failPoint("step:" + st.ID)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			m.setStep(st.ID, StepState{Status: StatusPending, Message: "interrupted"})

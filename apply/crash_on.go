@@ -3,6 +3,7 @@
 package apply
 
 import (
+	"errors"
 	"os"
 	"os/signal"
 	"syscall"
@@ -24,4 +25,13 @@ func crashPoint(name string) {
 		<-sig
 		signal.Stop(sig)
 	}
+}
+
+// failPoint lets a test build make a step fail: PGFERRY_FAIL_AT=<point>
+// returns an error there, as a server refusing the step would.
+func failPoint(name string) error {
+	if os.Getenv("PGFERRY_FAIL_AT") == name {
+		return errors.New("injected failure at " + name)
+	}
+	return nil
 }

@@ -76,7 +76,11 @@ func (d *dbRun) run(ctx context.Context) error {
 			errs := make(chan error, 1)
 			go func() { errs <- d.runSteps(ctx, target) }()
 			err := d.runSteps(ctx, source)
-			if err = errors.Join(<-errs, err); err != nil {
+			targetErr := <-errs
+			if targetErr != nil && err == nil {
+				d.undoSource(ctx, source)
+			}
+			if err = errors.Join(targetErr, err); err != nil {
 				return err
 			}
 			i += len(target) + len(source)
@@ -88,6 +92,43 @@ func (d *dbRun) run(ctx context.Context) error {
 		i++
 	}
 	return nil
+}
+
+// undoSource removes the publication and the slot the source steps made
+// when the target's steps alongside them failed: nothing would replicate
+// from them before a rerun, and the slot holds WAL on the source all that
+// time. The steps are pending again: a rerun makes them anew.
+func (d *dbRun) undoSource(ctx context.Context, steps []plan.Step) {
+	ctx = context.WithoutCancel(ctx)
+	n := d.m.State.Plan.DatabaseNames(d.name)
+	if n.Slot == "" {
+		return
+	}
+	d.releaseSnapshot()
+	var undone []string
+	if ok, err := d.dropSlot(ctx, n.Slot); err == nil && ok {
+		undone = append(undone, "slot "+n.Slot)
+	}
+	if src, err := d.m.Source.Connect(ctx, d.name, pg.Options{}); err == nil {
+		var exists bool
+		if src.QueryRow(ctx, publicationExistsSQL, n.Publication).Scan(&exists) == nil && exists {
+			if _, err := src.Exec(ctx, "DROP PUBLICATION "+ident(n.Publication)); err == nil {
+				undone = append(undone, "publication "+n.Publication)
+			}
+		}
+		src.Close(ctx)
+	}
+	for _, st := range steps {
+		if st.Kind == plan.StepCreatePublication || st.Kind == plan.StepCreateSlot {
+			d.m.setStep(st.ID, StepState{Status: StatusPending, Message: "removed: the target's steps failed"})
+		}
+	}
+	if len(undone) > 0 {
+		d.m.emit(Notice{Message: fmt.Sprintf("%s: the target's steps failed: dropped %s, which nothing would replicate from; a rerun makes them again", d.name, strings.Join(undone, " and "))})
+	}
+	if err := d.m.save(); err != nil {
+		d.m.emit(Notice{Message: fmt.Sprintf("%s: %v", d.name, err)})
+	}
 }
 
 // targetOnly and sourceOnly are the step kinds that touch one server only.

@@ -389,3 +389,28 @@ func TestOrphanSlots(t *testing.T) {
 		t.Errorf("%s slots left after cleanup --orphans", got)
 	}
 }
+
+// TestFailedTargetLeavesNoSlot: when the target's first steps fail, the
+// slot and publication the source steps made alongside are removed (the
+// slot would hold WAL with nothing to read it), and the rerun makes them
+// again and migrates.
+func TestFailedTargetLeavesNoSlot(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", liveSource...)
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
+	writeTo(t, cfg, liveConfig(src, dst, cutoverPolicy))
+	env := []string{"PGFERRY_LAG_POLL=100ms"}
+	r := runBin(t, append(env, "PGFERRY_FAIL_AT=step:db:shop/configure-database"), "apply", "-c", cfg)
+	if r.code != 1 || !strings.Contains(r.stderr, "injected failure") || !strings.Contains(r.stderr, "which nothing would replicate from") {
+		t.Fatalf("apply with the target's step failing: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := pgtest.QueryString(t, src, "shop", "SELECT concat((SELECT count(*) FROM pg_replication_slots), '/', (SELECT count(*) FROM pg_publication))"); got != "0/0" {
+		t.Errorf("slots/publications left on the source after the failed run: %s", got)
+	}
+	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	assertReplicated(t, src, dst, cfg)
+}
