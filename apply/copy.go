@@ -491,7 +491,7 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 	counter := e.track(t.key())
 	defer e.untrack(t.key())
 	e.d.m.emit(TableStarted{Database: e.d.name, Table: t.ref})
-	rows, err := relay(ctx, src, dst, out, in, counter, "copy:"+e.d.name+"/"+t.key())
+	rows, err := relay(ctx, src, dst, out, in, time.Duration(e.d.m.Config.Parallel.StallTimeout), counter, "copy:"+e.d.name+"/"+t.key())
 	if err != nil {
 		if begin != "" {
 			execAll(context.WithoutCancel(ctx), dst, "ROLLBACK")

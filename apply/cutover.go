@@ -484,7 +484,7 @@ func (c *cutover) unlogged(ctx context.Context, st plan.Step) (string, error) {
 		if _, err := c.dst.Exec(ctx, "BEGIN; TRUNCATE ONLY "+name); err != nil {
 			return "", fmt.Errorf("copy %s: %w", t.ref, err)
 		}
-		n, err := relay(ctx, c.src.PgConn(), c.dst.PgConn(), out, in, new(atomic.Int64), "unlogged:"+c.d.name+"/"+t.ref.String())
+		n, err := relay(ctx, c.src.PgConn(), c.dst.PgConn(), out, in, time.Duration(c.d.m.Config.Parallel.StallTimeout), new(atomic.Int64), "unlogged:"+c.d.name+"/"+t.ref.String())
 		if err != nil {
 			return "", fmt.Errorf("copy %s: %w", t.ref, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -40,7 +41,7 @@ var relayBuffers = sync.Pool{New: func() any {
 // be used again (a lost connection, a cancellation, the target failing
 // while the source still streams) relay closes both. counted gets the rows' bytes (without message headers) as they pass;
 // crash is the crash point of the first write.
-func relay(ctx context.Context, src, dst *pgconn.PgConn, out, in string, counted *atomic.Int64, crash string) (int64, error) {
+func relay(ctx context.Context, src, dst *pgconn.PgConn, out, in string, stall time.Duration, counted *atomic.Int64, crash string) (int64, error) {
 	if err := src.SyncConn(ctx); err != nil {
 		return 0, err
 	}
@@ -49,13 +50,25 @@ func relay(ctx context.Context, src, dst *pgconn.PgConn, out, in string, counted
 	}
 	buf := relayBuffers.Get().(*[]byte)
 	defer relayBuffers.Put(buf)
-	s, d := &wire{conn: src.Conn(), buf: *buf}, &wire{conn: dst.Conn(), buf: make([]byte, answerBuffer)}
+	var stopped atomic.Bool
+	// The source's reads and the target's writes may each wait at most
+	// stall; the target's reads wait for its answer, which comes only at
+	// the end (or on failure).
+	s := &wire{conn: src.Conn(), buf: *buf, side: "source", readStall: stall, stopped: &stopped}
+	d := &wire{conn: dst.Conn(), buf: make([]byte, answerBuffer), side: "target", writeStall: stall, stopped: &stopped}
 	stop := context.AfterFunc(ctx, func() {
 		// Unblocks a read or write at once; the sessions are then lost.
+		stopped.Store(true)
 		src.Conn().SetDeadline(time.Unix(1, 0))
 		dst.Conn().SetDeadline(time.Unix(1, 0))
 	})
 	defer stop()
+	defer func() {
+		if !stopped.Load() { // the sessions go on: no deadline may linger
+			src.Conn().SetDeadline(time.Time{})
+			dst.Conn().SetDeadline(time.Time{})
+		}
+	}()
 	rows, err := relayStreams(s, d, out, in, counted, crash)
 	if ctx.Err() != nil {
 		err = ctx.Err()
@@ -141,6 +154,56 @@ type wire struct {
 	buf  []byte
 	// r..w is what was read and not yet used.
 	r, w int
+	// side names the server ("source", "target") in errors.
+	side string
+	// readStall and writeStall bound each read and write (0: no bound);
+	// stopped says the relay was cancelled, whose past deadline a new one
+	// must not replace.
+	readStall, writeStall time.Duration
+	stopped               *atomic.Bool
+}
+
+// StallError is a COPY stream that made no progress for
+// parallel.stall_timeout: the server is alive (the connection stands) but
+// silent, as behind a stopped proxy.
+type StallError struct {
+	Side string // source or target
+	For  time.Duration
+}
+
+func (e *StallError) Error() string {
+	what := "sent nothing"
+	if e.Side == "target" {
+		what = "took nothing"
+	}
+	return fmt.Sprintf("the %s %s for %s during the copy (parallel.stall_timeout): it is connected but silent; check it (or what stands between), then rerun apply to resume", e.Side, what, e.For)
+}
+
+// deadline bounds the next read (or write) by stall, unless the relay was
+// cancelled.
+func (c *wire) deadline(set func(time.Time) error, stall time.Duration) {
+	if stall <= 0 || c.stopped == nil {
+		return
+	}
+	set(time.Now().Add(stall))
+	if c.stopped.Load() {
+		set(time.Unix(1, 0))
+	}
+}
+
+// explain names the server of a failed read or write: a stall, or the
+// connection it dropped.
+func (c *wire) explain(err error, stall time.Duration) error {
+	var ne net.Error
+	switch {
+	case err == nil || c.stopped != nil && c.stopped.Load():
+		return err
+	case errors.As(err, &ne) && ne.Timeout() && stall > 0:
+		return &StallError{Side: c.side, For: stall}
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
+		return fmt.Errorf("the %s dropped the connection during the copy: %w", c.side, err)
+	}
+	return err
 }
 
 func (c *wire) writeMsg(m pgproto3.FrontendMessage) error {
@@ -148,8 +211,14 @@ func (c *wire) writeMsg(m pgproto3.FrontendMessage) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.conn.Write(b)
-	return err
+	return c.write(b)
+}
+
+// write sends b, bounded by writeStall.
+func (c *wire) write(b []byte) error {
+	c.deadline(c.conn.SetWriteDeadline, c.writeStall)
+	_, err := c.conn.Write(b)
+	return c.explain(err, c.writeStall)
 }
 
 // fill reads more bytes, keeping the unread ones.
@@ -161,15 +230,16 @@ func (c *wire) fill() error {
 	if c.w == len(c.buf) {
 		c.buf = append(c.buf, make([]byte, len(c.buf))...) // a message larger than the buffer
 	}
+	c.deadline(c.conn.SetReadDeadline, c.readStall)
 	n, err := c.conn.Read(c.buf[c.w:])
 	c.w += n
 	if n > 0 {
 		return nil
 	}
 	if err == io.EOF {
-		return io.ErrUnexpectedEOF
+		err = io.ErrUnexpectedEOF
 	}
-	return err
+	return c.explain(err, c.readStall)
 }
 
 // next returns one whole message: its type and body.
@@ -290,7 +360,7 @@ func (c *wire) forward(dst *wire, counted *atomic.Int64, crash string, targetEnd
 				first = false
 				crashPoint(crash)
 			}
-			if _, err := dst.conn.Write(c.buf[start:end]); err != nil {
+			if err := dst.write(c.buf[start:end]); err != nil {
 				select {
 				case <-targetEnded:
 					return errTargetEnded

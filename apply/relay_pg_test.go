@@ -62,7 +62,7 @@ func TestRelay(t *testing.T) {
 		if err := exec(d, "BEGIN"); err != nil {
 			t.Fatal(err)
 		}
-		return relay(ctx, s, d, out, in, counted, "")
+		return relay(ctx, s, d, out, in, time.Minute, counted, "")
 	}
 
 	for _, format := range []string{"text", "binary"} {

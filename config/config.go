@@ -133,6 +133,9 @@ type Parallel struct {
 	Databases int `yaml:"databases"`
 	Tables    int `yaml:"tables"`
 	Indexes   int `yaml:"indexes"`
+	// StallTimeout fails a COPY stream that moved no byte for this long:
+	// a server that is connected but silent.
+	StallTimeout Duration `yaml:"stall_timeout"`
 }
 
 // Default returns a Config holding every default of DESIGN.md section 2.

@@ -581,7 +581,7 @@ func TestApplyEarlierStateKey(t *testing.T) {
 func TestApplyPlaceholderPasswords(t *testing.T) {
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE ROLE app LOGIN PASSWORD 'source-pw'", "CREATE ROLE grp NOLOGIN")
-	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\nroles: {passwords: placeholder}\ndatabases: {include: [none]}\n")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\nroles: {passwords: placeholder}\ndatabases: {exclude: [\"*\"]}\n")
 	r := runBin(t, nil, "apply", "-c", cfg, "--show-passwords")
 	if r.code != 0 {
 		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)

@@ -60,6 +60,11 @@ func NewEndpoint(side, uri string) (*Endpoint, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 15 * time.Second
 	}
+	// TCP keepalives on every session: a server (or the network to it)
+	// that vanished without a word is noticed within about 90 s instead of
+	// the system's default of two hours, even by a session that only waits.
+	dialer := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 6}}
+	cfg.DialFunc = dialer.DialContext
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "pgferry"
 	}
