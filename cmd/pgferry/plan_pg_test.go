@@ -327,3 +327,26 @@ func TestPlanFilterTypos(t *testing.T) {
 		}
 	}
 }
+
+// TestStandbyTarget: a physical standby as the target is a blocker in the
+// plan, and apply refuses before it touches the source (no slot, no
+// publication left there).
+func TestStandbyTarget(t *testing.T) {
+	t.Parallel()
+	src, primary := pgtest.Pair(t)
+	standby := pgtest.Standby(t, primary)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", "CREATE TABLE t (id int PRIMARY KEY)")
+	cfg := writeConfig(t, src.URI("postgres"), standby.URI("postgres"), "method: replication\ndatabases: {include: [shop]}\n")
+	p := runBin(t, nil, "plan", "-c", cfg, "--format", "json")
+	if p.code != 2 || !strings.Contains(p.stdout, `"target-in-recovery"`) {
+		t.Errorf("plan with a standby target: exit %d\n%s\n%s", p.code, p.stdout, p.stderr)
+	}
+	r := runBin(t, nil, "apply", "-c", cfg)
+	if r.code != 2 || !strings.Contains(r.stderr, "the target is a standby") {
+		t.Errorf("apply with a standby target: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := pgtest.QueryString(t, src, "shop", "SELECT concat((SELECT count(*) FROM pg_replication_slots), '/', (SELECT count(*) FROM pg_publication))"); got != "0/0" {
+		t.Errorf("slots/publications on the source after the refused apply: %s", got)
+	}
+}

@@ -107,6 +107,28 @@ func Start(ctx context.Context, opt Options) (_ *Cluster, err error) {
 	return c, c.startOnFreePort(ctx)
 }
 
+// StartStandby makes a physical standby of primary with pg_basebackup
+// (streaming from it, in recovery) and starts it on a free port.
+func StartStandby(ctx context.Context, primary *Cluster) (_ *Cluster, err error) {
+	c := &Cluster{User: primary.User, Password: primary.Password, env: primary.env, binDir: primary.binDir, cred: primary.cred,
+		Major: primary.Major, Version: primary.Version}
+	if c.Dir, err = c.makeDir(""); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(c.Dir)
+		}
+	}()
+	if out, err := c.run(ctx, "pg_basebackup", "-D", c.DataDir(), "-R", "-X", "stream", "-d", primary.URI("postgres")); err != nil {
+		return nil, fmt.Errorf("pg_basebackup: %w: %s", err, lastLines(out, 5))
+	}
+	if err := c.writeConf(nil); err != nil { // its own socket directory
+		return nil, err
+	}
+	return c, c.startOnFreePort(ctx)
+}
+
 // cleanEnv is this process's environment without PG* variables (a stray
 // PGPORT or PGDATA must not steer the test servers), plus LD_LIBRARY_PATH.
 func cleanEnv(libPath string) []string {

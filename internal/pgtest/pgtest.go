@@ -83,6 +83,29 @@ func Start(t testing.TB, side Side, opts ...Option) *cluster.Cluster {
 	return c
 }
 
+// Standby starts a physical standby of primary (pg_basebackup), stopped
+// when t finishes; it skips, saying why, where pg_basebackup is missing.
+func Standby(t testing.TB, primary *cluster.Cluster) *cluster.Cluster {
+	t.Helper()
+	if _, err := os.Stat(primary.Program("pg_basebackup")); err != nil {
+		t.Skipf("no pg_basebackup beside %s: the standby case needs it", primary.Program("postgres"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := cluster.StartStandby(ctx, primary)
+	if err != nil {
+		t.Fatalf("start a standby: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("stop the standby: %v", err)
+		}
+	})
+	return c
+}
+
 // Pair starts a source and a target cluster.
 func Pair(t testing.TB, opts ...Option) (src, dst *cluster.Cluster) {
 	t.Helper()
