@@ -987,10 +987,7 @@ func TestTwoMigrationsOneTarget(t *testing.T) {
 	if r := runBin(t, []string{"PGFERRY_CRASH_AT=before:create_database"}, "apply", "-c", second); r.code != 128+int(syscall.SIGKILL) {
 		t.Fatalf("the second migration did not stop at create_database: exit %d\n%s", r.code, r.stderr)
 	}
-	cmd, out := startBin(t, "before:copy_data", "apply", "-c", first)
-	r := runBin(t, nil, "apply", "-c", second)
-	cmd.Process.Signal(syscall.SIGINT)
-	exitCode(cmd)
+	r, out := runWhilePaused(t, "before:copy_data", []string{"apply", "-c", first}, "apply", "-c", second)
 	if r.code != 1 || !strings.Contains(r.stderr, "database shop on the target is being migrated into by another pgferry") {
 		t.Fatalf("a second migration while the first runs: exit %d\n%s\n%s\nfirst:\n%s", r.code, r.stdout, r.stderr, out)
 	}

@@ -231,10 +231,7 @@ func TestCleanupWhileApplyRuns(t *testing.T) {
 	src, dst := pgtest.Pair(t)
 	cfg, _ := replicatingShop(t, src, dst)
 	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0}\n"))
-	cmd, out := startBin(t, "lag:shop", "apply", "-c", cfg)
-	c := runBin(t, nil, "cleanup", "-c", cfg)
-	cmd.Process.Signal(syscall.SIGINT)
-	exitCode(cmd)
+	c, out := runWhilePaused(t, "lag:shop", []string{"apply", "-c", cfg}, "cleanup", "-c", cfg)
 	if c.code != 1 || !strings.Contains(c.stderr, "another pgferry apply of this migration is running") {
 		t.Errorf("cleanup while apply runs: exit %d, want 1 and the lock's holder\n%s\n%s\napply:\n%s", c.code, c.stdout, c.stderr, out)
 	}

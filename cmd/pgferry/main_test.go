@@ -81,6 +81,18 @@ func startBin(t *testing.T, pausePoint string, args ...string) (*exec.Cmd, *byte
 	return nil, nil
 }
 
+// runWhilePaused starts pgferry with paused's arguments, held at point,
+// runs another pgferry command meanwhile, then interrupts the first. It
+// returns the second's result and the first's output.
+func runWhilePaused(t *testing.T, point string, paused []string, args ...string) (result, string) {
+	t.Helper()
+	cmd, out := startBin(t, point, paused...)
+	r := runBin(t, nil, args...)
+	cmd.Process.Signal(syscall.SIGINT)
+	exitCode(cmd)
+	return r, out.String()
+}
+
 func exitCode(cmd *exec.Cmd) int {
 	err := cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); ok {
