@@ -125,7 +125,7 @@ func TestAivenExtras(t *testing.T) {
 			if mode == "subscription" {
 				// A state written before the subscription step listed its
 				// tables: verify takes a fresh plan's list for it.
-				unlistSubscriptionTables(t, cfg+".state/state.json")
+				unlistTables(t, cfg+".state/state.json", "create_subscription")
 				if v := runBin(t, nil, "verify", "-c", cfg); v.code != 0 || !strings.Contains(v.stdout, equal) {
 					t.Errorf("verify with an older state: exit %d, want %q\n%s\n%s", v.code, equal, v.stdout, v.stderr)
 				}
@@ -134,9 +134,9 @@ func TestAivenExtras(t *testing.T) {
 	}
 }
 
-// unlistSubscriptionTables removes the table list of the create-subscription
-// steps of a state file, as pgferry wrote them before it listed them.
-func unlistSubscriptionTables(t *testing.T, path string) {
+// unlistTables removes the table list of the steps of kind in a state
+// file, as pgferry wrote create-subscription steps before it listed them.
+func unlistTables(t *testing.T, path, kind string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -149,7 +149,7 @@ func unlistSubscriptionTables(t *testing.T, path string) {
 	removed := 0
 	for _, s := range st["plan"].(map[string]any)["steps"].([]any) {
 		step := s.(map[string]any)
-		if step["kind"] == "create_subscription" {
+		if step["kind"] == kind {
 			if params, ok := step["params"].(map[string]any); ok && params["tables"] != nil {
 				delete(params, "tables")
 				removed++
@@ -157,7 +157,7 @@ func unlistSubscriptionTables(t *testing.T, path string) {
 		}
 	}
 	if removed == 0 {
-		t.Fatal("the state's subscription step lists no tables to remove")
+		t.Fatalf("no %s step of the state lists tables to remove", kind)
 	}
 	if b, err = json.Marshal(st); err != nil {
 		t.Fatal(err)

@@ -335,6 +335,16 @@ func TestApplyDumpEndToEnd(t *testing.T) {
 	if v = runBin(t, nil, "verify", "-c", cfg, "--counts-only"); v.code != 0 {
 		t.Errorf("verify --counts-only sees only counts, which are equal: exit %d\n%s", v.code, v.stdout)
 	}
+	// A state that lists no copied table has nothing to compare: an error,
+	// not "0 of 0 tables equal".
+	state, _ := os.ReadFile(cfg + ".state/state.json")
+	unlistTables(t, cfg+".state/state.json", "copy_data")
+	if v := runBin(t, nil, "verify", "-c", cfg); v.code != 1 || !strings.Contains(v.stderr, "nothing to compare") {
+		t.Errorf("verify with a state that lists no copied table: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
+	}
+	if err := os.WriteFile(cfg+".state/state.json", state, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// Sequences are compared too, and --format json says the same.
 	pgtest.Exec(t, dst, "shop", "UPDATE sales.items SET sku = 'sku-7' WHERE id = 7", "SELECT setval(pg_get_serial_sequence('sales.orders', 'id'), 999999)")
 	v = runBin(t, nil, "verify", "-c", cfg, "--format", "json")

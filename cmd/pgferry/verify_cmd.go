@@ -115,6 +115,10 @@ func verifiedObjects(ctx context.Context, cfg *config.Config, src, dst *pg.Endpo
 	}
 	out := map[string]apply.Objects{}
 	for _, d := range p.Databases {
+		if d.Tables > 0 && len(tables[d.Name]) == 0 {
+			// Comparing nothing would say "0 of 0 tables equal".
+			return nil, fmt.Errorf("database %s: the migration lists none of the %d tables it copies, so there is nothing to compare; run apply first (or remove the state directory %s to verify against a fresh plan)", d.Name, d.Tables, cfg.State)
+		}
 		out[d.Name] = apply.Objects{Tables: tables[d.Name], MatViews: d.MatViews, Sequences: true, LargeObjects: true}
 	}
 	if len(out) == 0 {
