@@ -94,7 +94,10 @@ func (m *Migration) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	return m.runDatabases(ctx, perDB, order)
+	if err := m.runDatabases(ctx, perDB, order); err != nil {
+		return err
+	}
+	return m.revokeOwnerGrants(ctx)
 }
 
 // groupSteps splits steps into cluster steps and per-database lists, with

@@ -74,6 +74,9 @@ type State struct {
 	// on the source: saved before the change, removed when an abort or
 	// cleanup restores it, kept after the switch (the source stays frozen).
 	Freezes map[string]*Freeze `json:"freezes,omitempty"`
+	// OwnerGrants are the roles the target user granted itself membership
+	// in to hand them objects; revoked when the migration completes.
+	OwnerGrants []string `json:"owner_grants,omitempty"`
 	// Removed holds, by database, when cleanup dropped the replication
 	// objects of a database that had not cut over: the target has missed
 	// the changes since, and only --reset-state migrates it again.

@@ -77,6 +77,9 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 		if rerr := recordRemoved(cfg, acts); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
+		if rerr := revokeOwnerGrants(ctx, cfg, dst, stdout); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 	}
 	if err != nil {
 		return err
@@ -183,4 +186,24 @@ func recordRemoved(cfg *config.Config, acts []apply.CleanupAction) error {
 		return nil
 	}
 	return store.Save(st)
+}
+
+// revokeOwnerGrants takes back the memberships in owner roles the target
+// user granted itself during the migration (a rerun of apply grants them
+// again where it needs them).
+func revokeOwnerGrants(ctx context.Context, cfg *config.Config, dst *pg.Endpoint, stdout io.Writer) error {
+	store := &apply.FileStore{Dir: cfg.State}
+	st, err := store.Load()
+	if errors.Is(err, apply.ErrNoState) || err == nil && len(st.OwnerGrants) == 0 {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	revoked, err := apply.RevokeOwnerGrants(ctx, dst, st.OwnerGrants)
+	for _, r := range revoked {
+		fmt.Fprintf(stdout, "revoked the migration user's membership in role %s on the target (granted to hand it objects)\n", r)
+	}
+	st.OwnerGrants = slices.DeleteFunc(st.OwnerGrants, func(o string) bool { return slices.Contains(revoked, o) })
+	return errors.Join(err, store.Save(st))
 }

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/pgferry/pgferry/internal/pgtest"
+)
+
+// TestNonSuperuserTargetKeepsOwners migrates as a managed service's
+// migration user would: CREATEDB and CREATEROLE on the target, no
+// superuser. On 16+ such a user gets only ADMIN on the roles it creates
+// (no SET, no INHERIT), so handing them objects failed. Every object's
+// owner on the target is the source's, and once the migration completes
+// the user is no longer a member of the owner roles it joined. (Run with
+// a 16+ target by scripts/cross-version.)
+func TestNonSuperuserTargetKeepsOwners(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE ROLE app_owner", "CREATE DATABASE shop OWNER app_owner")
+	pgtest.Exec(t, src, "shop", "SET ROLE app_owner", "CREATE SCHEMA sales",
+		"CREATE TABLE sales.orders (id serial PRIMARY KEY, note text)", "INSERT INTO sales.orders (note) SELECT 'n' || g FROM generate_series(1, 100) g",
+		"CREATE VIEW sales.recent AS SELECT * FROM sales.orders WHERE id > 90")
+	pgtest.Exec(t, dst, "postgres", "CREATE ROLE migrator LOGIN CREATEDB CREATEROLE")
+	owners := `SELECT string_agg(format('%s %s %s', c.relkind, c.oid::regclass, pg_get_userbyid(c.relowner)), ', ' ORDER BY c.oid::regclass::text)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'sales'`
+	dbOwner := `SELECT pg_get_userbyid(datdba) || ' ' || (SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'sales') FROM pg_database WHERE datname = current_database()`
+	cfg := writeConfig(t, src.URI("postgres"), dst.URIAs("migrator", "", "postgres"), "method: dump\ndatabases: {include: [shop]}\n")
+	r := runBin(t, nil, "apply", "-c", cfg)
+	if r.code != 0 {
+		t.Fatalf("apply as a CREATEDB CREATEROLE target user (target %d): exit %d\n%s\n%s", dst.Major, r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stderr, "--no-owner") || strings.Contains(r.stderr, "owns it instead") {
+		t.Errorf("some objects lost their owner:\n%s", r.stderr)
+	}
+	for _, q := range []string{owners, dbOwner} {
+		if s, d := pgtest.QueryString(t, src, "shop", q), pgtest.QueryString(t, dst, "shop", q); s != d {
+			t.Errorf("owners on the target = %s, want the source's %s", d, s)
+		}
+	}
+	assertSameRows(t, src, dst, "shop")
+	member := fmt.Sprintf("SELECT pg_has_role('migrator', 'app_owner', '%s')::text", map[bool]string{true: "SET", false: "MEMBER"}[dst.Major >= 16])
+	if got := pgtest.QueryString(t, dst, "postgres", member); got != "false" {
+		t.Errorf("the migration user still holds the membership it granted itself in app_owner (%s = %s)", member, got)
+	}
+}
