@@ -270,7 +270,7 @@ func (m *Migration) grantMemberships(ctx context.Context, dst *pgx.Conn, roles [
 	if err != nil {
 		return "", err
 	}
-	granted, skipped := 0, 0
+	granted, skipped, failed := 0, 0, 0
 	for _, r := range roles {
 		for _, ms := range r.MemberOf {
 			if !existing[r.Name] || !existing[ms.Role] {
@@ -289,12 +289,26 @@ func (m *Migration) grantMemberships(ctx context.Context, dst *pgx.Conn, roles [
 				sql += " WITH ADMIN OPTION"
 			}
 			if _, err := dst.Exec(ctx, sql); err != nil {
-				return "", fmt.Errorf("grant %s to %s: %w", ms.Role, r.Name, err)
+				if !isPrivilegeError(err) {
+					return "", fmt.Errorf("grant %s to %s: %w", ms.Role, r.Name, err)
+				}
+				// On 16+ a CREATEROLE user cannot grant membership in a
+				// role it holds no ADMIN OPTION on (membership-not-
+				// grantable): one failed row, and the migration goes on.
+				failed++
+				if err := m.recordRole(RoleResult{Name: fmt.Sprintf("%s (member of %s)", r.Name, ms.Role), Status: "failed", Message: describe(err)}); err != nil {
+					return "", err
+				}
+				continue
 			}
 			granted++
 		}
 	}
-	return fmt.Sprintf("%d granted, %d skipped (role missing on the target)", granted, skipped), nil
+	msg := fmt.Sprintf("%d granted, %d skipped (role missing on the target)", granted, skipped)
+	if failed > 0 {
+		msg += fmt.Sprintf(", %d refused (see the roles table)", failed)
+	}
+	return msg, nil
 }
 
 // setRoleSettings applies ALTER ROLE ... SET for roles pgferry created;

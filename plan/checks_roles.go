@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pgferry/pgferry/config"
@@ -44,6 +45,30 @@ func (in *input) checkRoles() []Finding {
 			}
 			out = append(out, finding("role-not-creatable", sev, "role "+r.Name, msg,
 				"create the role on the target with a privileged user first, exclude it (roles.exclude), or connect as a superuser"))
+		}
+	}
+	return out
+}
+
+// checkMemberships predicts the memberships the target user cannot grant:
+// from PostgreSQL 16 granting membership in a role takes ADMIN OPTION on
+// it, which a CREATEROLE user has on the roles it creates, not on those
+// the target already has (predefined pg_* roles, a provider's). apply
+// reports each such membership failed and goes on.
+func (in *input) checkMemberships() []Finding {
+	me := in.dst.Me
+	if me.Superuser || in.dst.Server.Major < 16 {
+		return nil
+	}
+	var out []Finding
+	for _, r := range in.selectedRoles() {
+		for _, m := range r.MemberOf {
+			if in.dst.Role(m.Role) == nil || slices.Contains(me.AdminOf, m.Role) {
+				continue // created by this migration (ADMIN is the creator's), or grantable
+			}
+			out = append(out, finding("membership-not-grantable", Warning, "role "+r.Name,
+				fmt.Sprintf("target role %s cannot grant %s membership in %s (PostgreSQL 16+ needs ADMIN OPTION on %s): apply reports it failed and goes on", me.Name, r.Name, m.Role, m.Role),
+				fmt.Sprintf("GRANT %s TO %s WITH ADMIN OPTION on the target first, or grant %s to %s as a privileged user afterwards", m.Role, me.Name, m.Role, r.Name)))
 		}
 	}
 	return out

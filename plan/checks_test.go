@@ -268,6 +268,16 @@ func TestChecks(t *testing.T) {
 			},
 			want: []string{"warning write-freeze-privilege"}, reject: []string{"blocker write-freeze-privilege"}},
 		{name: "leftover slot", mutate: func(s, d *Snapshot) { s.Slots = []Slot{{Name: "pgferry_shop_deadbeef_slot"}} }, want: []string{"warning leftover-replication-objects"}},
+		{name: "membership a 16 target user cannot grant", mutate: func(s, d *Snapshot) {
+			s.Roles[1].MemberOf = []Membership{{Role: "pg_monitor"}}
+			d.Server.Major, d.Me = 16, Me{Name: "migrator", CreateRole: true, CreateDB: true}
+			d.Roles = append(d.Roles, Role{Name: "pg_monitor"})
+		}, want: []string{"warning membership-not-grantable"}},
+		{name: "membership a 16 target user may grant", mutate: func(s, d *Snapshot) {
+			s.Roles[1].MemberOf = []Membership{{Role: "pg_monitor"}}
+			d.Server.Major, d.Me = 16, Me{Name: "migrator", CreateRole: true, CreateDB: true, AdminOf: []string{"pg_monitor"}}
+			d.Roles = append(d.Roles, Role{Name: "pg_monitor"})
+		}, reject: []string{"membership-not-grantable"}},
 		{name: "include typo", config: "databases: {include: [shopp]}", want: []string{"blocker filter-matches-nothing"}},
 		{name: "include matches", config: "databases: {include: [sh*]}", reject: []string{"filter-matches-nothing"}},
 		{name: "exclude typo", config: "databases: {exclude: [shpo]}", want: []string{"warning filter-matches-nothing"}},

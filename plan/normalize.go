@@ -17,6 +17,7 @@ func (s Snapshot) normalized() Snapshot {
 	_ = json.Unmarshal(b, &c)
 	slices.Sort(c.Unknown)
 	slices.Sort(c.Me.MemberOf)
+	slices.Sort(c.Me.AdminOf)
 	slices.Sort(c.Collations)
 	slices.SortFunc(c.Roles, func(a, b Role) int { return cmp.Compare(a.Name, b.Name) })
 	for i := range c.Roles {

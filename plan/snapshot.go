@@ -50,6 +50,8 @@ type Me struct {
 	Replication bool     `json:"replication"`
 	BypassRLS   bool     `json:"bypassrls"`
 	MemberOf    []string `json:"member_of,omitempty"`
+	// AdminOf are the roles it may grant membership in (ADMIN OPTION).
+	AdminOf []string `json:"admin_of,omitempty"`
 }
 
 // Role is one role of the cluster (pg_roles), without its password.

@@ -30,7 +30,8 @@ const settingsSQL = `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`
 
 const meSQL = `SELECT r.rolname, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls,
 	ARRAY(SELECT b.rolname FROM pg_roles b WHERE b.oid <> r.oid AND pg_has_role(r.oid, b.oid, 'MEMBER') ORDER BY 1),
-	has_table_privilege('pg_catalog.pg_authid', 'SELECT')
+	has_table_privilege('pg_catalog.pg_authid', 'SELECT'),
+	ARRAY(SELECT b.rolname FROM pg_roles b WHERE b.oid <> r.oid AND pg_has_role(r.oid, b.oid, 'MEMBER WITH ADMIN OPTION') ORDER BY 1)
 FROM pg_roles r WHERE r.rolname = current_user`
 
 const rolesSQL = `SELECT r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin,
@@ -124,7 +125,7 @@ func (r *reader) settings(ctx context.Context, s *plan.Snapshot) error {
 
 func (r *reader) me(ctx context.Context, s *plan.Snapshot) error {
 	m := &s.Me
-	err := r.queryRow(ctx, meSQL).Scan(&m.Name, &m.Superuser, &m.CreateDB, &m.CreateRole, &m.Replication, &m.BypassRLS, &m.MemberOf, &s.PasswordsReadable)
+	err := r.queryRow(ctx, meSQL).Scan(&m.Name, &m.Superuser, &m.CreateDB, &m.CreateRole, &m.Replication, &m.BypassRLS, &m.MemberOf, &s.PasswordsReadable, &m.AdminOf)
 	if err != nil {
 		return fmt.Errorf("read the connecting role: %w", err)
 	}
