@@ -23,7 +23,7 @@ func (in *input) checks() []Finding {
 		for _, check := range []func(*dbInput) []Finding{
 			in.checkConnectable, in.checkTargetDatabase, in.checkEncoding, in.checkTargetObjects,
 			in.checkTargetRows, in.checkLanguages, in.checkExtensions, in.checkPreload,
-			in.checkSuperuserObjects, in.checkRowSecurity, in.checkDependencies, in.checkReplicationCaveats,
+			in.checkSuperuserObjects, in.checkReadable, in.checkRowSecurity, in.checkDependencies, in.checkReplicationCaveats,
 		} {
 			out = append(out, check(db)...)
 		}

@@ -278,6 +278,14 @@ func TestChecks(t *testing.T) {
 			d.Server.Major, d.Me = 16, Me{Name: "migrator", CreateRole: true, CreateDB: true, AdminOf: []string{"pg_monitor"}}
 			d.Roles = append(d.Roles, Role{Name: "pg_monitor"})
 		}, reject: []string{"membership-not-grantable"}},
+		{name: "table the source role cannot read", mutate: func(s, d *Snapshot) {
+			s.Me = Me{Name: "app", Replication: true}
+			shopOf(s).Tables[0].Unreadable = true
+		}, want: []string{"blocker source-not-readable"}},
+		{name: "large objects the source role cannot read", mutate: func(s, d *Snapshot) {
+			s.Me = Me{Name: "reader", Replication: true, MemberOf: []string{"pg_read_all_data"}}
+			shopOf(s).LargeObjects, shopOf(s).UnreadableLargeObjects = 2, 2
+		}, want: []string{"blocker source-not-readable"}},
 		{name: "include typo", config: "databases: {include: [shopp]}", want: []string{"blocker filter-matches-nothing"}},
 		{name: "include matches", config: "databases: {include: [sh*]}", reject: []string{"filter-matches-nothing"}},
 		{name: "exclude typo", config: "databases: {exclude: [shpo]}", want: []string{"warning filter-matches-nothing"}},

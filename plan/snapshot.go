@@ -161,6 +161,9 @@ type Contents struct {
 	Sequences     []Sequence     `json:"sequences,omitempty"`
 	Types         []Object       `json:"types,omitempty"`
 	LargeObjects  int64          `json:"large_objects,omitempty"`
+	// UnreadableLargeObjects counts the large objects the connecting role
+	// may not read (pg_read_all_data does not cover them).
+	UnreadableLargeObjects int64 `json:"unreadable_large_objects,omitempty"`
 	Publications  []string       `json:"publications,omitempty"`
 	Subscriptions []Subscription `json:"subscriptions,omitempty"`
 	Tablespaces   []string       `json:"tablespaces,omitempty"`
@@ -214,7 +217,10 @@ type Table struct {
 	RowSecurity      bool   `json:"row_security,omitempty"`
 	ForceRowSecurity bool   `json:"force_row_security,omitempty"`
 	// OwnedByMe is pg_has_role(current_user, owner, 'USAGE').
-	OwnedByMe bool     `json:"owned_by_me"`
+	OwnedByMe bool `json:"owned_by_me"`
+	// Unreadable: the connecting role lacks SELECT on it (pg_dump locks
+	// every table it dumps, and the copy reads it).
+	Unreadable bool `json:"unreadable,omitempty"`
 	Columns   []Column `json:"columns"`
 	// Extension names the extension that owns the table; ExtConfig marks
 	// a configuration table registered with pg_extension_config_dump.

@@ -58,3 +58,33 @@ func TestNonSuperuserTargetKeepsOwners(t *testing.T) {
 		t.Errorf("the migration user still holds the membership it granted itself in app_owner (%s = %s)", member, got)
 	}
 }
+
+// TestSourceRoleThatCannotRead: a managed service's read-only migration
+// user (REPLICATION and pg_read_all_data) cannot read large objects, and
+// an application owner with REPLICATION cannot read another owner's
+// tables: plan blocks with the grant that fixes it, before apply creates
+// anything.
+func TestSourceRoleThatCannotRead(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE ROLE reader LOGIN REPLICATION", "GRANT pg_read_all_data TO reader",
+		"CREATE ROLE app LOGIN REPLICATION", "CREATE DATABASE shop OWNER app")
+	pgtest.Exec(t, src, "shop", "CREATE TABLE mine (id int PRIMARY KEY)", "ALTER TABLE mine OWNER TO app",
+		"CREATE TABLE history (id int PRIMARY KEY)", "SELECT lo_from_bytea(424242, 'secret')")
+	for _, tc := range []struct{ user, want string }{
+		{"reader", "the source role reader cannot read 1 large object"},
+		{"app", "the source role app cannot read 1 table: public.history"},
+	} {
+		cfg := writeConfig(t, src.URIAs(tc.user, "", "postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [shop]}\nroles: {exclude: [reader, app]}\n")
+		p := runBin(t, nil, "plan", "-c", cfg, "--format", "json")
+		if p.code != 2 || !strings.Contains(p.stdout, tc.want) || !strings.Contains(p.stdout, `"source-not-readable"`) {
+			t.Errorf("plan as %s: exit %d, want 2 and %q\n%s\n%s", tc.user, p.code, tc.want, p.stdout, p.stderr)
+		}
+		if r := runBin(t, nil, "apply", "-c", cfg); r.code != 2 {
+			t.Errorf("apply as %s: exit %d, want 2 (blockers)\n%s", tc.user, r.code, r.stderr)
+		}
+	}
+	if got := pgtest.QueryString(t, dst, "postgres", "SELECT count(*)::text FROM pg_database WHERE datname = 'shop'"); got != "0" {
+		t.Errorf("apply created the database despite the blockers")
+	}
+}

@@ -17,6 +17,12 @@ const userObject = `%[1]s NOT IN (SELECT oid FROM pg_namespace WHERE nspname IN 
 
 const canCreateSQL = `SELECT has_database_privilege(current_database(), 'CREATE'),
 	(SELECT count(*) FROM pg_largeobject_metadata),
+	(SELECT count(*) FROM pg_largeobject_metadata m WHERE NOT (
+		(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+		OR current_setting('lo_compat_privileges')::bool
+		OR pg_has_role(m.lomowner, 'USAGE')
+		OR EXISTS (SELECT 1 FROM aclexplode(COALESCE(m.lomacl, acldefault('L', m.lomowner))) a
+			WHERE a.privilege_type = 'SELECT' AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE'))))),
 	EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 		WHERE n.nspname = 'aiven_extras' AND p.proname IN ('pg_create_publication', 'pg_create_subscription'))`
 
@@ -57,6 +63,7 @@ SELECT n.nspname, c.relname, c.relkind::text, pg_get_userbyid(c.relowner),
 	COALESCE(x.extcondition[array_position(x.extconfig, c.oid)], ''),
 	GREATEST(c.reltuples, 0)::bigint,
 	CASE WHEN c.relkind = 'r' THEN pg_table_size(c.oid) ELSE 0 END,
+	NOT has_table_privilege(c.oid, 'SELECT'),
 	COALESCE((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
 			'generated', a.attgenerated <> '', 'equality', COALESCE(eq.ok, true)) ORDER BY a.attnum)
 		FROM pg_attribute a LEFT JOIN eq ON eq.oid = a.atttypid
@@ -130,7 +137,9 @@ ORDER BY 1, 2`
 func (r *reader) contents(ctx context.Context, tableRows bool) (plan.Contents, error) {
 	var c plan.Contents
 	b := &pgx.Batch{}
-	b.Queue(canCreateSQL).QueryRow(func(row pgx.Row) error { return row.Scan(&c.CanCreate, &c.LargeObjects, &c.AivenExtras) })
+	b.Queue(canCreateSQL).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&c.CanCreate, &c.LargeObjects, &c.UnreadableLargeObjects, &c.AivenExtras)
+	})
 	queueRows(b, schemasSQL, func(row pgx.CollectableRow) error {
 		var s plan.Schema
 		err := row.Scan(&s.Name, &s.Owner)
@@ -153,7 +162,7 @@ func (r *reader) contents(ctx context.Context, tableRows bool) (plan.Contents, e
 		var t plan.Table
 		err := row.Scan(&t.Schema, &t.Name, &t.Kind, &t.Owner, &t.ParentSchema, &t.ParentName, &t.Persistence, &t.ReplicaIdentity,
 			&t.HasPrimaryKey, &t.RowSecurity, &t.ForceRowSecurity, &t.OwnedByMe, &t.Extension, &t.ExtConfig, &t.ExtCondition,
-			&t.EstRows, &t.Bytes, &t.Columns, &t.ForeignKeys)
+			&t.EstRows, &t.Bytes, &t.Unreadable, &t.Columns, &t.ForeignKeys)
 		c.Tables = append(c.Tables, t)
 		return err
 	})
