@@ -152,21 +152,21 @@ type Contents struct {
 	CanCreate bool `json:"can_create,omitempty"`
 	// AivenExtras reports aiven_extras' publication and subscription
 	// functions in the database, which lift the privileges they need.
-	AivenExtras   bool           `json:"aiven_extras,omitempty"`
-	Schemas       []Schema       `json:"schemas,omitempty"`
-	Extensions    []Extension    `json:"extensions,omitempty"`
-	Languages     []string       `json:"languages,omitempty"`
-	Tables        []Table        `json:"tables,omitempty"`
-	Views         []View         `json:"views,omitempty"`
-	Sequences     []Sequence     `json:"sequences,omitempty"`
-	Types         []Object       `json:"types,omitempty"`
-	LargeObjects  int64          `json:"large_objects,omitempty"`
+	AivenExtras  bool        `json:"aiven_extras,omitempty"`
+	Schemas      []Schema    `json:"schemas,omitempty"`
+	Extensions   []Extension `json:"extensions,omitempty"`
+	Languages    []string    `json:"languages,omitempty"`
+	Tables       []Table     `json:"tables,omitempty"`
+	Views        []View      `json:"views,omitempty"`
+	Sequences    []Sequence  `json:"sequences,omitempty"`
+	Types        []Object    `json:"types,omitempty"`
+	LargeObjects int64       `json:"large_objects,omitempty"`
 	// UnreadableLargeObjects counts the large objects the connecting role
 	// may not read (pg_read_all_data does not cover them).
-	UnreadableLargeObjects int64 `json:"unreadable_large_objects,omitempty"`
-	Publications  []string       `json:"publications,omitempty"`
-	Subscriptions []Subscription `json:"subscriptions,omitempty"`
-	Tablespaces   []string       `json:"tablespaces,omitempty"`
+	UnreadableLargeObjects int64          `json:"unreadable_large_objects,omitempty"`
+	Publications           []string       `json:"publications,omitempty"`
+	Subscriptions          []Subscription `json:"subscriptions,omitempty"`
+	Tablespaces            []string       `json:"tablespaces,omitempty"`
 	// SuperuserObjects are objects only a superuser can create: C-language
 	// functions, base types, casts (not those of extensions).
 	SuperuserObjects []Object `json:"superuser_objects,omitempty"`
@@ -220,8 +220,8 @@ type Table struct {
 	OwnedByMe bool `json:"owned_by_me"`
 	// Unreadable: the connecting role lacks SELECT on it (pg_dump locks
 	// every table it dumps, and the copy reads it).
-	Unreadable bool `json:"unreadable,omitempty"`
-	Columns   []Column `json:"columns"`
+	Unreadable bool     `json:"unreadable,omitempty"`
+	Columns    []Column `json:"columns"`
 	// Extension names the extension that owns the table; ExtConfig marks
 	// a configuration table registered with pg_extension_config_dump.
 	Extension    string       `json:"extension,omitempty"`
