@@ -286,6 +286,10 @@ func TestChecks(t *testing.T) {
 			s.Me = Me{Name: "reader", Replication: true, MemberOf: []string{"pg_read_all_data"}}
 			shopOf(s).LargeObjects, shopOf(s).UnreadableLargeObjects = 2, 2
 		}, want: []string{"blocker source-not-readable"}},
+		{name: "source behind a pooler, auto", mutate: func(s, d *Snapshot) { s.Pooled = true }, want: []string{"info source-behind-pooler"}},
+		{name: "source behind a pooler, replication", config: "method: replication", mutate: func(s, d *Snapshot) { s.Pooled = true }, want: []string{"blocker source-behind-pooler"}},
+		{name: "replication connection refused", config: "method: replication", env: &Env{ReplicationRefused: "no pg_hba.conf entry for replication connection"}, want: []string{"blocker replication-connection-refused"}},
+		{name: "replication connection refused, subscription copy", config: "method: replication\nreplication: {initial_copy: subscription}", env: &Env{ReplicationRefused: "refused"}, reject: []string{"replication-connection-refused"}},
 		{name: "include typo", config: "databases: {include: [shopp]}", want: []string{"blocker filter-matches-nothing"}},
 		{name: "include matches", config: "databases: {include: [sh*]}", reject: []string{"filter-matches-nothing"}},
 		{name: "exclude typo", config: "databases: {exclude: [shpo]}", want: []string{"warning filter-matches-nothing"}},

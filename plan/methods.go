@@ -82,6 +82,16 @@ func (in *input) clusterPrereqs() []Finding {
 		out = append(out, finding("source-is-standby", "", "source", "the source is a standby (pg_is_in_recovery): a publication cannot be created on it",
 			"point source.uri at the primary"))
 	}
+	if in.src.Pooled {
+		out = append(out, finding("source-behind-pooler", "", "source",
+			"source.uri leads to a connection pooler (it dropped the startup setting default_transaction_read_only): a pooler carries no replication connection, which the slot and its snapshot need",
+			"point source.uri at the PostgreSQL server itself, not the pooler"))
+	}
+	if in.env.ReplicationRefused != "" && in.cfg.Replication.InitialCopy == config.InitialCopySnapshot {
+		out = append(out, finding("replication-connection-refused", "", "source",
+			"the source refuses pgferry a replication connection ("+in.env.ReplicationRefused+"): the slot that exports the copy's snapshot needs one",
+			"allow replication connections for the role in the source's pg_hba.conf (a line for the 'replication' database), point source.uri at the server rather than a pooler, or set replication.initial_copy: subscription"))
+	}
 	return out
 }
 

@@ -186,6 +186,9 @@ type Env struct {
 	// TargetLocal: target.uri is too.
 	SubscriptionLocal bool `json:"-"`
 	TargetLocal       bool `json:"-"`
+	// ReplicationRefused is why the source refused pgferry a replication
+	// connection ("" when it accepted one, or none was tried).
+	ReplicationRefused string `json:"-"`
 }
 
 // Tool is one copy of a program and its major version.

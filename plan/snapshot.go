@@ -10,11 +10,14 @@ type Snapshot struct {
 	// Unknown lists what the connecting role could not read ("pg_authid",
 	// "pg_stat_activity", "setting:shared_preload_libraries"): checks that
 	// need it report "unknown" instead of guessing.
-	Unknown    []string   `json:"unknown,omitempty"`
-	InRecovery bool       `json:"in_recovery"`
-	Me         Me         `json:"me"`
-	Roles      []Role     `json:"roles"`
-	Databases  []Database `json:"databases"`
+	Unknown    []string `json:"unknown,omitempty"`
+	InRecovery bool     `json:"in_recovery"`
+	// Pooled: the session went through a connection pooler, which dropped
+	// the startup setting pgferry sent (default_transaction_read_only).
+	Pooled    bool       `json:"pooled,omitempty"`
+	Me        Me         `json:"me"`
+	Roles     []Role     `json:"roles"`
+	Databases []Database `json:"databases"`
 	// PasswordsReadable reports whether pg_authid's hashes can be read.
 	PasswordsReadable bool `json:"passwords_readable"`
 	// AvailableExtensions are the extensions this server can install.

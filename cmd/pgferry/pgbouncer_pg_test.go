@@ -25,8 +25,10 @@ type pgbouncer struct {
 }
 
 // startPgbouncer runs PgBouncer (as the postgres OS user under root: it
-// refuses to run as root) with database db pointing at c.
-func startPgbouncer(t *testing.T, c *cluster.Cluster, db string) *pgbouncer {
+// refuses to run as root) with database db pointing at c ("*": every
+// database), passing on no startup parameter but extra_float_digits and
+// ignore.
+func startPgbouncer(t *testing.T, c *cluster.Cluster, db string, ignore ...string) *pgbouncer {
 	t.Helper()
 	bin, err := exec.LookPath("pgbouncer")
 	if err != nil {
@@ -47,8 +49,12 @@ func startPgbouncer(t *testing.T, c *cluster.Cluster, db string) *pgbouncer {
 	l.Close()
 	b := &pgbouncer{port: port, dir: dir, ini: filepath.Join(dir, "pgbouncer.ini"),
 		adminConn: fmt.Sprintf("host=127.0.0.1 port=%d dbname=pgbouncer user=postgres", port)}
+	target := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres", c.Port)
+	if db != "*" {
+		target += " dbname=" + db
+	}
 	ini := fmt.Sprintf(`[databases]
-%s = host=127.0.0.1 port=%d user=postgres dbname=%s
+%s = %s
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -60,10 +66,10 @@ admin_users = postgres
 pool_mode = transaction
 default_pool_size = 4
 max_client_conn = 50
-ignore_startup_parameters = extra_float_digits
+ignore_startup_parameters = %s
 logfile = %s
 pidfile = %s
-`, db, c.Port, db, port, filepath.Join(dir, "users.txt"), filepath.Join(dir, "pgbouncer.log"), filepath.Join(dir, "pgbouncer.pid"))
+`, db, target, port, filepath.Join(dir, "users.txt"), strings.Join(append([]string{"extra_float_digits"}, ignore...), ","), filepath.Join(dir, "pgbouncer.log"), filepath.Join(dir, "pgbouncer.pid"))
 	for name, body := range map[string]string{"pgbouncer.ini": ini, "users.txt": `"postgres" ""` + "\n"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -166,5 +172,27 @@ func TestCutoverThroughPgBouncer(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "hook ran") || !strings.Contains(r.stderr, "after_cutover") {
 		t.Errorf("the hooks did not run:\n%s", r.stderr)
+	}
+}
+
+// TestPlanThroughPgBouncer: a pooler as source.uri is found by plan. One
+// that refuses pgferry's read-only setting fails the connection with a
+// hint; one that drops it is a finding, and method auto copies with dump.
+func TestPlanThroughPgBouncer(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", "CREATE TABLE t (id int PRIMARY KEY)")
+	strict := startPgbouncer(t, src, "*")
+	cfg := writeConfig(t, strict.uri("postgres"), dst.URI("postgres"), "databases: {include: [shop]}\n")
+	r := runBin(t, nil, "plan", "-c", cfg)
+	if r.code != 1 || !strings.Contains(r.stderr, "leads to a connection pooler") || !strings.Contains(r.stderr, "point source.uri at the PostgreSQL server itself") {
+		t.Errorf("plan through a strict PgBouncer: exit %d\n%s", r.code, r.stderr)
+	}
+	lenient := startPgbouncer(t, src, "*", "default_transaction_read_only")
+	cfg = writeConfig(t, lenient.uri("postgres"), dst.URI("postgres"), "databases: {include: [shop]}\n")
+	r = runBin(t, nil, "plan", "-c", cfg, "--format", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"source-behind-pooler"`) || !strings.Contains(r.stdout, `"replication-connection-refused"`) || !strings.Contains(r.stdout, `"method": "dump"`) {
+		t.Errorf("plan through a PgBouncer that drops the read-only setting: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -152,6 +152,9 @@ func buildPlan(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, l
 		env = probeEnv(ctx, cfg.PGBin)
 		env.SubscriptionPassword = pg.Password(cfg.Source.SubscriptionURI()) != ""
 		env.SubscriptionLocal, env.TargetLocal = pg.LocalAddress(cfg.Source.SubscriptionURI()), pg.LocalAddress(cfg.Target.URI)
+		if cfg.Method != config.MethodDump {
+			env.ReplicationRefused = replicationRefused(ctx, src)
+		}
 		close(probed)
 	}() // meanwhile, inspect
 	snaps, err := inspectBoth(ctx, cfg, src, dst, log)
@@ -179,6 +182,26 @@ func inspectBoth(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint,
 	}
 	wg.Wait()
 	return snaps, errors.Join(errs[0], errs[1])
+}
+
+// replicationRefused opens and closes a replication connection to the
+// source, as the slot step will, and says why that failed ("" when it
+// worked): a pg_hba.conf without a line for replication, or a pooler in
+// the way, is found by plan, not after apply made roles and databases.
+func replicationRefused(ctx context.Context, src *pg.Endpoint) string {
+	conn, err := src.ConnectRaw(ctx, "", pg.Options{Settings: map[string]string{"replication": "database"}})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ""
+		}
+		var ce *pg.ConnectError
+		if errors.As(err, &ce) {
+			err = ce.Err
+		}
+		return pg.Describe(err)
+	}
+	conn.Close(context.WithoutCancel(ctx))
+	return ""
 }
 
 // probeEnv finds pg_dump and pg_restore: in pg_bin when set, else by the

@@ -21,8 +21,11 @@ var settingNames = []string{
 // optionalSettings may legitimately be absent: their absence is not "unknown".
 var optionalSettings = map[string]bool{"extwlist.extensions": true, "max_active_replication_origins": true, "max_slot_wal_keep_size": true}
 
+// serverSQL: default_transaction_read_only is off in a session pgferry
+// opened with it on when something between dropped that startup
+// setting: a connection pooler (PgBouncer's ignore_startup_parameters).
 const serverSQL = `SELECT split_part(current_setting('server_version'), ' ', 1), current_setting('server_version_num')::int,
-	pg_is_in_recovery(), pg_postmaster_start_time()::text`
+	pg_is_in_recovery(), pg_postmaster_start_time()::text, current_setting('default_transaction_read_only') = 'off'`
 
 const systemIDSQL = `SELECT system_identifier::text FROM pg_control_system()`
 
@@ -80,7 +83,7 @@ FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid ORDER BY 1, 2`
 func (r *reader) cluster(ctx context.Context) (plan.Snapshot, error) {
 	var s plan.Snapshot
 	srv := &s.Server
-	if err := r.queryRow(ctx, serverSQL).Scan(&srv.Version, &srv.VersionNum, &s.InRecovery, &srv.StartTime); err != nil {
+	if err := r.queryRow(ctx, serverSQL).Scan(&srv.Version, &srv.VersionNum, &s.InRecovery, &srv.StartTime, &s.Pooled); err != nil {
 		return s, fmt.Errorf("read server version: %w", err)
 	}
 	srv.Major = srv.VersionNum / 10000

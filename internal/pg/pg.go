@@ -338,7 +338,13 @@ type ConnectError struct {
 }
 
 func (e *ConnectError) Error() string {
-	return fmt.Sprintf("connect to %s %s (database %s): %s", e.Side, e.Target, e.Database, Describe(e.Err))
+	msg := fmt.Sprintf("connect to %s %s (database %s): %s", e.Side, e.Target, e.Database, Describe(e.Err))
+	var pge *pgconn.PgError
+	if errors.As(e.Err, &pge) && pge.Code == "08P01" && strings.Contains(pge.Message, "unsupported startup parameter") {
+		// PgBouncer's answer to a session setting it does not pass on.
+		msg += fmt.Sprintf("; this address leads to a connection pooler (PgBouncer), which cannot carry pgferry's sessions: point %s.uri at the PostgreSQL server itself", e.Side)
+	}
+	return msg
 }
 
 func (e *ConnectError) Unwrap() error { return e.Err }
