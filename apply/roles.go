@@ -12,6 +12,7 @@ import (
 	"github.com/pgferry/pgferry/config"
 	"github.com/pgferry/pgferry/internal/inspect"
 	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pgferry/pgferry/internal/provider"
 	"github.com/pgferry/pgferry/plan"
 )
 
@@ -36,9 +37,14 @@ func (m *Migration) readSourceRoles(ctx context.Context, conn *pgx.Conn) ([]sour
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
+	var allNames []string
+	for _, r := range all {
+		allNames = append(allNames, r.Name)
+	}
+	p := provider.Detect(allNames) // a managed service's own roles never move
 	var out []sourceRole
 	for _, r := range all {
-		if m.Config.Roles.Selects(r.Name) {
+		if m.Config.Roles.Selects(r.Name) && !p.Internal(r.Name) {
 			out = append(out, sourceRole{Role: r})
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pgferry/pgferry/config"
 	"github.com/pgferry/pgferry/internal/dsn"
+	"github.com/pgferry/pgferry/internal/provider"
 )
 
 // input is what the checks and the step builder read: the config, both
@@ -15,6 +16,8 @@ type input struct {
 	src, dst Snapshot
 	env      Env
 	dbs      []*dbInput
+	// srcProvider is the managed service the source runs on, or nil.
+	srcProvider *provider.Provider
 }
 
 // dbInput is one selected database as the planner sees it.
@@ -39,6 +42,7 @@ type dbInput struct {
 // order the snapshots list things in.
 func Build(cfg *config.Config, src, dst Snapshot, env Env) Plan {
 	in := &input{cfg: cfg, src: src.normalized(), dst: dst.normalized(), env: env}
+	in.srcProvider = provider.Detect(in.src.RoleNames())
 	in.selectDatabases()
 	findings := in.chooseMethods()
 	findings = append(findings, in.checks()...)

@@ -8,11 +8,12 @@ import (
 	"github.com/pgferry/pgferry/config"
 )
 
-// selectedRoles are the source roles the config migrates.
+// selectedRoles are the source roles the config migrates: never a managed
+// service's own roles.
 func (in *input) selectedRoles() []Role {
 	var out []Role
 	for _, r := range in.src.Roles {
-		if in.cfg.Roles.Selects(r.Name) {
+		if in.cfg.Roles.Selects(r.Name) && !in.srcProvider.Internal(r.Name) {
 			out = append(out, r)
 		}
 	}

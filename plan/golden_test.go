@@ -6,12 +6,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pgferry/pgferry/config"
 	"github.com/pgferry/pgferry/internal/golden"
+	"github.com/pgferry/pgferry/internal/provider"
 )
 
 const header = `version: 1
@@ -201,4 +203,38 @@ func TestPlanFileRoundTrip(t *testing.T) {
 	if _, err := ReadFile(strings.NewReader(`{"kind":"something-else"}`)); err == nil {
 		t.Error("ReadFile accepted another kind of JSON")
 	}
+}
+
+// TestGoldenProviders: on a source that shows a managed service's marker
+// role, the replication prerequisites' fixes are that provider's, and its
+// own roles are not migrated. One golden table of the fixes, by provider.
+func TestGoldenProviders(t *testing.T) {
+	cfg := mustConfig(t, "method: replication\n")
+	var rows [][]string
+	for _, pv := range provider.Providers {
+		src, dst := loadSnapshot(t, "rich-source"), loadSnapshot(t, "rich-target")
+		internal := pv.InternalRoles[len(pv.InternalRoles)-1]
+		if prefix, ok := strings.CutSuffix(internal, "*"); ok {
+			internal = prefix + "x"
+		}
+		src.Roles = append(src.Roles, Role{Name: pv.Marker}, Role{Name: internal, Login: true})
+		src.Settings["wal_level"] = "replica"
+		src.Me = Me{Name: "migrator", CreateDB: true}
+		p := Build(cfg, src, dst, testEnv)
+		for _, f := range p.Findings {
+			if f.Code == "wal-level-not-logical" || f.Code == "no-replication-privilege" {
+				rows = append(rows, []string{pv.Name, f.Code, f.Fix})
+			}
+		}
+		for _, st := range p.Steps {
+			if slices.Contains(st.Params.Roles, internal) || slices.Contains(st.Params.Roles, pv.Marker) {
+				t.Errorf("%s: step %s migrates the provider's own role", pv.Name, st.ID)
+			}
+		}
+	}
+	var b bytes.Buffer
+	if err := RenderTable(&b, []string{"PROVIDER", "CODE", "FIX"}, rows); err != nil {
+		t.Fatal(err)
+	}
+	golden.Assert(t, "providers.table", b.Bytes())
 }

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -71,12 +72,12 @@ func (in *input) clusterPrereqs() []Finding {
 	var out []Finding
 	if wl := in.src.Settings["wal_level"]; wl != "logical" {
 		out = append(out, finding("wal-level-not-logical", "", "source", fmt.Sprintf("wal_level is %q; logical replication needs \"logical\"", wl),
-			"ALTER SYSTEM SET wal_level = logical, then restart the source"))
+			cmp.Or(in.srcProvider.LogicalWALFix(), "ALTER SYSTEM SET wal_level = logical, then restart the source")))
 	}
 	me := in.src.Me
 	if !me.Superuser && !me.Replication && !slices.Contains(me.MemberOf, "rds_replication") {
 		out = append(out, finding("no-replication-privilege", "", "source", fmt.Sprintf("role %s has no REPLICATION attribute: it can create neither the slot nor the subscription's connection", me.Name),
-			fmt.Sprintf("ALTER ROLE %s REPLICATION (GRANT rds_replication TO %s on RDS)", me.Name, me.Name)))
+			cmp.Or(in.srcProvider.ReplicationFix(me.Name), fmt.Sprintf("ALTER ROLE %s REPLICATION (GRANT rds_replication TO %s on RDS)", me.Name, me.Name))))
 	}
 	if in.src.InRecovery {
 		out = append(out, finding("source-is-standby", "", "source", "the source is a standby (pg_is_in_recovery): a publication cannot be created on it",

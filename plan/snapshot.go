@@ -299,6 +299,15 @@ func (s *Snapshot) Database(name string) *Database {
 }
 
 // Role returns the role named name, or nil.
+// RoleNames lists the names of the cluster's roles.
+func (s *Snapshot) RoleNames() []string {
+	out := make([]string, len(s.Roles))
+	for i, r := range s.Roles {
+		out[i] = r.Name
+	}
+	return out
+}
+
 func (s *Snapshot) Role(name string) *Role {
 	for i := range s.Roles {
 		if s.Roles[i].Name == name {
