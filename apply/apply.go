@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -236,6 +237,16 @@ func (m *Migration) dbState(name string) *DatabaseState {
 	return d
 }
 
+// warnDatabase records a warning of database db once.
+func (m *Migration) warnDatabase(db, w string) {
+	d := m.dbState(db)
+	m.update(func() {
+		if !slices.Contains(d.Warnings, w) {
+			d.Warnings = append(d.Warnings, w)
+		}
+	})
+}
+
 // update changes the state under its lock.
 func (m *Migration) update(f func()) {
 	m.mu.Lock()
@@ -329,8 +340,15 @@ func (s *State) DatabaseStatus(name string) (Status, string) {
 			return ss.Status, fmt.Sprintf("%s: %s", st.ID, ss.Message)
 		}
 	}
+	var warnings []string
+	if ds := s.Databases[name]; ds != nil {
+		warnings = ds.Warnings
+	}
 	if done == total && !stops && s.Plan.DatabaseNames(name).Slot != "" {
-		return StatusRunning, "replication left running"
+		return StatusRunning, strings.Join(append([]string{"replication left running"}, warnings...), "; ")
+	}
+	if done == total && len(warnings) > 0 {
+		return StatusDoneWithWarnings, strings.Join(warnings, "; ")
 	}
 	if done == total {
 		return StatusDone, ""

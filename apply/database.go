@@ -39,6 +39,9 @@ type dbRun struct {
 	// builder while the copy runs (it resets what it sets) and the large
 	// objects. A backend costs tens of milliseconds of server CPU to start.
 	target *pgx.Conn
+	// disowned are the owners the target user cannot hand objects to
+	// (prepareOwners): the restore leaves out their OWNER TO statements.
+	disowned map[string]bool
 }
 
 // snapshotKinds read the source under the exported snapshot.

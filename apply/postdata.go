@@ -76,15 +76,11 @@ func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error
 	if err != nil {
 		return "", err
 	}
-	_, noOwner, err := d.prepareOwners(ctx, dst, keep)
-	if err != nil {
+	if _, err := d.prepareOwners(ctx, dst, keep); err != nil {
 		return "", err
 	}
 	jobs := d.postDataJobs(len(keep))
 	args := []string{"--section=post-data", "--exit-on-error", "-L", list}
-	if noOwner {
-		args = append(args, "--no-owner")
-	}
 	done := false
 	if jobs == 1 && len(keep) <= scriptRestoreMax {
 		if done, err = d.restoreOnSession(ctx, args); err != nil && !isLockExhaustion(err) {
@@ -92,7 +88,7 @@ func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error
 		}
 	}
 	if !done {
-		if _, err := runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(args, "-j", strconv.Itoa(jobs), d.dumpFile())...); err != nil {
+		if _, err := runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(d.ownerArgs(args), "-j", strconv.Itoa(jobs), d.dumpFile())...); err != nil {
 			return "", err
 		}
 	}

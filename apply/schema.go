@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -222,12 +223,9 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 		return "", fmt.Errorf("%d of the %d tables of the schema already exist on the target: drop them, then rerun apply", present, tables)
 	}
 	args := []string{"--section=pre-data", "--single-transaction", "--exit-on-error"}
-	notes, noOwner, err := d.prepareOwners(ctx, dst, keep)
+	notes, err := d.prepareOwners(ctx, dst, keep)
 	if err != nil {
 		return "", err
-	}
-	if noOwner {
-		args = append(args, "--no-owner")
 	}
 	var extNotes []string
 	if slices.ContainsFunc(keep, func(e tocEntry) bool { return e.kind == "EXTENSION" }) {
@@ -262,7 +260,7 @@ func (d *dbRun) restoreList(ctx context.Context, entries []tocEntry, args []stri
 	if done, err := d.restoreOnSession(ctx, args); done || err != nil {
 		return err
 	}
-	_, err = runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(args, d.dumpFile())...)
+	_, err = runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(d.ownerArgs(args), d.dumpFile())...)
 	return err
 }
 
@@ -306,31 +304,48 @@ func (d *dbRun) restoreChunks(ctx context.Context, entries []tocEntry, args []st
 	return chunks, nil
 }
 
-// prepareOwners makes sure the target user may hand objects to their
-// owners; when it cannot for some, the restore keeps the target user as
-// owner (--no-owner) and says so.
-func (d *dbRun) prepareOwners(ctx context.Context, dst *pgx.Conn, entries []tocEntry) ([]string, bool, error) {
-	var owners []string
+// prepareOwners makes sure the target user may hand the entries' objects
+// to their owners. The owners it cannot use (missing on the target, or
+// not to be joined) are kept in d.disowned: the restore leaves out their
+// OWNER TO statements, so those objects alone keep the target user as
+// owner, each named in the notes and in the database's warnings.
+func (d *dbRun) prepareOwners(ctx context.Context, dst *pgx.Conn, entries []tocEntry) ([]string, error) {
+	byOwner := map[string][]string{}
 	for _, e := range entries {
-		if e.owner != "" && !slices.Contains(owners, e.owner) {
-			owners = append(owners, e.owner)
+		if e.owner != "" {
+			byOwner[e.owner] = append(byOwner[e.owner], strings.TrimSpace(e.kind+" "+e.schema+" "+e.tag))
 		}
 	}
-	slices.Sort(owners)
+	d.disowned = map[string]bool{}
 	var notes []string
-	for _, o := range owners {
+	for _, o := range slices.Sorted(maps.Keys(byOwner)) {
 		got, note, err := d.m.ownerFor(ctx, dst, o)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		if got != o {
-			notes = append(notes, note)
+			d.disowned[o] = true
+			objects := byOwner[o]
+			if len(objects) > 5 {
+				objects = append(slices.Clone(objects[:5]), fmt.Sprintf("and %d more", len(objects)-5))
+			}
+			n := fmt.Sprintf("%s; %s keep it as owner: %s", note, plural(len(byOwner[o]), "object"), strings.Join(objects, ", "))
+			notes = append(notes, n)
+			d.m.warnDatabase(d.name, n)
 		}
 	}
-	if len(notes) > 0 {
-		return append(notes, "objects keep the migration user as owner (--no-owner)"), true, nil
+	return notes, nil
+}
+
+// ownerArgs are args for a pg_restore run by itself (not a script on
+// pgferry's session, which leaves out only the disowned owners' OWNER TO
+// statements): --no-owner when some owner cannot be used.
+func (d *dbRun) ownerArgs(args []string) []string {
+	if len(d.disowned) > 0 {
+		d.m.emit(Notice{Message: fmt.Sprintf("%s: pg_restore runs by itself: every object of this restore keeps the migration user as owner (--no-owner)", d.name)})
+		return append(slices.Clone(args), "--no-owner")
 	}
-	return nil, false, nil
+	return args
 }
 
 const sourceExtensionsSQL = `SELECT e.extname, e.extversion, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql' ORDER BY 1`

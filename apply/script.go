@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -53,6 +54,29 @@ func restoreScript(out []byte) (script, encoding string, ok bool) {
 	return strings.Join(kept, "\n"), encoding, true
 }
 
+// withoutOwners drops the script's "ALTER ... OWNER TO <owner>;" lines
+// of the owners the target user cannot hand objects to: those objects keep
+// it as owner, every other object gets its own.
+func withoutOwners(script string, disowned map[string]bool) string {
+	if len(disowned) == 0 {
+		return script
+	}
+	var suffixes []string
+	for o := range disowned {
+		// pg_restore quotes an owner only when it must; ident always does.
+		suffixes = append(suffixes, " OWNER TO "+o+";", " OWNER TO "+ident(o)+";")
+	}
+	lines := strings.Split(script, "\n")
+	kept := lines[:0]
+	for _, l := range lines {
+		if strings.HasPrefix(l, "ALTER ") && slices.ContainsFunc(suffixes, func(s string) bool { return strings.HasSuffix(l, s) }) {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	return strings.Join(kept, "\n")
+}
+
 // userSettingsSQL reads the settings a script's SET statements can change.
 const userSettingsSQL = `SELECT name, setting FROM pg_catalog.pg_settings WHERE context IN ('user', 'superuser')`
 
@@ -97,6 +121,7 @@ func (d *dbRun) restoreOnSession(ctx context.Context, args []string) (done bool,
 		return false, nil
 	}
 	script, encoding, ok := restoreScript(out)
+	script = withoutOwners(script, d.disowned)
 	if !ok {
 		d.m.Log.Debug("the restore script holds a line only psql reads; pg_restore runs instead", "database", d.name)
 		return false, nil

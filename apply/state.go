@@ -30,6 +30,9 @@ const (
 	// StatusRemoved: cleanup dropped the database's replication objects
 	// before its cut-over.
 	StatusRemoved Status = "removed"
+	// StatusDoneWithWarnings: done, with something not kept as on the
+	// source (DatabaseState.Warnings).
+	StatusDoneWithWarnings Status = "done with warnings"
 )
 
 // RemovedError refuses to resume a database whose replication objects
@@ -101,6 +104,9 @@ type DatabaseState struct {
 	CopyRuns int `json:"copy_runs"`
 	// Bytes copied by finished tables.
 	Bytes int64 `json:"bytes"`
+	// Warnings are what the database's migration could not keep as on the
+	// source (an object's owner): its status is "done with warnings".
+	Warnings []string `json:"warnings,omitempty"`
 	// PreDataNext is set when the schema had to be restored in chunks
 	// (lock limits): one more than the archive entries restored so far.
 	PreDataNext int `json:"pre_data_next,omitempty"`

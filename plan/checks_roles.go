@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -47,6 +48,25 @@ func (in *input) checkRoles() []Finding {
 			out = append(out, finding("role-not-creatable", sev, "role "+r.Name, msg,
 				"create the role on the target with a privileged user first, exclude it (roles.exclude), or connect as a superuser"))
 		}
+	}
+	return out
+}
+
+// checkOwnersKept reports the owners of selected objects that the
+// migration leaves out (roles.exclude, a provider's own role) and the
+// target lacks: their objects keep the migration user as owner, each
+// named in apply's result; every other object keeps its owner.
+func (in *input) checkOwnersKept() []Finding {
+	var out []Finding
+	owners := in.owners()
+	for _, o := range slices.Sorted(maps.Keys(owners)) {
+		selected := in.cfg.Roles.Selects(o) && !in.srcProvider.Internal(o)
+		if selected || in.dst.Role(o) != nil || strings.HasPrefix(o, "pg_") {
+			continue
+		}
+		out = append(out, finding("owner-not-kept", Warning, "role "+o,
+			fmt.Sprintf("role %s is not migrated and the target lacks it: %s keep the migration user as owner: %s", o, count(len(owners[o]), "object"), listSome(owners[o], 3)),
+			fmt.Sprintf("create role %s on the target first, or migrate it (remove it from roles.exclude)", o)))
 	}
 	return out
 }

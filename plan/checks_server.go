@@ -14,7 +14,7 @@ func (in *input) checks() []Finding {
 	var out []Finding
 	for _, check := range []func() []Finding{
 		in.checkSameServer, in.checkTargetStandby, in.checkVersions, in.checkPGDump, in.checkConnections,
-		in.checkTransactions, in.checkTooLarge, in.checkCreateDB, in.checkRoles, in.checkMemberships,
+		in.checkTransactions, in.checkTooLarge, in.checkCreateDB, in.checkRoles, in.checkOwnersKept, in.checkMemberships,
 		in.checkPasswords, in.checkFilters, in.checkFilterPartitions, in.checkLeftovers, in.checkReplicationPolicy,
 	} {
 		out = append(out, check()...)

@@ -173,7 +173,7 @@ func recordRemoved(cfg *config.Config, acts []apply.CleanupAction) error {
 		if st.Plan.DatabaseNames(a.Database).Slot == "" || st.Removed[a.Database] != (time.Time{}) {
 			continue
 		}
-		if status, _ := st.DatabaseStatus(a.Database); status == apply.StatusDone {
+		if status, _ := st.DatabaseStatus(a.Database); status == apply.StatusDone || status == apply.StatusDoneWithWarnings {
 			continue
 		}
 		if st.Removed == nil {

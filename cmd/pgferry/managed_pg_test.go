@@ -88,3 +88,32 @@ func TestSourceRoleThatCannotRead(t *testing.T) {
 		t.Errorf("apply created the database despite the blockers")
 	}
 }
+
+// TestOwnersKeptPerObject: one owner the migration leaves out
+// (roles.exclude, missing on the target) costs only its own objects their
+// owner: they keep the migration user, each named (plan warns, the result
+// says so, the database is "done with warnings"); the database and every
+// other object keep theirs. Before, one such owner moved the whole
+// database to the migration user.
+func TestOwnersKeptPerObject(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE ROLE app_owner", "CREATE ROLE auditor", "CREATE DATABASE shop OWNER app_owner")
+	pgtest.Exec(t, src, "shop", "SET ROLE app_owner", "CREATE SCHEMA sales", "CREATE TABLE sales.orders (id int PRIMARY KEY)",
+		"RESET ROLE", "CREATE TABLE sales.audit (id int PRIMARY KEY)", "ALTER TABLE sales.audit OWNER TO auditor")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [shop]}\nroles: {exclude: [auditor]}\n")
+	if p := runBin(t, nil, "plan", "-c", cfg, "--format", "json"); p.code != 0 || !strings.Contains(p.stdout, `"owner-not-kept"`) || !strings.Contains(p.stdout, "table shop.sales.audit") {
+		t.Errorf("plan does not warn of auditor's table: exit %d\n%s\n%s", p.code, p.stdout, p.stderr)
+	}
+	r := runBin(t, nil, "apply", "-c", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "done with warnings") || !strings.Contains(r.stdout, "TABLE sales audit") {
+		t.Fatalf("apply: exit %d, want 0, the database done with warnings and the table named\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	owners := `SELECT concat_ws(' ', (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'shop'),
+		(SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'sales'),
+		(SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'sales.orders'::regclass),
+		(SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'sales.audit'::regclass))`
+	if got := pgtest.QueryString(t, dst, "shop", owners); got != "app_owner app_owner app_owner postgres" {
+		t.Errorf("owners of the database, schema, orders and audit on the target = %q, want \"app_owner app_owner app_owner postgres\"", got)
+	}
+}
