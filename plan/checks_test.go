@@ -518,3 +518,30 @@ func TestFilterTypoSuggests(t *testing.T) {
 		}
 	}
 }
+
+// TestPublicationPrivilegeReasons: every reason the publication cannot be
+// made is in one finding; a 15 target is not offered pg_create_subscription.
+func TestPublicationPrivilegeReasons(t *testing.T) {
+	src, dst := healthy()
+	src.Me = Me{Name: "app", Replication: true}
+	shopOf(&src).CanCreate = false
+	shopOf(&src).Tables[0].OwnedByMe = false
+	dst.Me = Me{Name: "migrator", CreateDB: true, CreateRole: true}
+	dst.Server.Major = 15
+	p := Build(mustTestConfig(t, "method: replication"), src, dst, testEnv)
+	var pub, sub *Finding
+	for i, f := range p.Findings {
+		switch f.Code {
+		case "publication-privilege":
+			pub = &p.Findings[i]
+		case "no-subscription-privilege":
+			sub = &p.Findings[i]
+		}
+	}
+	if pub == nil || !strings.Contains(pub.Message, "lacks CREATE on database shop; and FOR TABLE needs ownership") {
+		t.Errorf("publication-privilege = %+v, want both reasons", pub)
+	}
+	if sub == nil || strings.Contains(sub.Fix, "pg_create_subscription") {
+		t.Errorf("no-subscription-privilege on a 15 target = %+v, want no pg_create_subscription in its fix", sub)
+	}
+}

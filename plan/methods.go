@@ -137,17 +137,21 @@ func (in *input) checkPublicationPrivilege(db *dbInput) []Finding {
 	if me.Superuser || hasAivenExtras(db.src) || !db.src.Inspected {
 		return nil
 	}
-	var why string
+	// Every reason at once: fixing one to meet the next costs a round.
+	var why, fixes []string
 	if !db.src.CanCreate {
-		why = fmt.Sprintf("role %s lacks CREATE on database %s", me.Name, db.name)
-	} else if n := notOwned(published(db)); len(n) > 0 {
-		why = fmt.Sprintf("FOR TABLE needs ownership and role %s does not own %s", me.Name, listSome(n, 3))
+		why = append(why, fmt.Sprintf("role %s lacks CREATE on database %s", me.Name, db.name))
+		fixes = append(fixes, fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s", db.name, me.Name))
 	}
-	if why == "" {
+	if n := notOwned(published(db)); len(n) > 0 {
+		why = append(why, fmt.Sprintf("FOR TABLE needs ownership and role %s does not own %s", me.Name, listSome(n, 3)))
+		fixes = append(fixes, "connect as the tables' owner")
+	}
+	if len(why) == 0 {
 		return nil
 	}
-	return []Finding{finding("publication-privilege", "", "database "+db.name, "cannot create the publication: "+why,
-		"connect as a superuser or the tables' owner with CREATE on the database, or install aiven_extras")}
+	return []Finding{finding("publication-privilege", "", "database "+db.name, "cannot create the publication: "+strings.Join(why, "; and "),
+		strings.Join(append(fixes, "or connect as a superuser, or install aiven_extras"), ", "))}
 }
 
 func notOwned(ts []Table) []string {
@@ -181,8 +185,12 @@ func (in *input) checkSubscriptionPrivilege(db *dbInput) []Finding {
 	default:
 		return nil
 	}
-	return []Finding{finding("no-subscription-privilege", "", "target database "+db.name, "cannot create the subscription: "+why,
-		fmt.Sprintf("GRANT pg_create_subscription TO %s and GRANT CREATE ON DATABASE (16+), connect as a superuser, or install aiven_extras", me.Name))}
+	fix := fmt.Sprintf("GRANT pg_create_subscription TO %s and GRANT CREATE ON DATABASE %s TO %s, connect as a superuser, or install aiven_extras", me.Name, db.name, me.Name)
+	if in.dst.Server.Major < 16 {
+		// pg_create_subscription exists from 16 on.
+		fix = "connect to the target as a superuser (or the service's own way: aiven_extras on Aiven), upgrade the target to PostgreSQL 16+, or use method: dump"
+	}
+	return []Finding{finding("no-subscription-privilege", "", "target database "+db.name, "cannot create the subscription: "+why, fix)}
 }
 
 // replicaIdentity checks that UPDATE and DELETE of a published table can
