@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -91,20 +92,52 @@ func (d *dbRun) publish(ctx context.Context, st plan.Step) (string, error) {
 // holds no secret.
 const probePublication = "pgferry_probe_connection_only"
 
-// probeSubscription has the target create a subscription with the
-// subscription's connection string, in a transaction rolled back: CREATE
-// SUBSCRIPTION connects to the source to check it. An address the target
-// cannot reach (a source.uri on localhost, a firewall) or credentials it
-// lacks then fail here, before the copy, not after it. A role that may not
-// create subscriptions this way (aiven_extras, no CREATE on the bootstrap
+// probeSubscription has the target try the subscription's connection
+// (ProbeSubscription) before any copy. A role that may not create
+// subscriptions this way (aiven_extras, no CREATE on the bootstrap
 // database) skips the probe: the subscription step reports what is wrong.
 func (d *dbRun) probeSubscription(ctx context.Context, _ string) error {
-	dst, err := d.m.Target.Connect(ctx, "", pg.Options{})
+	conninfo := SubscriptionConninfo(d.m.Config.Source.SubscriptionURI(), d.name)
+	err := ProbeSubscription(ctx, d.m.Target, conninfo)
+	var refused *SubscriptionRefusedError
+	if err != nil && !errors.As(err, &refused) && ctx.Err() == nil {
+		d.m.Log.Debug("subscription probe skipped", "database", d.name, "error", pg.Describe(err))
+		return nil
+	}
+	return err
+}
+
+// SubscriptionRefusedError is a source the target server could not
+// connect to with the subscription's connection string.
+type SubscriptionRefusedError struct {
+	Conninfo, Message string
+}
+
+func (e *SubscriptionRefusedError) Error() string {
+	msg := fmt.Sprintf("the target server cannot connect to the source for the subscription (%s): %s; set source.uri_from_target to an address and credentials the target server can use",
+		dsn.Redact(e.Conninfo), e.Message)
+	if ca := dsn.Param(e.Conninfo, "sslrootcert"); ca != "" {
+		msg += fmt.Sprintf(" (its sslrootcert %s must be a file on the target server)", ca)
+	} else if ca := os.Getenv("PGSSLROOTCERT"); ca != "" {
+		msg += fmt.Sprintf(" (the CA in PGSSLROOTCERT, %s, serves pgferry only: name one the target server has with sslrootcert= in source.uri_from_target)", ca)
+	}
+	return msg
+}
+
+// ProbeSubscription has the target create, in a transaction rolled back,
+// a subscription with conninfo: CREATE SUBSCRIPTION connects to the
+// source, so an address the target cannot reach (a source.uri on
+// localhost, a firewall), credentials or a CA it lacks fail here, with a
+// SubscriptionRefusedError. The probe subscribes to a publication that
+// does not exist (probePublication): the connection is all it checks, and
+// nothing fails, and is logged with its text, for lack of tables. Other
+// errors (the role may not create subscriptions) are returned as they are.
+func ProbeSubscription(ctx context.Context, target *pg.Endpoint, conninfo string) error {
+	dst, err := target.Connect(ctx, "", pg.Options{})
 	if err != nil {
 		return err
 	}
-	defer d.m.Target.Release(ctx, dst) // rolled back: as it was opened
-	conninfo := subscriptionConninfo(d.m.Config.Source.SubscriptionURI(), d.name)
+	defer target.Release(ctx, dst) // rolled back: as it was opened
 	tx, err := dst.Begin(ctx)
 	if err != nil {
 		return err
@@ -122,12 +155,9 @@ func (d *dbRun) probeSubscription(ctx context.Context, _ string) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.As(err, &pge) && strings.HasPrefix(pge.Code, "08"):
-		return fmt.Errorf("the target server cannot connect to the source for the subscription (%s): %s; set source.uri_from_target to an address and credentials the target server can use",
-			dsn.Redact(conninfo), redactIn(pge.Message, conninfo))
-	default:
-		d.m.Log.Debug("subscription probe skipped", "database", d.name, "error", pg.Describe(err))
-		return nil
+		return &SubscriptionRefusedError{Conninfo: conninfo, Message: redactIn(pge.Message, conninfo)}
 	}
+	return err
 }
 
 func (d *dbRun) publishedTables(ctx context.Context, src *pgx.Conn, refs []plan.TableRef) ([]string, error) {
@@ -367,7 +397,7 @@ func (d *dbRun) createSubscription(ctx context.Context, st plan.Step) (string, e
 	if exists {
 		return "already exists", nil
 	}
-	conninfo := subscriptionConninfo(d.m.Config.Source.SubscriptionURI(), d.name)
+	conninfo := SubscriptionConninfo(d.m.Config.Source.SubscriptionURI(), d.name)
 	if err := quietErrors(ctx, dst, "SET"); err != nil { // the session is closed after
 		return "", err
 	}
@@ -403,13 +433,16 @@ func quietErrors(ctx context.Context, conn interface {
 	return err
 }
 
-// subscriptionConninfo is the connection string the target's subscription
-// to database db dials the source with. A password pgferry's own sessions
+// SubscriptionConninfo is the connection string the target's subscription
+// to database db ("": the one the URI names) dials the source with. A password pgferry's own sessions
 // take from PGPASSWORD or a passfile is written into it: the target's
 // worker cannot read pgferry's environment, and would otherwise fail to
 // authenticate where pgferry succeeds.
-func subscriptionConninfo(uri, db string) string {
-	conninfo := dsn.WithDatabase(uri, db)
+func SubscriptionConninfo(uri, db string) string {
+	conninfo := uri
+	if db != "" {
+		conninfo = dsn.WithDatabase(uri, db)
+	}
 	if dsn.HasPassword(conninfo) {
 		return conninfo
 	}

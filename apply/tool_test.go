@@ -2,6 +2,7 @@ package apply
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -18,5 +19,19 @@ func TestToolEnv(t *testing.T) {
 	want = []string{"PGAPPNAME=pgferry", "HOME=/home/u", "PGPASSFILE=/p", "PGSSLROOTCERT=/ca", "PGHOST=h", "PGPASSWORD=from-uri"}
 	if got := toolEnv(environ, "from-uri"); !slices.Equal(got, want) {
 		t.Errorf("toolEnv with a URI password = %q, want %q", got, want)
+	}
+}
+
+// TestSubscriptionRefusedNamesTheCA: the message says which CA file the
+// target server would need.
+func TestSubscriptionRefusedNamesTheCA(t *testing.T) {
+	e := &SubscriptionRefusedError{Conninfo: "postgres://u:pw@src.example.com/db?sslmode=verify-full&sslrootcert=/home/me/ca.pem", Message: "certificate verify failed"}
+	if msg := e.Error(); !strings.Contains(msg, "its sslrootcert /home/me/ca.pem must be a file on the target server") || strings.Contains(msg, "pw@") {
+		t.Errorf("message = %q", msg)
+	}
+	t.Setenv("PGSSLROOTCERT", "/home/me/root.crt")
+	e.Conninfo = "postgres://u@src.example.com/db?sslmode=verify-full"
+	if msg := e.Error(); !strings.Contains(msg, "the CA in PGSSLROOTCERT, /home/me/root.crt, serves pgferry only") {
+		t.Errorf("message = %q", msg)
 	}
 }

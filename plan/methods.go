@@ -88,6 +88,10 @@ func (in *input) clusterPrereqs() []Finding {
 			"source.uri leads to a connection pooler (it dropped the startup setting default_transaction_read_only): a pooler carries no replication connection, which the slot and its snapshot need",
 			"point source.uri at the PostgreSQL server itself, not the pooler"))
 	}
+	if in.env.SubscriptionRefused != "" {
+		out = append(out, finding("subscription-connection-refused", "", "target", in.env.SubscriptionRefused,
+			"set source.uri_from_target to an address, credentials and CA file (sslrootcert=) the target server has"))
+	}
 	if in.env.ReplicationRefused != "" && in.cfg.Replication.InitialCopy == config.InitialCopySnapshot {
 		out = append(out, finding("replication-connection-refused", "", "source",
 			"the source refuses pgferry a replication connection ("+in.env.ReplicationRefused+"): the slot that exports the copy's snapshot needs one",

@@ -189,6 +189,9 @@ type Env struct {
 	// ReplicationRefused is why the source refused pgferry a replication
 	// connection ("" when it accepted one, or none was tried).
 	ReplicationRefused string `json:"-"`
+	// SubscriptionRefused is why the target server could not connect to
+	// the source with the subscription's connection string.
+	SubscriptionRefused string `json:"-"`
 }
 
 // Tool is one copy of a program and its major version.

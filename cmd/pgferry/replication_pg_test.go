@@ -333,8 +333,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // TestReplicationUnreachableSource: a source address the target server
-// cannot use fails at the publication step, before any copy, and fixing
-// source.uri_from_target resumes the same migration.
+// cannot use is a finding of plan (the target tries it, rolled back); one
+// that goes wrong between runs fails at the publication step, before any
+// copy; fixing source.uri_from_target resumes the same migration.
 func TestReplicationUnreachableSource(t *testing.T) {
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
@@ -342,8 +343,22 @@ func TestReplicationUnreachableSource(t *testing.T) {
 	policy := "replication: {max_lag_bytes: 0, stop: true}\n"
 	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
 	unreachable := strings.Replace(src.URI("postgres"), fmt.Sprint(src.Port), "1", 1)
-	writeTo(t, cfg, strings.Replace(liveConfig(src, dst, policy), "}\ntarget:", fmt.Sprintf(", uri_from_target: %q}\ntarget:", unreachable), 1))
+	bad := strings.Replace(liveConfig(src, dst, policy), "}\ntarget:", fmt.Sprintf(", uri_from_target: %q}\ntarget:", unreachable), 1)
+	writeTo(t, cfg, bad)
 	env := []string{"PGFERRY_LAG_POLL=100ms"}
+	if p := runBin(t, env, "plan", "-c", cfg, "--format", "json"); p.code != 2 || !strings.Contains(p.stdout, `"subscription-connection-refused"`) {
+		t.Errorf("plan with an unreachable uri_from_target: exit %d, want 2 and subscription-connection-refused\n%s\n%s", p.code, p.stdout, p.stderr)
+	}
+	if got := pgtest.QueryString(t, dst, "postgres", "SELECT count(*)::text FROM pg_subscription"); got != "0" {
+		t.Errorf("plan left %s subscriptions on the target", got)
+	}
+	// Planned with a good address, stopped before the publication step, then
+	// resumed with a bad one (a policy key: the state is kept).
+	writeTo(t, cfg, liveConfig(src, dst, policy))
+	if r := runBin(t, append(env, "PGFERRY_CRASH_AT=before:create_publication"), "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("apply did not stop before the publication step: exit %d\n%s", r.code, r.stderr)
+	}
+	writeTo(t, cfg, bad)
 	r := runBin(t, env, "apply", "-c", cfg)
 	if r.code != 1 || !strings.Contains(r.stderr, "step db:shop/publication: the target server cannot connect to the source") ||
 		!strings.Contains(r.stderr, "set source.uri_from_target") {

@@ -5,6 +5,25 @@ import (
 	"strings"
 )
 
+// Param returns the value of a connection parameter given as a URI query
+// parameter or a key=value pair ("" when absent or unparseable).
+func Param(s, key string) string {
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return ""
+		}
+		return u.Query().Get(key)
+	}
+	pairs, _ := ParseKeyValue(s)
+	for _, p := range pairs {
+		if p.Key == key {
+			return p.Value
+		}
+	}
+	return ""
+}
+
 // HasPassword reports whether the connection string carries a password.
 func HasPassword(s string) bool {
 	if strings.Contains(s, "://") {
