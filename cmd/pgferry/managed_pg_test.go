@@ -44,8 +44,10 @@ func TestNonSuperuserTargetKeepsOwners(t *testing.T) {
 	if !v16 && pgtest.QueryString(t, dst, "postgres", "SELECT pg_has_role('analyst', 'pg_monitor', 'MEMBER')::text") != "true" {
 		t.Errorf("analyst is not a member of pg_monitor on the target")
 	}
-	if strings.Contains(r.stderr, "--no-owner") || strings.Contains(r.stderr, "owns it instead") {
-		t.Errorf("some objects lost their owner:\n%s", r.stderr)
+	// (Before 15 the public schema belongs to the superuser postgres, whom
+	// no CREATEROLE user may join: it alone stays the migration user's.)
+	if strings.Contains(r.stderr, "--no-owner") || strings.Contains(r.stderr, "role app_owner") && strings.Contains(r.stderr, "owns it instead") {
+		t.Errorf("app_owner's objects lost their owner:\n%s", r.stderr)
 	}
 	for _, q := range []string{owners, dbOwner} {
 		if s, d := pgtest.QueryString(t, src, "shop", q), pgtest.QueryString(t, dst, "shop", q); s != d {
