@@ -298,7 +298,12 @@ func (c *cutover) freeze(ctx context.Context, _ plan.Step) (string, error) {
 	fr := m.freezeOf(db)
 	resumed := fr != nil
 	if !resumed {
-		if err := m.runHooks(ctx, "before_freeze", c.r.Hooks.BeforeFreeze, c.hookEnv("freezing", "")); err != nil {
+		// Bounded like the freeze: a pooler's PAUSE waits for the
+		// transactions under way, and must not hold the cut-over for ever.
+		hctx, cancel := context.WithTimeoutCause(ctx, time.Duration(c.r.FreezeTimeout), errFreezeTimeout)
+		err := m.runHooks(hctx, "before_freeze", c.r.Hooks.BeforeFreeze, c.hookEnv("freezing", ""))
+		cancel()
+		if err != nil {
 			return "", err
 		}
 	}

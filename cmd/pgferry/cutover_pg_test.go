@@ -312,6 +312,9 @@ func TestCutoverAborts(t *testing.T) {
 				pgtest.Exec(t, dst, "shop", "DELETE FROM orders WHERE id = 1")
 			}},
 		{name: "freeze timeout", policy: "freeze_timeout: 1s, hooks: {after_freeze: ['sleep 5']}", want: "replication.freeze_timeout (1s)"},
+		// A pooler's PAUSE that does not return is bounded too; nothing
+		// was frozen yet.
+		{name: "before_freeze timeout", policy: "freeze_timeout: 1s, hooks: {before_freeze: ['sleep 5']}", want: "before_freeze hook 1 failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -334,8 +337,9 @@ func TestCutoverAborts(t *testing.T) {
 			before := databaseRow(t, src)
 			writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true, "+policy+"}\n"))
 			r := runBin(t, env, "apply", "-c", cfg)
+			froze := tc.name != "before_freeze timeout"
 			if r.code != 1 || !strings.Contains(r.stderr, "cut-over of shop aborted") || !strings.Contains(r.stderr, tc.want) ||
-				!strings.Contains(r.stderr, "accepts connections and writes again") {
+				strings.Contains(r.stderr, "accepts connections and writes again") != froze {
 				t.Fatalf("apply: exit %d, want 1 and %q\n%s\n%s", r.code, tc.want, r.stdout, r.stderr)
 			}
 			if tc.name == "drift" {
