@@ -311,6 +311,19 @@ func (s *State) Complete() bool {
 	return true
 }
 
+// replicating reports a database whose replication runs: its objects
+// exist in the plan and its cut-over has not switched.
+func (s *State) replicating() bool {
+	for _, d := range s.Plan.Databases {
+		if d.Names.Slot != "" && !s.cutOver(d.Name) {
+			if st, _ := s.DatabaseStatus(d.Name); st != StatusRemoved {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // cutOver reports a database whose cut-over switched.
 func (s *State) cutOver(db string) bool {
 	for _, st := range s.Plan.Steps {

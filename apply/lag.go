@@ -104,6 +104,7 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 	p := st.Params
 	max := *p.MaxLagBytes
 	var lag int64
+	firstErrors := int64(-1)
 	err = d.poll(ctx, fmt.Sprintf("the lag of %s is still above %d bytes", d.name, max), func(report bool) (bool, error) {
 		if report {
 			if err := checkDrift(ctx, src, dst, p.Publication); err != nil {
@@ -119,6 +120,9 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 		}
 		running, err := applyWorker(ctx, dst, p.Subscription)
 		if err != nil {
+			return false, err
+		}
+		if err := errorsSince(ctx, dst, p.Subscription, &firstErrors); err != nil {
 			return false, err
 		}
 		if !running {
@@ -148,6 +152,39 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("lag %d bytes (at most %d)", lag, max), nil
+}
+
+// applyErrorsSQL counts the errors of the subscription's apply worker
+// (15+): one that fails on every change restarts every few seconds and
+// the lag never closes.
+const applyErrorsSQL = `SELECT apply_error_count FROM pg_stat_subscription_stats WHERE subname = $1`
+
+// applyErrorsMax is how many apply errors a wait tolerates before it
+// reports the worker failing instead of waiting out wait_timeout.
+const applyErrorsMax = 3
+
+// errorsSince fails a wait whose subscription's apply worker has failed
+// applyErrorsMax times since the wait began (first, -1 at the start,
+// holds the count then). Before 15 there is no count: nothing is checked.
+func errorsSince(ctx context.Context, dst *pgx.Conn, subscription string, first *int64) error {
+	if serverMajor(dst) < 15 {
+		return nil
+	}
+	var n int64
+	if err := dst.QueryRow(ctx, applyErrorsSQL, subscription).Scan(&n); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	}
+	if *first < 0 {
+		*first = n
+		return nil
+	}
+	if n-*first >= applyErrorsMax {
+		return fmt.Errorf("the apply worker of subscription %s keeps failing (%d errors during this wait): its error is in the target's server log; fix it, then rerun apply", subscription, n-*first)
+	}
+	return nil
 }
 
 // waitForSync waits until the subscription's own copy finished every table

@@ -68,7 +68,10 @@ func (m *Migration) ownerFor(ctx context.Context, dst *pgx.Conn, owner string) (
 // memberships the target user granted itself to hand objects to their
 // owners: it should not stay a member of every owner role.
 func (m *Migration) revokeOwnerGrants(ctx context.Context) error {
-	if len(m.State.OwnerGrants) == 0 || !m.State.Complete() {
+	// A subscription applies changes as the table owners through its
+	// owner, the target user (16+): the memberships stay while any
+	// database replicates, until its cut-over.
+	if len(m.State.OwnerGrants) == 0 || !m.State.Complete() || m.State.replicating() {
 		return nil
 	}
 	revoked, err := RevokeOwnerGrants(ctx, m.Target, m.State.OwnerGrants)

@@ -119,3 +119,42 @@ func TestOwnersKeptPerObject(t *testing.T) {
 		t.Errorf("owners of the database, schema, orders and audit on the target = %q, want \"app_owner app_owner app_owner postgres\"", got)
 	}
 }
+
+// TestNonSuperuserLiveMigration is a live migration with no superuser on
+// either side, as between managed services: the source user owns the
+// database and its tables and has REPLICATION and pg_signal_backend; the
+// target user has CREATEDB, CREATEROLE, REPLICATION (to create the source
+// role, which has it) and pg_create_subscription (which
+// exists from 16: before it only superusers subscribe). It replicates,
+// freezes, cuts over, and every row and owner is the source's.
+func TestNonSuperuserLiveMigration(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t, pgtest.WithPassword("Sup3r-pw"))
+	if dst.Major < 16 {
+		t.Skipf("target PostgreSQL %d: before 16 only superusers create subscriptions (scripts/cross-version runs this against 16, 17 and 18)", dst.Major)
+	}
+	pgtest.Exec(t, src, "postgres", "CREATE ROLE app LOGIN REPLICATION PASSWORD 'App-pw 1'", "GRANT pg_signal_backend TO app", "CREATE DATABASE shop OWNER app")
+	pgtest.Exec(t, src, "shop", append([]string{"SET ROLE app"}, liveSource...)...)
+	pgtest.Exec(t, dst, "postgres", "CREATE ROLE migrator LOGIN CREATEDB CREATEROLE REPLICATION PASSWORD 'Mig-pw 2'", "GRANT pg_create_subscription TO migrator")
+	source, target := src.URIAs("app", "App-pw 1", "postgres"), dst.URIAs("migrator", "Mig-pw 2", "postgres")
+	doc := func(policy string) string {
+		return fmt.Sprintf("version: 1\nsource: {uri: %q}\ntarget: {uri: %q}\nmethod: replication\ndatabases: {include: [shop]}\n%s", source, target, policy)
+	}
+	cfg := writeConfig(t, source, target, "")
+	writeTo(t, cfg, doc(""))
+	env := []string{"PGFERRY_LAG_POLL=100ms"}
+	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 || !strings.Contains(r.stdout, "running") {
+		t.Fatalf("apply as non-superusers (target %d): exit %d\n%s\n%s", dst.Major, r.code, r.stdout, r.stderr)
+	}
+	pgtest.Exec(t, src, "shop", append([]string{"SET ROLE app"}, changesAfterCopy...)...)
+	writeTo(t, cfg, doc(cutoverPolicy))
+	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 || !strings.Contains(r.stderr, "writes frozen for") {
+		t.Fatalf("cut-over as non-superusers: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	assertReplicated(t, src, dst, cfg)
+	owners := `SELECT string_agg(format('%s %s', c.oid::regclass, pg_get_userbyid(c.relowner)), ', ' ORDER BY c.oid::regclass::text)
+		FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'S')`
+	if s, d := pgtest.QueryString(t, src, "shop", owners), pgtest.QueryString(t, dst, "shop", owners); s != d {
+		t.Errorf("owners on the target = %s, want %s", d, s)
+	}
+}
