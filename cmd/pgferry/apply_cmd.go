@@ -40,15 +40,11 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 		return err
 	}
 	defer closeIdle(ctx, src, dst)
-	key, err := stateKey(ctx, cfg, src, dst)
-	if err != nil {
-		return err
-	}
 	store := &apply.FileStore{Dir: cfg.State}
 	if err := store.Open(); err != nil {
 		return err
 	}
-	lock, err := lockMigration(ctx, cfg, dst, key)
+	lock, key, err := lockMigration(ctx, cfg, src, dst)
 	if err != nil {
 		return err
 	}
@@ -91,14 +87,20 @@ func lockDatabases(ctx context.Context, lock *apply.Lock, p *plan.Plan) error {
 	return lock.Databases(ctx, names)
 }
 
-// lockMigration takes the migration's lock on the target: one apply or
-// cleanup of a migration at a time.
-func lockMigration(ctx context.Context, cfg *config.Config, dst *pg.Endpoint, key stateKeys) (*apply.Lock, error) {
+// lockMigration takes the migration's lock on the target, keyed by its
+// state key (which it returns): one apply or cleanup of a migration at a
+// time.
+func lockMigration(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint) (*apply.Lock, stateKeys, error) {
+	key, err := stateKey(ctx, cfg, src, dst)
+	if err != nil {
+		return nil, key, err
+	}
 	lockConn, err := dst.Connect(ctx, "", pg.Options{})
 	if err != nil {
-		return nil, err
+		return nil, key, err
 	}
-	return apply.AcquireLock(ctx, lockConn, cfg.State, time.Now(), key.current, key.earlier)
+	lock, err := apply.AcquireLock(ctx, lockConn, cfg.State, time.Now(), key.current, key.earlier)
+	return lock, key, err
 }
 
 // stateKeys are a migration's state key, and the key an earlier pgferry

@@ -36,11 +36,7 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 	defer closeIdle(ctx, src, dst)
 	// One apply or cleanup of a migration at a time: a cleanup while apply
 	// waits for the lag would pull replication from under it.
-	key, err := stateKey(ctx, cfg, src, dst)
-	if err != nil {
-		return err
-	}
-	lock, err := lockMigration(ctx, cfg, dst, key)
+	lock, _, err := lockMigration(ctx, cfg, src, dst)
 	if err != nil {
 		return fmt.Errorf("cleanup: %w", err)
 	}
