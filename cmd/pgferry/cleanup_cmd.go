@@ -41,7 +41,12 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 		return fmt.Errorf("cleanup: %w", err)
 	}
 	defer lock.Release(context.WithoutCancel(ctx))
-	frozen, err := c.freezes(ctx, cfg, src, stdout)
+	store := &apply.FileStore{Dir: cfg.State}
+	st, err := store.Load() // nil without a state: the servers alone tell
+	if err != nil && !errors.Is(err, apply.ErrNoState) {
+		return err
+	}
+	frozen, err := c.freezes(ctx, store, st, src, stdout)
 	if err != nil {
 		return err
 	}
@@ -69,11 +74,11 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 	for _, a := range acts {
 		fmt.Fprintf(stdout, "%s %s\n", verb, a)
 	}
-	if !c.DryRun {
-		if rerr := recordRemoved(cfg, acts); rerr != nil {
+	if !c.DryRun && st != nil {
+		if rerr := recordRemoved(store, st, acts); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
-		if rerr := revokeOwnerGrants(ctx, cfg, dst, stdout); rerr != nil {
+		if rerr := revokeOwnerGrants(ctx, store, st, dst, stdout); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}
@@ -118,14 +123,9 @@ func migrationNames(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoi
 // freezes lifts the write freezes the state records: an interrupted
 // cut-over's always (its source must not stay frozen), a finished one's
 // with --unfreeze. It returns the databases left frozen.
-func (c *CleanupCmd) freezes(ctx context.Context, cfg *config.Config, src *pg.Endpoint, stdout io.Writer) ([]string, error) {
-	store := &apply.FileStore{Dir: cfg.State}
-	st, err := store.Load()
-	if errors.Is(err, apply.ErrNoState) {
+func (c *CleanupCmd) freezes(ctx context.Context, store *apply.FileStore, st *apply.State, src *pg.Endpoint, stdout io.Writer) ([]string, error) {
+	if st == nil {
 		return nil, nil
-	}
-	if err != nil {
-		return nil, err
 	}
 	var left []string
 	for _, db := range slices.Sorted(maps.Keys(st.Freezes)) {
@@ -155,15 +155,7 @@ func (c *CleanupCmd) freezes(ctx context.Context, cfg *config.Config, src *pg.En
 // recordRemoved notes in the state the databases whose replication objects
 // cleanup dropped before their cut-over: apply then refuses to go on as if
 // nothing happened, and status says so.
-func recordRemoved(cfg *config.Config, acts []apply.CleanupAction) error {
-	store := &apply.FileStore{Dir: cfg.State}
-	st, err := store.Load()
-	if errors.Is(err, apply.ErrNoState) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+func recordRemoved(store *apply.FileStore, st *apply.State, acts []apply.CleanupAction) error {
 	changed := false
 	for _, a := range acts {
 		if st.Plan.DatabaseNames(a.Database).Slot == "" || st.Removed[a.Database] != (time.Time{}) {
@@ -187,14 +179,9 @@ func recordRemoved(cfg *config.Config, acts []apply.CleanupAction) error {
 // revokeOwnerGrants takes back the memberships in owner roles the target
 // user granted itself during the migration (a rerun of apply grants them
 // again where it needs them).
-func revokeOwnerGrants(ctx context.Context, cfg *config.Config, dst *pg.Endpoint, stdout io.Writer) error {
-	store := &apply.FileStore{Dir: cfg.State}
-	st, err := store.Load()
-	if errors.Is(err, apply.ErrNoState) || err == nil && len(st.OwnerGrants) == 0 {
+func revokeOwnerGrants(ctx context.Context, store *apply.FileStore, st *apply.State, dst *pg.Endpoint, stdout io.Writer) error {
+	if len(st.OwnerGrants) == 0 {
 		return nil
-	}
-	if err != nil {
-		return err
 	}
 	revoked, err := apply.RevokeOwnerGrants(ctx, dst, st.OwnerGrants)
 	for _, r := range revoked {
