@@ -32,10 +32,10 @@ type CutoverAbortError struct {
 }
 
 func (e *CutoverAbortError) Error() string {
-	msg := fmt.Sprintf("cut-over of %s aborted at %s: %s", e.Database, e.Step, describeErr(e.Err))
+	msg := fmt.Sprintf("cut-over of %s aborted at %s: %s", e.Database, e.Step, pg.Describe(e.Err))
 	switch {
 	case e.RestoreErr != nil:
-		msg += fmt.Sprintf("; the source database is STILL FROZEN (%s): run pgferry cleanup --unfreeze", describeErr(e.RestoreErr))
+		msg += fmt.Sprintf("; the source database is STILL FROZEN (%s): run pgferry cleanup --unfreeze", pg.Describe(e.RestoreErr))
 	case e.Froze:
 		msg += "; the source database accepts connections and writes again (restored as saved)"
 	}
@@ -60,14 +60,6 @@ type VerifyError struct{ Tables []string }
 
 func (e *VerifyError) Error() string {
 	return fmt.Sprintf("%d tables differ between the frozen source and the target: %s", len(e.Tables), strings.Join(e.Tables, "; "))
-}
-
-func describeErr(err error) string {
-	var pge interface{ SQLState() string }
-	if errors.As(err, &pge) {
-		return pg.Describe(err)
-	}
-	return err.Error()
 }
 
 var errFreezeTimeout = errors.New("replication.freeze_timeout ran out")
@@ -623,7 +615,7 @@ func (c *cutover) abort(ctx context.Context, st plan.Step, cause error) error {
 		}
 		return fmt.Errorf("the switch of %s stopped: %w; the source stays frozen: rerun apply to finish the switch", db, cause)
 	}
-	reason := describeErr(cause)
+	reason := pg.Describe(cause)
 	if ctx.Err() != nil {
 		reason = "interrupted"
 	}

@@ -115,7 +115,7 @@ func (d *dbRun) undoSource(ctx context.Context, steps []plan.Step) {
 	if src, err := d.m.Source.Connect(ctx, d.name, pg.Options{}); err == nil {
 		var exists bool
 		if src.QueryRow(ctx, publicationExistsSQL, n.Publication).Scan(&exists) == nil && exists {
-			if _, err := src.Exec(ctx, "DROP PUBLICATION "+ident(n.Publication)); err == nil {
+			if note, err := d.dropPublicationOn(ctx, src, n.Publication); err == nil && note == "" {
 				undone = append(undone, "publication "+n.Publication)
 			}
 		}
