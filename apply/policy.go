@@ -36,7 +36,7 @@ func (s *State) mergeCutover(steps []plan.Step, r config.Replication, db string)
 		return steps, false // not replicated, or cut over: the policy no longer matters
 	}
 	if len(dp.Copied) == 0 {
-		dp.Copied = copiedTables(steps) // a state written before plans listed them
+		dp.Copied = s.Plan.CopiedTables()[db] // a state written before plans listed them
 	}
 	var kept, old []plan.Step
 	for _, st := range steps {
@@ -60,16 +60,4 @@ func (s *State) mergeCutover(steps []plan.Step, r config.Replication, db string)
 		}
 	}
 	return append(kept, want...), true
-}
-
-// copiedTables are the tables whose rows the steps move: the copy's, or
-// the subscription's own (initial_copy: subscription).
-func copiedTables(steps []plan.Step) []plan.TableRef {
-	var out []plan.TableRef
-	for _, st := range steps {
-		if st.Kind == plan.StepCopyData || st.Kind == plan.StepCreateSubscription && st.Params.CopyData {
-			out = append(out, st.Params.Tables...)
-		}
-	}
-	return out
 }

@@ -212,6 +212,25 @@ func (p *Plan) DatabaseNames(db string) ReplicationNames {
 	return ReplicationNames{}
 }
 
+// CopiedTables are the tables whose rows the plan moves, by database: its
+// copy steps' tables, or the subscription's own copy's (initial_copy:
+// subscription); for a plan of the cut-over alone, those its databases
+// list as copied.
+func (p *Plan) CopiedTables() map[string][]TableRef {
+	out := map[string][]TableRef{}
+	for _, st := range p.Steps {
+		if st.Kind == StepCopyData || st.Kind == StepCreateSubscription && st.Params.CopyData {
+			out[st.Params.Database] = append(out[st.Params.Database], st.Params.Tables...)
+		}
+	}
+	for _, d := range p.Databases {
+		if _, ok := out[d.Name]; !ok && len(d.Copied) > 0 {
+			out[d.Name] = d.Copied
+		}
+	}
+	return out
+}
+
 // Blockers returns the blocker findings.
 func (p *Plan) Blockers() []Finding { return p.bySeverity(Blocker) }
 

@@ -143,7 +143,7 @@ func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoi
 		if frozen := slices.Sorted(maps.Keys(st.Freezes)); len(frozen) > 0 {
 			return nil, nil, fmt.Errorf("source database %s is frozen by the cut-over, which verified it before switching; pgferry cleanup -c FILE --unfreeze lifts the freeze to verify again", frozen[0])
 		}
-		tables = copiedTables(&st.Plan)
+		tables = st.Plan.CopiedTables()
 		unlisted = unlistedCopies(&st.Plan)
 		if len(unlisted) == 0 {
 			return tables, &st.Plan, nil
@@ -153,7 +153,7 @@ func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoi
 	if err != nil {
 		return nil, nil, err
 	}
-	fresh := copiedTables(&pl.plan)
+	fresh := pl.plan.CopiedTables()
 	if tables == nil {
 		return fresh, &pl.plan, nil
 	}
@@ -161,23 +161,6 @@ func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoi
 		tables[db] = fresh[db]
 	}
 	return tables, &st.Plan, nil
-}
-
-// copiedTables are the tables whose rows the plan moves (its copy, or the
-// subscription's with initial_copy: subscription), by database.
-func copiedTables(p *plan.Plan) map[string][]plan.TableRef {
-	out := map[string][]plan.TableRef{}
-	for _, st := range p.Steps {
-		if st.Kind == plan.StepCopyData || st.Kind == plan.StepCreateSubscription && st.Params.CopyData {
-			out[st.Params.Database] = append(out[st.Params.Database], st.Params.Tables...)
-		}
-	}
-	for _, d := range p.Databases {
-		if _, ok := out[d.Name]; !ok && len(d.Copied) > 0 {
-			out[d.Name] = d.Copied // a plan of the cut-over alone
-		}
-	}
-	return out
 }
 
 // unlistedCopies are the databases whose subscription copies tables its
