@@ -93,6 +93,7 @@ func Start(ctx context.Context, opt Options) (_ *Cluster, err error) {
 	if c.Dir, err = c.makeDir(opt.BaseDir); err != nil {
 		return nil, err
 	}
+	c.env = withHome(c.env, c.Dir)
 	defer func() {
 		if err != nil {
 			os.RemoveAll(c.Dir)
@@ -115,6 +116,7 @@ func StartStandby(ctx context.Context, primary *Cluster) (_ *Cluster, err error)
 	if c.Dir, err = c.makeDir(""); err != nil {
 		return nil, err
 	}
+	c.env = withHome(c.env, c.Dir)
 	defer func() {
 		if err != nil {
 			os.RemoveAll(c.Dir)
@@ -142,6 +144,14 @@ func cleanEnv(libPath string) []string {
 		env = append(env, "LD_LIBRARY_PATH="+libPath)
 	}
 	return env
+}
+
+// withHome points HOME at the cluster's own directory: the server (and
+// libpq inside it, for a subscription) must not read the ~/.postgresql of
+// whoever runs the tests, which as root it cannot even open.
+func withHome(env []string, dir string) []string {
+	out := slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "HOME=") })
+	return append(out, "HOME="+dir)
 }
 
 func findBinDir(ctx context.Context, dir string, env []string) (string, error) {
@@ -391,4 +401,17 @@ func lastLines(b []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// WriteFile writes name (relative to the data directory unless absolute)
+// with mode, owned by the server's OS user, for files the server reads
+// (certificates, keys, pg_hba.conf).
+func (c *Cluster) WriteFile(name, content string, mode os.FileMode) error {
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(c.DataDir(), name)
+	}
+	if err := c.writeFile(name, content); err != nil {
+		return err
+	}
+	return os.Chmod(name, mode)
 }
