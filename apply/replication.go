@@ -146,6 +146,14 @@ func ProbeSubscription(ctx context.Context, target *pg.Endpoint, conninfo string
 	if err := quietErrors(ctx, tx, "SET LOCAL"); err != nil {
 		return err
 	}
+	// The privilege first, with no secret in the statement: a role that
+	// may not subscribe gets an ERROR the server logs with its statement,
+	// and only a superuser can turn that logging off. connect = false
+	// dials nothing; the password is a dummy that non-superusers' conninfo
+	// must hold from 16.
+	if _, err := tx.Exec(ctx, "CREATE SUBSCRIPTION pgferry_probe_privilege CONNECTION 'dbname=pgferry_probe password=none' PUBLICATION "+ident(probePublication)+" WITH (connect = false)"); err != nil {
+		return err
+	}
 	_, err = tx.Exec(ctx, fmt.Sprintf("CREATE SUBSCRIPTION pgferry_probe CONNECTION %s PUBLICATION %s WITH (connect = true, enabled = false, create_slot = false, slot_name = NONE, copy_data = false)",
 		literal(conninfo), ident(probePublication)))
 	var pge *pgconn.PgError

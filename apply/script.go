@@ -165,7 +165,22 @@ func (d *dbRun) restoreOnSession(ctx context.Context, args []string) (done bool,
 		return true, nil
 	case isLockExhaustion(err):
 		return false, err
+	case len(d.disowned) > 0:
+		// pg_restore by itself would need --no-owner, which takes every
+		// object's owner, not just the disowned ones': stop and say why.
+		return false, ownerRestoreError(err)
 	}
 	d.m.Log.Debug("restoring on the session failed; pg_restore runs instead", "database", d.name, "error", err)
 	return false, nil
+}
+
+// ownerRestoreError explains a restore that failed while objects are
+// handed to their owners one by one: a non-superuser may make a role the
+// owner of an object only when that role has CREATE on the object's
+// schema, a check a superuser skips.
+func ownerRestoreError(err error) error {
+	if pg.HasCode(err, pg.InsufficientPrivilege) && strings.Contains(err.Error(), "schema") {
+		return fmt.Errorf("restore the schema: %w: a non-superuser target user can make a role an object's owner only when that role has CREATE on the object's schema; grant it on the target (GRANT CREATE ON SCHEMA ... TO <owner>), or connect to the target as a superuser", err)
+	}
+	return fmt.Errorf("restore the schema: %w", err)
 }

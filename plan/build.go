@@ -18,6 +18,8 @@ type input struct {
 	dbs      []*dbInput
 	// srcProvider is the managed service the source runs on, or nil.
 	srcProvider *provider.Provider
+	// dstProvider is the managed service the target runs on, or nil.
+	dstProvider *provider.Provider
 }
 
 // dbInput is one selected database as the planner sees it.
@@ -43,6 +45,7 @@ type dbInput struct {
 func Build(cfg *config.Config, src, dst Snapshot, env Env) Plan {
 	in := &input{cfg: cfg, src: src.normalized(), dst: dst.normalized(), env: env}
 	in.srcProvider = provider.Detect(in.src.RoleNames())
+	in.dstProvider = provider.Detect(in.dst.RoleNames())
 	in.selectDatabases()
 	findings := in.chooseMethods()
 	findings = append(findings, in.checks()...)

@@ -60,15 +60,54 @@ func (in *input) checkOwnersKept() []Finding {
 	var out []Finding
 	owners := in.owners()
 	for _, o := range slices.Sorted(maps.Keys(owners)) {
-		selected := in.cfg.Roles.Selects(o) && !in.srcProvider.Internal(o)
-		if selected || in.dst.Role(o) != nil || strings.HasPrefix(o, "pg_") {
+		if strings.HasPrefix(o, "pg_") {
 			continue
 		}
+		objects := fmt.Sprintf("%s keep the migration user as owner: %s", count(len(owners[o]), "object"), listSome(owners[o], 3))
+		if existing := in.dst.Role(o); existing != nil {
+			if why := in.cannotHandTo(*existing); why != "" {
+				out = append(out, finding("owner-not-kept", Warning, "role "+o,
+					fmt.Sprintf("role %s exists on the target, but %s: %s", o, why, objects),
+					fmt.Sprintf("on the target, as a privileged user: %s", in.joinGrant(o))))
+			}
+			continue
+		}
+		if in.cfg.Roles.Selects(o) && !in.srcProvider.Internal(o) {
+			continue // created by the migration, which may then hand it objects
+		}
 		out = append(out, finding("owner-not-kept", Warning, "role "+o,
-			fmt.Sprintf("role %s is not migrated and the target lacks it: %s keep the migration user as owner: %s", o, count(len(owners[o]), "object"), listSome(owners[o], 3)),
+			fmt.Sprintf("role %s is not migrated and the target lacks it: %s", o, objects),
 			fmt.Sprintf("create role %s on the target first, or migrate it (remove it from roles.exclude)", o)))
 	}
 	return out
+}
+
+// cannotHandTo says why the target user can neither hand objects to the
+// existing target role r nor grant itself what that takes, or "". apply
+// grants itself the membership when it may (ownerFor).
+func (in *input) cannotHandTo(r Role) string {
+	me := in.dst.Me
+	if me.Superuser || r.Name == me.Name || slices.Contains(me.HandsTo, r.Name) {
+		return ""
+	}
+	switch {
+	case r.Superuser:
+		return fmt.Sprintf("it is a superuser, which target role %s may not join", me.Name)
+	case in.dst.Server.Major >= 16 && !slices.Contains(me.AdminOf, r.Name):
+		return fmt.Sprintf("target role %s may neither SET ROLE to it nor grant itself that (PostgreSQL 16+ needs ADMIN OPTION on %s)", me.Name, r.Name)
+	case in.dst.Server.Major < 16 && !me.CreateRole && !slices.Contains(me.AdminOf, r.Name):
+		return fmt.Sprintf("target role %s is not a member and lacks CREATEROLE to join it", me.Name)
+	}
+	return ""
+}
+
+// joinGrant is the grant that lets the target user hand objects to role.
+func (in *input) joinGrant(role string) string {
+	grant := fmt.Sprintf("GRANT %s TO %s", role, in.dst.Me.Name)
+	if in.dst.Server.Major >= 16 {
+		grant += " WITH INHERIT TRUE, SET TRUE"
+	}
+	return grant
 }
 
 // checkMemberships predicts the memberships the target user cannot grant:

@@ -475,6 +475,24 @@ func TestSubscriptionPasswordFromEnvironment(t *testing.T) {
 	}
 }
 
+// TestSubscriptionProvedByProbe: before 16 only superusers subscribe on
+// a vanilla server, but managed services let their admin role do it; a
+// probe that created a subscription (Env.SubscriptionCreatable) is the
+// proof plan trusts over the role's attributes.
+func TestSubscriptionProvedByProbe(t *testing.T) {
+	for _, creatable := range []bool{false, true} {
+		src, dst := healthy()
+		dst.Server.Major = 15
+		dst.Me = Me{Name: "admin", CreateDB: true, CreateRole: true}
+		env := testEnv
+		env.SubscriptionCreatable = creatable
+		got := slices.Contains(findingKeys(Build(mustConfig(t, "method: replication\n"), src, dst, env).Findings), "blocker no-subscription-privilege")
+		if got == creatable {
+			t.Errorf("probe created a subscription: %t; no-subscription-privilege blocker: %t", creatable, got)
+		}
+	}
+}
+
 // TestSubscriptionDialsLocalhost: a local source address with a remote
 // target is a warning under replication only.
 func TestSubscriptionDialsLocalhost(t *testing.T) {

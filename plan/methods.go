@@ -176,6 +176,9 @@ func (in *input) checkSubscriptionPrivilege(db *dbInput) []Finding {
 	if me.Superuser || hasAivenExtras(db.dst) || inherits {
 		return nil
 	}
+	if in.env.SubscriptionCreatable && (db.dst == nil || db.dst.CanCreate || in.dst.Server.Major < 16) {
+		return nil // the probe created one
+	}
 	var why string
 	switch {
 	case in.dst.Server.Major < 16:
@@ -192,7 +195,7 @@ func (in *input) checkSubscriptionPrivilege(db *dbInput) []Finding {
 	fix := fmt.Sprintf("GRANT pg_create_subscription TO %s and GRANT CREATE ON DATABASE %s TO %s, connect as a superuser, or install aiven_extras", me.Name, db.name, me.Name)
 	if in.dst.Server.Major < 16 {
 		// pg_create_subscription exists from 16 on.
-		fix = "connect to the target as a superuser (or the service's own way: aiven_extras on Aiven), upgrade the target to PostgreSQL 16+, or use method: dump"
+		fix = cmp.Or(in.dstProvider.SubscriptionFix(), "connect to the target as a superuser (or the service's own way: aiven_extras on Aiven), upgrade the target to PostgreSQL 16+, or use method: dump")
 	}
 	return []Finding{finding("no-subscription-privilege", "", "target database "+db.name, "cannot create the subscription: "+why, fix)}
 }

@@ -192,6 +192,10 @@ type Env struct {
 	// SubscriptionRefused is why the target server could not connect to
 	// the source with the subscription's connection string.
 	SubscriptionRefused string `json:"-"`
+	// SubscriptionCreatable: the target user created a subscription (the
+	// probe, rolled back), so it may, whatever its attributes say: managed
+	// services let their admin role subscribe before PostgreSQL 16.
+	SubscriptionCreatable bool `json:"-"`
 }
 
 // Tool is one copy of a program and its major version.

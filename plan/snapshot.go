@@ -55,6 +55,9 @@ type Me struct {
 	MemberOf    []string `json:"member_of,omitempty"`
 	// AdminOf are the roles it may grant membership in (ADMIN OPTION).
 	AdminOf []string `json:"admin_of,omitempty"`
+	// HandsTo are the roles it may make owners of objects now: SET on
+	// them (membership before 16) and their privileges (INHERIT).
+	HandsTo []string `json:"hands_to,omitempty"`
 }
 
 // Role is one role of the cluster (pg_roles), without its password.

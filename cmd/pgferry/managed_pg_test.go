@@ -158,3 +158,55 @@ func TestNonSuperuserLiveMigration(t *testing.T) {
 		t.Errorf("owners on the target = %s, want %s", d, s)
 	}
 }
+
+// TestExistingOwnerNotJoinable: an owner role that already exists on the
+// target but that the non-superuser migration user cannot join (here a
+// superuser role; on 16+ any role it holds no ADMIN on) is predicted by
+// plan, with the grant that fixes it, and costs only its own objects
+// their owner.
+func TestExistingOwnerNotJoinable(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE ROLE app_owner", "CREATE ROLE clerk", "CREATE DATABASE shop OWNER clerk")
+	pgtest.Exec(t, src, "shop", "CREATE TABLE orders (id int PRIMARY KEY)", "ALTER TABLE orders OWNER TO app_owner",
+		"CREATE TABLE notes (id int PRIMARY KEY)", "ALTER TABLE notes OWNER TO clerk")
+	pgtest.Exec(t, dst, "postgres", "CREATE ROLE app_owner SUPERUSER", "CREATE ROLE migrator LOGIN CREATEDB CREATEROLE")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URIAs("migrator", "", "postgres"), "method: dump\ndatabases: {include: [shop]}\n")
+	p := runBin(t, nil, "plan", "-c", cfg, "--format", "json")
+	if p.code != 0 || !strings.Contains(p.stdout, `"owner-not-kept"`) || !strings.Contains(p.stdout, "role app_owner exists on the target") ||
+		!strings.Contains(p.stdout, "table shop.public.orders") || strings.Contains(p.stdout, "role clerk exists") {
+		t.Errorf("plan does not predict that app_owner (and only it) cannot be joined: exit %d\n%s\n%s", p.code, p.stdout, p.stderr)
+	}
+	r := runBin(t, nil, "apply", "-c", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "done with warnings") {
+		t.Fatalf("apply: exit %d, want 0 and the database done with warnings\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	owners := `SELECT string_agg(format('%s %s', c.relname, pg_get_userbyid(c.relowner)), ', ' ORDER BY c.relname)
+		FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'`
+	if got := pgtest.QueryString(t, dst, "shop", owners); got != "notes clerk, orders migrator" {
+		t.Errorf("owners on the target = %q, want \"notes clerk, orders migrator\"\n%s", got, r.stdout)
+	}
+}
+
+// TestOwnerWithoutCreateOnSchema: a non-superuser may make a role an
+// object's owner only when the role has CREATE on the object's schema.
+// When one owner cannot be joined, the restore runs without it rather than
+// with --no-owner for every object, and an owner lacking CREATE stops it
+// with the grant to make, instead of the whole schema silently going to
+// the migration user.
+func TestOwnerWithoutCreateOnSchema(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE ROLE app_owner", "CREATE ROLE clerk", "CREATE DATABASE ledger")
+	pgtest.Exec(t, src, "ledger", "CREATE TABLE orders (id int PRIMARY KEY)", "ALTER TABLE orders OWNER TO app_owner",
+		"CREATE TABLE notes (id int PRIMARY KEY)", "ALTER TABLE notes OWNER TO clerk")
+	pgtest.Exec(t, dst, "postgres", "CREATE ROLE app_owner SUPERUSER", "CREATE ROLE migrator LOGIN CREATEDB CREATEROLE")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URIAs("migrator", "", "postgres"), "method: dump\ndatabases: {include: [ledger]}\n")
+	r := runBin(t, nil, "apply", "-c", cfg)
+	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "GRANT CREATE ON SCHEMA") {
+		t.Fatalf("apply: exit %d, want a failure naming the grant\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if n := pgtest.QueryString(t, dst, "ledger", "SELECT count(*)::text FROM pg_class WHERE relname IN ('orders', 'notes')"); n != "0" {
+		t.Errorf("%s tables restored without their owners", n)
+	}
+}

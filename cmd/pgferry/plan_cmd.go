@@ -154,7 +154,7 @@ func buildPlan(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, l
 		env.SubscriptionLocal, env.TargetLocal = pg.LocalAddress(cfg.Source.SubscriptionURI()), pg.LocalAddress(cfg.Target.URI)
 		if cfg.Method != config.MethodDump {
 			env.ReplicationRefused = replicationRefused(ctx, src)
-			env.SubscriptionRefused = subscriptionRefused(ctx, cfg, dst)
+			env.SubscriptionRefused, env.SubscriptionCreatable = subscriptionRefused(ctx, cfg, dst)
 		}
 		close(probed)
 	}() // meanwhile, inspect
@@ -209,14 +209,16 @@ func replicationRefused(ctx context.Context, src *pg.Endpoint) string {
 // the source, in a transaction rolled back, as apply's publication step
 // will: an address, credentials or a CA the target server lacks is found
 // by plan. It says why the target could not connect ("" when it could, or
-// when the target user may not create a subscription this way).
-func subscriptionRefused(ctx context.Context, cfg *config.Config, dst *pg.Endpoint) string {
+// when the target user may not create a subscription this way), and
+// whether the target user created the subscription: proof that it may,
+// whatever a managed service changed of who may subscribe.
+func subscriptionRefused(ctx context.Context, cfg *config.Config, dst *pg.Endpoint) (string, bool) {
 	err := apply.ProbeSubscription(ctx, dst, apply.SubscriptionConninfo(cfg.Source.SubscriptionURI(), ""))
 	var refused *apply.SubscriptionRefusedError
 	if errors.As(err, &refused) {
-		return refused.Error()
+		return refused.Error(), false
 	}
-	return ""
+	return "", err == nil
 }
 
 // probeEnv finds pg_dump and pg_restore: in pg_bin when set, else by the

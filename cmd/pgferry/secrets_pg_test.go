@@ -72,3 +72,26 @@ func holdsSecret(s, pw string) bool {
 	}
 	return false
 }
+
+// TestRefusedProbeLogsNoPassword: plan's subscription probe, run by a
+// target role that may not subscribe (a non-superuser before 16, which
+// cannot quiet the server's statement logging), must not leave the
+// source's password in the target's log with the refused statement.
+func TestRefusedProbeLogsNoPassword(t *testing.T) {
+	t.Parallel()
+	const pw = "Src-pw 9"
+	src, dst := pgtest.Pair(t, pgtest.WithPassword(pw))
+	pgtest.Exec(t, dst, "postgres", "CREATE ROLE migrator LOGIN CREATEDB CREATEROLE PASSWORD 'Mig-pw'")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URIAs("migrator", "Mig-pw", "postgres"), "method: replication\n")
+	r := runBin(t, nil, "plan", "-c", cfg)
+	if dst.Major < 16 && (r.code == 0 || !strings.Contains(r.stdout, "no-subscription-privilege")) {
+		t.Errorf("plan with a target role that may not subscribe: exit %d, want no-subscription-privilege\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	b, err := os.ReadFile(dst.LogFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if holdsSecret(string(b), pw) {
+		t.Errorf("the target's log holds the source's password:\n%s", b)
+	}
+}

@@ -34,7 +34,8 @@ const settingsSQL = `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`
 const meSQL = `SELECT r.rolname, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls,
 	ARRAY(SELECT b.rolname FROM pg_roles b WHERE b.oid <> r.oid AND pg_has_role(r.oid, b.oid, 'MEMBER') ORDER BY 1),
 	has_table_privilege('pg_catalog.pg_authid', 'SELECT'),
-	ARRAY(SELECT b.rolname FROM pg_roles b WHERE b.oid <> r.oid AND pg_has_role(r.oid, b.oid, 'MEMBER WITH ADMIN OPTION') ORDER BY 1)
+	ARRAY(SELECT b.rolname FROM pg_roles b WHERE b.oid <> r.oid AND pg_has_role(r.oid, b.oid, 'MEMBER WITH ADMIN OPTION') ORDER BY 1),
+	ARRAY(SELECT b.rolname FROM pg_roles b WHERE b.oid <> r.oid AND pg_has_role(r.oid, b.oid, %s) AND pg_has_role(r.oid, b.oid, 'USAGE') ORDER BY 1)
 FROM pg_roles r WHERE r.rolname = current_user`
 
 const rolesSQL = `SELECT r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin,
@@ -128,7 +129,13 @@ func (r *reader) settings(ctx context.Context, s *plan.Snapshot) error {
 
 func (r *reader) me(ctx context.Context, s *plan.Snapshot) error {
 	m := &s.Me
-	err := r.queryRow(ctx, meSQL).Scan(&m.Name, &m.Superuser, &m.CreateDB, &m.CreateRole, &m.Replication, &m.BypassRLS, &m.MemberOf, &s.PasswordsReadable, &m.AdminOf)
+	// SET privilege on a role (what handing it objects takes) is its own
+	// from 16; before, membership gave it.
+	set := "'MEMBER'"
+	if r.major >= 16 {
+		set = "'SET'"
+	}
+	err := r.queryRow(ctx, fmt.Sprintf(meSQL, set)).Scan(&m.Name, &m.Superuser, &m.CreateDB, &m.CreateRole, &m.Replication, &m.BypassRLS, &m.MemberOf, &s.PasswordsReadable, &m.AdminOf, &m.HandsTo)
 	if err != nil {
 		return fmt.Errorf("read the connecting role: %w", err)
 	}
