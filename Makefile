@@ -5,15 +5,15 @@ GO ?= go
 all: build
 
 build:
-	$(GO) build -o bin/pgferry ./cmd/pgferry
+	$(GO) build -o bin/pghaul ./cmd/pghaul
 
 # Two throwaway local clusters, sample data, plan, a live apply, cut-over,
 # verify; everything removed at the end (also on Ctrl-C).
 demo: build
 	scripts/setup demo
-	bin/pgferry demo
+	bin/pghaul demo
 
-# pgferry against pg_dump | pg_restore, pgcopydb and a native subscription
+# pghaul against pg_dump | pg_restore, pgcopydb and a native subscription
 # (SCALE=50 RUNS=5 make bench; TABLES=1000 adds a database of that many
 # small tables); results in bench/results/. pgcopydb is the Debian package
 # of that name.

@@ -1,4 +1,4 @@
-module github.com/pgferry/pgferry
+module github.com/pghaul/pghaul
 
 go 1.26.8
 

@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // Tools are the external programs a migration runs.

@@ -6,8 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // CleanupAction is one object cleanup dropped (or would drop).
@@ -115,13 +115,13 @@ func subscriptionExists(ctx context.Context, dst *pg.Endpoint, db, sub string) (
 // not exist.
 func missingDatabase(err error) bool { return pg.HasCode(err, pg.InvalidCatalogName) }
 
-// orphanSlotsSQL lists the source's pgferry_* logical slots with the WAL
+// orphanSlotsSQL lists the source's pghaul_* logical slots with the WAL
 // each retains.
 const orphanSlotsSQL = `SELECT slot_name, COALESCE(database, ''), active,
 	CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint END
-FROM pg_replication_slots WHERE slot_type = 'logical' AND left(slot_name, 8) = 'pgferry_' ORDER BY 1`
+FROM pg_replication_slots WHERE slot_type = 'logical' AND starts_with(slot_name, 'pghaul_') ORDER BY 1`
 
-// CleanupOrphans drops the pgferry_* slots on the source that are not
+// CleanupOrphans drops the pghaul_* slots on the source that are not
 // this migration's (own) and have no walsender: a rebuilt target's, a
 // failed run's, whose WAL nothing will ever read. A slot something streams
 // from is another migration's at work: it is kept and listed.

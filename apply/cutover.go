@@ -11,9 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // CutoverAbortError is a cut-over that gave up before its switch: the
@@ -35,7 +35,7 @@ func (e *CutoverAbortError) Error() string {
 	msg := fmt.Sprintf("cut-over of %s aborted at %s: %s", e.Database, e.Step, pg.Describe(e.Err))
 	switch {
 	case e.RestoreErr != nil:
-		msg += fmt.Sprintf("; the source database is STILL FROZEN (%s): run pgferry cleanup --unfreeze", pg.Describe(e.RestoreErr))
+		msg += fmt.Sprintf("; the source database is STILL FROZEN (%s): run pghaul cleanup --unfreeze", pg.Describe(e.RestoreErr))
 	case e.Froze:
 		msg += "; the source database accepts connections and writes again (restored as saved)"
 	}
@@ -64,7 +64,7 @@ func (e *VerifyError) Error() string {
 
 var errFreezeTimeout = errors.New("replication.freeze_timeout ran out")
 
-// cutoverSession are the settings of pgferry's sessions in the database
+// cutoverSession are the settings of pghaul's sessions in the database
 // during the cut-over: verify's stable text forms, no row security (the
 // unlogged tables' COPY), no timeouts.
 var cutoverSession = func() map[string]string {
@@ -83,7 +83,7 @@ type cutover struct {
 	d     *dbRun
 	r     config.Replication
 	steps []plan.Step
-	// src is pgferry's session in the database on the source, opened
+	// src is pghaul's session in the database on the source, opened
 	// before the freeze (which lets nothing new in) and used for every
 	// source read until the switch; dst its twin on the target. admin is
 	// a session in another database of the source, where ALTER DATABASE
@@ -160,7 +160,7 @@ func (c *cutover) stepFunc(st plan.Step) func(context.Context, plan.Step) (strin
 		return c.switchOver
 	}
 	return func(context.Context, plan.Step) (string, error) {
-		return "", fmt.Errorf("this pgferry cannot carry out %s steps in a cut-over", st.Kind)
+		return "", fmt.Errorf("this pghaul cannot carry out %s steps in a cut-over", st.Kind)
 	}
 }
 
@@ -190,7 +190,7 @@ func (c *cutover) wait(ctx context.Context, st plan.Step) (string, error) {
 	return c.d.waitForLag(ctx, st)
 }
 
-// sessions opens pgferry's sessions in the database on both sides.
+// sessions opens pghaul's sessions in the database on both sides.
 func (c *cutover) sessions(ctx context.Context) error {
 	m, db := c.d.m, c.d.name
 	if c.src == nil {
@@ -259,7 +259,7 @@ func (m *Migration) ownSession(conn *pgx.Conn, own bool) {
 	})
 }
 
-// ownPIDs are the backends of pgferry's cut-over sessions on the source.
+// ownPIDs are the backends of pghaul's cut-over sessions on the source.
 func (m *Migration) ownPIDs() []int32 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -281,7 +281,7 @@ func (c *cutover) hookEnv(status, reason string) hookEnv {
 	return hookEnv{Database: c.d.name, Databases: dbs, Status: status, FenceLSN: c.fence, AbortReason: reason}
 }
 
-// freeze saves the database's datallowconn in the state, opens pgferry's
+// freeze saves the database's datallowconn in the state, opens pghaul's
 // sessions, refuses new connections and ends every other client session.
 // A freeze an earlier run saved is taken up again: its saved value stays
 // what an abort restores.
@@ -314,7 +314,7 @@ func (c *cutover) freeze(ctx context.Context, _ plan.Step) (string, error) {
 		}
 		crashPoint("freeze-saved:" + db)
 	} else if !allow {
-		// pgferry's sessions can only be opened while connections are
+		// pghaul's sessions can only be opened while connections are
 		// allowed: for an instant, and the fence is read after the freeze
 		// is back, so whatever slips in is replicated before it.
 		if err := setAllowConnections(ctx, admin, db, true); err != nil {
@@ -338,7 +338,7 @@ func (c *cutover) freeze(ctx context.Context, _ plan.Step) (string, error) {
 	})(ctx, plan.Step{})
 }
 
-// endSessions ends the database's client sessions but pgferry's, then runs
+// endSessions ends the database's client sessions but pghaul's, then runs
 // the after_freeze hooks.
 func (c *cutover) endSessions(ctx context.Context, admin *pgx.Conn, fr *Freeze) (string, error) {
 	m, db := c.d.m, c.d.name
@@ -357,7 +357,7 @@ func (c *cutover) endSessions(ctx context.Context, admin *pgx.Conn, fr *Freeze) 
 	return fmt.Sprintf("new connections refused, %s ended", plural(n, "client session")), nil
 }
 
-// fenceSQL: pgferry's own transaction, committed with synchronous_commit
+// fenceSQL: pghaul's own transaction, committed with synchronous_commit
 // on, flushes the WAL of every commit inserted before it (those of the
 // sessions just ended, asynchronous ones included); the insert position
 // read inside it is therefore past every write to the database, and the
@@ -522,7 +522,7 @@ func (c *cutover) verify(ctx context.Context, st plan.Step) (string, error) {
 	return fmt.Sprintf("%s equal (%s)", plural(len(checks), "table"), what), nil
 }
 
-// switchOver ends replication: the publication first, on pgferry's own
+// switchOver ends replication: the publication first, on pghaul's own
 // session (the frozen database lets no new one in), then the subscription
 // and the slot. From here the cut-over no longer aborts: a rerun finishes
 // it. The source stays frozen; the window is recorded.
@@ -568,7 +568,7 @@ func (c *cutover) dropRest(ctx context.Context, st plan.Step, fr *Freeze, note s
 	if err := m.setFreeze(db, fr); err != nil {
 		return "", err
 	}
-	return c.afterCutover(ctx, fmt.Sprintf("%s; writes frozen for %s; the source stays frozen (pgferry cleanup --unfreeze lifts it)",
+	return c.afterCutover(ctx, fmt.Sprintf("%s; writes frozen for %s; the source stays frozen (pghaul cleanup --unfreeze lifts it)",
 		switchedMessage(note), fr.Window().Round(time.Millisecond))), nil
 }
 
@@ -639,7 +639,7 @@ func (c *cutover) abort(ctx context.Context, st plan.Step, cause error) error {
 // freeze.
 func (c *cutover) restore(ctx context.Context, fr *Freeze) error {
 	c.d.m.ownSession(c.src, false)
-	closeSession(ctx, &c.src) // pgferry's session may be mid-statement
+	closeSession(ctx, &c.src) // pghaul's session may be mid-statement
 	admin, err := c.adminConn(ctx)
 	if err != nil {
 		return err

@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // dbRun carries out one database's steps in order. The exported snapshot
@@ -212,7 +212,7 @@ func (d *dbRun) stepFunc(st plan.Step) (func(context.Context, plan.Step) (string
 	case plan.StepWaitForLag:
 		return d.waitForLag, nil
 	}
-	return nil, &StepError{Step: st, Err: fmt.Errorf("this pgferry cannot carry out %s steps yet; plan with method: dump", st.Kind)}
+	return nil, &StepError{Step: st, Err: fmt.Errorf("this pghaul cannot carry out %s steps yet; plan with method: dump", st.Kind)}
 }
 
 // dumpFile is where the database's schema archive lives in the state directory.
@@ -405,7 +405,7 @@ func (d *dbRun) configureDatabase(ctx context.Context, _ plan.Step) (string, err
 	db := ident(d.name)
 	var notes []string
 	if !d.created() {
-		// A database the target already had keeps its owner: pgferry does
+		// A database the target already had keeps its owner: pghaul does
 		// not take over what it did not create.
 		notes = append(notes, "existing database: owner kept")
 	} else if owner, note, err := d.m.ownerFor(ctx, dst, s.Owner); err != nil {

@@ -3,7 +3,7 @@ package apply
 import (
 	"time"
 
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // Event is something apply reports while it runs; the CLI renders events

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pghaul/pghaul/internal/pg"
 )
 
 // Freeze is what a cut-over's write freeze changed on one source database.
@@ -53,14 +53,14 @@ func (f *Freeze) Window() time.Duration {
 // Describe says what the freeze means for a person.
 func (f *Freeze) Describe() string {
 	if f.Switched() {
-		return fmt.Sprintf("frozen since %s by the cut-over (writes stopped for %s): pgferry cleanup --unfreeze lifts it",
+		return fmt.Sprintf("frozen since %s by the cut-over (writes stopped for %s): pghaul cleanup --unfreeze lifts it",
 			f.FrozenAt.Format(time.RFC3339), f.Window().Round(time.Millisecond))
 	}
 	if f.FrozenAt.IsZero() {
-		return fmt.Sprintf("a cut-over was interrupted while freezing it (saved %s; it may refuse connections): rerun apply to finish the cut-over, or pgferry cleanup to restore it",
+		return fmt.Sprintf("a cut-over was interrupted while freezing it (saved %s; it may refuse connections): rerun apply to finish the cut-over, or pghaul cleanup to restore it",
 			f.SavedAt.Format(time.RFC3339))
 	}
-	return fmt.Sprintf("FROZEN since %s by a cut-over that was interrupted: rerun apply to finish the cut-over, or pgferry cleanup to lift the freeze",
+	return fmt.Sprintf("FROZEN since %s by a cut-over that was interrupted: rerun apply to finish the cut-over, or pghaul cleanup to lift the freeze",
 		f.FrozenAt.Format(time.RFC3339))
 }
 
@@ -136,7 +136,7 @@ func Unfreeze(ctx context.Context, source *pg.Endpoint, db string, f *Freeze) er
 }
 
 // clientSessionsSQL lists the client sessions of a database other than
-// pgferry's own ($2); WAL senders and background workers are no clients.
+// pghaul's own ($2); WAL senders and background workers are no clients.
 const clientSessionsSQL = `SELECT pid, coalesce(usename, ''), coalesce(application_name, '') FROM pg_stat_activity
 WHERE datname = $1 AND backend_type = 'client backend' AND pid <> ALL ($2::int[]) ORDER BY pid`
 

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pgferry/pgferry/config"
+	"github.com/pghaul/pghaul/config"
 )
 
 // HookError is a cut-over hook command that failed.
@@ -35,7 +35,7 @@ func (e *HookError) Unwrap() error { return e.Err }
 // hookOutputMax bounds the output of a hook that is logged and reported.
 const hookOutputMax = 2000
 
-// hookEnv is what a hook learns of the cut-over, as PGFERRY_*
+// hookEnv is what a hook learns of the cut-over, as PGHAUL_*
 // environment variables.
 type hookEnv struct {
 	Database, Status, FenceLSN, AbortReason string
@@ -45,12 +45,12 @@ type hookEnv struct {
 
 func (e hookEnv) vars(point string) []string {
 	return []string{
-		"PGFERRY_HOOK=" + point,
-		"PGFERRY_DATABASE=" + e.Database,
-		"PGFERRY_DATABASES=" + strings.Join(e.Databases, "\n"),
-		"PGFERRY_STATUS=" + e.Status,
-		"PGFERRY_FENCE_LSN=" + e.FenceLSN,
-		"PGFERRY_ABORT_REASON=" + e.AbortReason,
+		"PGHAUL_HOOK=" + point,
+		"PGHAUL_DATABASE=" + e.Database,
+		"PGHAUL_DATABASES=" + strings.Join(e.Databases, "\n"),
+		"PGHAUL_STATUS=" + e.Status,
+		"PGHAUL_FENCE_LSN=" + e.FenceLSN,
+		"PGHAUL_ABORT_REASON=" + e.AbortReason,
 	}
 }
 

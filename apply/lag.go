@@ -11,8 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // WaitTimeoutError ends a wait that replication.wait_timeout cut short;
@@ -114,7 +114,7 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 		var l *int64
 		if err := src.QueryRow(ctx, lagSQL, p.Slot).Scan(&l); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
-				return false, fmt.Errorf("slot %s is gone from the source (dropped by pgferry cleanup, by hand, or lost to max_slot_wal_keep_size): the target has missed the changes made since; rerun apply with --reset-state to migrate the database again", p.Slot)
+				return false, fmt.Errorf("slot %s is gone from the source (dropped by pghaul cleanup, by hand, or lost to max_slot_wal_keep_size): the target has missed the changes made since; rerun apply with --reset-state to migrate the database again", p.Slot)
 			}
 			return false, err
 		}
@@ -131,7 +131,7 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 				return false, err
 			}
 			if !exists {
-				return false, fmt.Errorf("subscription %s is gone from the target (dropped by pgferry cleanup or by hand): changes since are not applied; rerun apply with --reset-state to migrate the database again", p.Subscription)
+				return false, fmt.Errorf("subscription %s is gone from the target (dropped by pghaul cleanup or by hand): changes since are not applied; rerun apply with --reset-state to migrate the database again", p.Subscription)
 			}
 		}
 		if l == nil {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgferry/pgferry/config"
+	"github.com/pghaul/pghaul/config"
 )
 
 // pollReports runs d.poll with LagPoll every until check has been called n

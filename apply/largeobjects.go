@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/plan"
 )
 
 var largeObjectsSQL = `SELECT m.oid, pg_get_userbyid(m.lomowner), m.lomacl IS NOT NULL, ` + fmt.Sprintf(aclJSON, "m.lomacl") + `

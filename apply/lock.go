@@ -15,7 +15,7 @@ import (
 )
 
 // ErrLocked means another apply of the same migration is running.
-var ErrLocked = errors.New("another pgferry apply of this migration is running")
+var ErrLocked = errors.New("another pghaul apply of this migration is running")
 
 // Lock is the session advisory lock that makes one apply at a time. The
 // server frees it when the holder's connection closes, so a killed apply
@@ -36,7 +36,7 @@ const tryLockSQL = `SELECT pg_try_advisory_lock($1)`
 
 // AcquireLock takes the locks keyed by the state keys on conn, which the
 // Lock then owns and closes on Release. Several keys: the migration's, and
-// the one an earlier pgferry gave it, which an apply of that version
+// the one an earlier pghaul gave it, which an apply of that version
 // still running would hold.
 func AcquireLock(ctx context.Context, conn *pgx.Conn, stateDir string, now time.Time, stateKeys ...string) (*Lock, error) {
 	file := filepath.Join(stateDir, "lock")
@@ -75,24 +75,24 @@ func (l *Lock) Release(ctx context.Context) {
 }
 
 // databaseLockSQL takes the lock of one target database; the key is the
-// first 8 bytes of the SHA-256 of "pgferry-target-db:" and the name, so
+// first 8 bytes of the SHA-256 of "pghaul-target-db:" and the name, so
 // every migration into that database asks for the same one.
-const databaseLockSQL = `SELECT pg_try_advisory_lock(('x' || substr(encode(sha256(convert_to('pgferry-target-db:' || $1, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint)`
+const databaseLockSQL = `SELECT pg_try_advisory_lock(('x' || substr(encode(sha256(convert_to('pghaul-target-db:' || $1, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint)`
 
 // lockHolderSQL describes the session holding a database's lock.
 const lockHolderSQL = `SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local'), a.backend_start
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.pid <> pg_backend_pid()
-  AND (l.classid::bigint << 32 | l.objid::bigint) = ('x' || substr(encode(sha256(convert_to('pgferry-target-db:' || $1, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint
+  AND (l.classid::bigint << 32 | l.objid::bigint) = ('x' || substr(encode(sha256(convert_to('pghaul-target-db:' || $1, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint
 LIMIT 1`
 
-// DatabaseBusyError is a target database another pgferry is migrating into.
+// DatabaseBusyError is a target database another pghaul is migrating into.
 type DatabaseBusyError struct {
 	Database, Holder string
 }
 
 func (e *DatabaseBusyError) Error() string {
-	return fmt.Sprintf("database %s on the target is being migrated into by another pgferry (%s): run one migration per target database; change databases.include/exclude, or wait for the other to finish", e.Database, e.Holder)
+	return fmt.Sprintf("database %s on the target is being migrated into by another pghaul (%s): run one migration per target database; change databases.include/exclude, or wait for the other to finish", e.Database, e.Holder)
 }
 
 // Databases also takes, on the lock's session, a lock per target database

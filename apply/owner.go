@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pghaul/pghaul/internal/pg"
 )
 
 // ownerCheckSQL: whether the owner exists, whether the target user is a

@@ -1,8 +1,8 @@
 package apply
 
 import (
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // ApplyPolicy brings the stored plan's cut-over steps in line with the

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // run dispatches n items to workers that hold each item for hold, and

@@ -12,9 +12,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgferry/pgferry/internal/dsn"
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/internal/dsn"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 const publicationExistsSQL = `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`
@@ -90,7 +90,7 @@ func (d *dbRun) publish(ctx context.Context, st plan.Step) (string, error) {
 // statement, password included (log_min_error_statement = error). From 15
 // on, the target logs a WARNING that the publication does not exist, which
 // holds no secret.
-const probePublication = "pgferry_probe_connection_only"
+const probePublication = "pghaul_probe_connection_only"
 
 // probeSubscription has the target try the subscription's connection
 // (ProbeSubscription) before any copy. A role that may not create
@@ -119,7 +119,7 @@ func (e *SubscriptionRefusedError) Error() string {
 	if ca := dsn.Param(e.Conninfo, "sslrootcert"); ca != "" {
 		msg += fmt.Sprintf(" (its sslrootcert %s must be a file on the target server)", ca)
 	} else if ca := os.Getenv("PGSSLROOTCERT"); ca != "" {
-		msg += fmt.Sprintf(" (the CA in PGSSLROOTCERT, %s, serves pgferry only: name one the target server has with sslrootcert= in source.uri_from_target)", ca)
+		msg += fmt.Sprintf(" (the CA in PGSSLROOTCERT, %s, serves pghaul only: name one the target server has with sslrootcert= in source.uri_from_target)", ca)
 	}
 	return msg
 }
@@ -151,10 +151,10 @@ func ProbeSubscription(ctx context.Context, target *pg.Endpoint, conninfo string
 	// and only a superuser can turn that logging off. connect = false
 	// dials nothing; the password is a dummy that non-superusers' conninfo
 	// must hold from 16.
-	if _, err := tx.Exec(ctx, "CREATE SUBSCRIPTION pgferry_probe_privilege CONNECTION 'dbname=pgferry_probe password=none' PUBLICATION "+ident(probePublication)+" WITH (connect = false)"); err != nil {
+	if _, err := tx.Exec(ctx, "CREATE SUBSCRIPTION pghaul_probe_privilege CONNECTION 'dbname=pghaul_probe password=none' PUBLICATION "+ident(probePublication)+" WITH (connect = false)"); err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, fmt.Sprintf("CREATE SUBSCRIPTION pgferry_probe CONNECTION %s PUBLICATION %s WITH (connect = true, enabled = false, create_slot = false, slot_name = NONE, copy_data = false)",
+	_, err = tx.Exec(ctx, fmt.Sprintf("CREATE SUBSCRIPTION pghaul_probe CONNECTION %s PUBLICATION %s WITH (connect = true, enabled = false, create_slot = false, slot_name = NONE, copy_data = false)",
 		literal(conninfo), ident(probePublication)))
 	var pge *pgconn.PgError
 	switch {
@@ -252,7 +252,7 @@ func (d *dbRun) createSlot(ctx context.Context, st plan.Step) (string, error) {
 	return fmt.Sprintf("slot %s at %s, snapshot %s", slot, res.ConsistentPoint, res.SnapshotName), nil
 }
 
-// snapshotMode reports initial_copy: snapshot (pgferry copies under the
+// snapshotMode reports initial_copy: snapshot (pghaul copies under the
 // slot's snapshot) rather than the subscription copying.
 func (d *dbRun) snapshotMode() bool {
 	for _, st := range d.steps {
@@ -442,10 +442,10 @@ func quietErrors(ctx context.Context, conn interface {
 }
 
 // SubscriptionConninfo is the connection string the target's subscription
-// to database db ("": the one the URI names) dials the source with. A password pgferry's own sessions
+// to database db ("": the one the URI names) dials the source with. A password pghaul's own sessions
 // take from PGPASSWORD or a passfile is written into it: the target's
-// worker cannot read pgferry's environment, and would otherwise fail to
-// authenticate where pgferry succeeds.
+// worker cannot read pghaul's environment, and would otherwise fail to
+// authenticate where pghaul succeeds.
 func SubscriptionConninfo(uri, db string) string {
 	conninfo := uri
 	if db != "" {

@@ -9,11 +9,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/internal/inspect"
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/internal/provider"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/inspect"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/internal/provider"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // sourceRole is a role as read from the source at apply time.
@@ -317,7 +317,7 @@ func (m *Migration) grantMemberships(ctx context.Context, dst *pgx.Conn, roles [
 	return msg, nil
 }
 
-// setRoleSettings applies ALTER ROLE ... SET for roles pgferry created;
+// setRoleSettings applies ALTER ROLE ... SET for roles pghaul created;
 // per-database settings follow with each database.
 func (m *Migration) setRoleSettings(ctx context.Context, dst *pgx.Conn, roles []sourceRole) (string, error) {
 	n := 0

@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // dumpSchema dumps pre-data and post-data (not --schema-only, which drops
@@ -125,7 +125,7 @@ const tocEncodingSQL = `SELECT CASE WHEN pg_catalog.pg_encoding_to_char(d.encodi
 	ELSE pg_catalog.convert_from($1, pg_catalog.pg_encoding_to_char(d.encoding)) END
 FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()`
 
-// tocToUTF8 gives a listing in UTF-8, as pgferry's sessions read names:
+// tocToUTF8 gives a listing in UTF-8, as pghaul's sessions read names:
 // pg_restore -l prints names in the archive's encoding, the database's.
 // The target's database has the source's encoding (the plan checks it).
 // pg_restore -L reads only each line's entry number, so the converted
@@ -150,7 +150,7 @@ func (d *dbRun) tocToUTF8(ctx context.Context, listing []byte) ([]byte, error) {
 
 // keep reports whether an entry belongs in the restore: not an excluded
 // extension, not large objects (the copy moves them with their OIDs), not
-// a pgferry publication.
+// a pghaul publication.
 func (d *dbRun) keep(e tocEntry) bool {
 	switch {
 	case e.kind == "EXTENSION" && !d.m.Config.Extensions.Selects(e.tag):
@@ -161,7 +161,7 @@ func (d *dbRun) keep(e tocEntry) bool {
 		return false
 	case (e.kind == "ACL" || e.kind == "COMMENT") && strings.HasPrefix(e.tag, "LARGE OBJECT "):
 		return false
-	case strings.HasPrefix(e.kind, "PUBLICATION") && strings.HasPrefix(e.tag, "pgferry_"):
+	case strings.HasPrefix(e.kind, "PUBLICATION") && strings.HasPrefix(e.tag, "pghaul_"):
 		return false
 	}
 	return true
@@ -338,7 +338,7 @@ func (d *dbRun) prepareOwners(ctx context.Context, dst *pgx.Conn, entries []tocE
 }
 
 // ownerArgs are args for a pg_restore run by itself (not a script on
-// pgferry's session, which leaves out only the disowned owners' OWNER TO
+// pghaul's session, which leaves out only the disowned owners' OWNER TO
 // statements): --no-owner when some owner cannot be used.
 func (d *dbRun) ownerArgs(args []string) []string {
 	if len(d.disowned) > 0 {

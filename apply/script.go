@@ -9,10 +9,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pghaul/pghaul/internal/pg"
 )
 
-// Restoring a section on pgferry's own session: pg_restore writes the SQL
+// Restoring a section on pghaul's own session: pg_restore writes the SQL
 // it would run (-f -), and the database's shared target session runs it,
 // instead of pg_restore opening a backend of its own. A backend costs the
 // server tens of milliseconds of CPU to start and end, twice per database

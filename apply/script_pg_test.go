@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pghaul/pghaul/internal/pgtest"
 )
 
 // TestPutBack: a restore script's SET statements on the shared session

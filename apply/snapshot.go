@@ -7,8 +7,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // snapshotHolder keeps the transaction whose snapshot the schema dump and

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // StateVersion is the format of state.json.
@@ -43,7 +43,7 @@ type RemovedError struct {
 }
 
 func (e *RemovedError) Error() string {
-	return fmt.Sprintf("the replication objects of %s were removed by pgferry cleanup at %s, before its cut-over: the target has missed the changes made since; rerun apply with --reset-state to migrate it again",
+	return fmt.Sprintf("the replication objects of %s were removed by pghaul cleanup at %s, before its cut-over: the target has missed the changes made since; rerun apply with --reset-state to migrate it again",
 		e.Database, e.At.Format(time.RFC3339))
 }
 
@@ -172,7 +172,7 @@ func (f *FileStore) Load() (*State, error) {
 		return nil, fmt.Errorf("read state %s: %w", f.path(), err)
 	}
 	if s.Version != StateVersion {
-		return nil, fmt.Errorf("state %s has format %d; this pgferry reads %d", f.path(), s.Version, StateVersion)
+		return nil, fmt.Errorf("state %s has format %d; this pghaul reads %d", f.path(), s.Version, StateVersion)
 	}
 	return &s, nil
 }

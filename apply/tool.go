@@ -8,15 +8,15 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/pgferry/pgferry/internal/dsn"
-	"github.com/pgferry/pgferry/internal/pg"
+	"github.com/pghaul/pghaul/internal/dsn"
+	"github.com/pghaul/pghaul/internal/pg"
 )
 
 // runTool runs pg_dump or pg_restore against database db of ep. The
 // password travels in PGPASSWORD, never on the command line. Of the PG*
 // variables only those choosing the server and the authentication pass
 // (dsn.ConnectionEnv, read by pgx too): the program connects where and as
-// pgferry's sessions do, and runs as it would with no environment. On
+// pghaul's sessions do, and runs as it would with no environment. On
 // failure the error holds the program's first error lines.
 func runTool(ctx context.Context, program string, ep *pg.Endpoint, db string, args ...string) ([]byte, error) {
 	conninfo, password := dsn.ForTool(ep.URI(), db)
@@ -34,10 +34,10 @@ func runTool(ctx context.Context, program string, ep *pg.Endpoint, db string, ar
 }
 
 // toolEnv is environ as pg_dump and pg_restore get it: PG* variables
-// other than dsn.ConnectionEnv's dropped, PGAPPNAME pgferry, and
+// other than dsn.ConnectionEnv's dropped, PGAPPNAME pghaul, and
 // PGPASSWORD the connection string's password when it has one.
 func toolEnv(environ []string, password string) []string {
-	env := []string{"PGAPPNAME=pgferry"}
+	env := []string{"PGAPPNAME=pghaul"}
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		if !strings.HasPrefix(name, "PG") || dsn.ConnectionEnv[name] && !(name == "PGPASSWORD" && password != "") {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // TableCheck compares one object on both sides: a table or materialized

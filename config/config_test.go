@@ -130,7 +130,7 @@ func TestEveryProblemReported(t *testing.T) {
 		t.Fatalf("Parse error = %v, want *ValidationError", err)
 	}
 	want := []string{
-		"m.yaml:1:10: version: 2 is not a version this pgferry reads; use `version: 1`",
+		"m.yaml:1:10: version: 2 is not a version this pghaul reads; use `version: 1`",
 		"m.yaml:2:15: source.uri: is required: a postgres:// URI or a key=value connection string",
 		`m.yaml:3:15: target.uri: is neither a postgres:// URI nor key=value pairs: a word without "=" at its start (quote a value that holds spaces: key='a b')`,
 		`m.yaml:4:1: unknown key "bogus"`,

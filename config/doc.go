@@ -1,4 +1,4 @@
-// Package config reads a pgferry migration file (version 1): the YAML types
+// Package config reads a pghaul migration file (version 1): the YAML types
 // with their defaults, Load and Parse (which walk the yaml.Node tree so every
 // problem names file:line:col), ${VAR} expansion, Validate, and the name
 // filters that select databases, tables, roles and extensions.

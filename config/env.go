@@ -6,7 +6,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/pgferry/pgferry/internal/dsn"
+	"github.com/pghaul/pghaul/internal/dsn"
 )
 
 // uriKeys hold connection strings: a variable expanded into a URI's user

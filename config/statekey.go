@@ -24,7 +24,7 @@ var policyKeys = map[string]bool{
 }
 
 // earlierPolicyKeys are the policy keys before source.uri_from_target
-// joined them: EarlierStateKey finds the states pgferry wrote then.
+// joined them: EarlierStateKey finds the states pghaul wrote then.
 var earlierPolicyKeys = func() map[string]bool {
 	keys := maps.Clone(policyKeys)
 	for _, k := range []string{"source.uri_from_target", "replication.write_freeze", "replication.freeze_timeout", "replication.verify", "replication.hooks"} {
@@ -41,7 +41,7 @@ func (c *Config) StateKey(sourceSystemID, targetSystemID string) string {
 	return c.stateKey(policyKeys, sourceSystemID, targetSystemID)
 }
 
-// EarlierStateKey is the key pgferry gave this migration before
+// EarlierStateKey is the key pghaul gave this migration before
 // source.uri_from_target became a policy key: a state written then is
 // still this migration's (apply resumes it and stores the new key).
 func (c *Config) EarlierStateKey(sourceSystemID, targetSystemID string) string {

@@ -7,7 +7,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/pgferry/pgferry/internal/dsn"
+	"github.com/pghaul/pghaul/internal/dsn"
 )
 
 // MaxParallel is the largest value of each parallel.* key.
@@ -50,7 +50,7 @@ func (d *decoder) validateVersion(c *Config) {
 	}
 	switch {
 	case d.has("version") && c.Version != 1:
-		d.addAt("version", "%d is not a version this pgferry reads; use `version: 1`", c.Version)
+		d.addAt("version", "%d is not a version this pghaul reads; use `version: 1`", c.Version)
 	case !d.has("version"):
 		d.addAt("version", "is required; add `version: 1` at the top")
 	}

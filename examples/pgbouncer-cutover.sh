@@ -1,5 +1,5 @@
 #!/bin/sh
-# pgferry cut-over hooks for PgBouncer (see cutover-pgbouncer.yaml).
+# pghaul cut-over hooks for PgBouncer (see cutover-pgbouncer.yaml).
 #
 #   pgbouncer-cutover.sh pause    before the freeze: PAUSE the database, so
 #                                 that clients wait instead of failing
@@ -8,11 +8,11 @@
 #   pgbouncer-cutover.sh resume   on abort: RESUME on the source
 #
 # Reads PGBOUNCER_ADMIN, PGBOUNCER_INI and PGBOUNCER_TARGET, and
-# PGFERRY_DATABASE from pgferry. Safe to run again (pgferry may retry a
+# PGHAUL_DATABASE from pghaul. Safe to run again (pghaul may retry a
 # cut-over).
 set -eu
 
-: "${PGFERRY_DATABASE:?run by pgferry as a cut-over hook}"
+: "${PGHAUL_DATABASE:?run by pghaul as a cut-over hook}"
 : "${PGBOUNCER_ADMIN:?set PGBOUNCER_ADMIN to the admin console connection string}"
 
 admin() {
@@ -21,7 +21,7 @@ admin() {
 
 # resume ends a pause; "is not paused" is what an earlier run already did.
 resume() {
-	if ! out=$(admin "RESUME \"$PGFERRY_DATABASE\"" 2>&1); then
+	if ! out=$(admin "RESUME \"$PGHAUL_DATABASE\"" 2>&1); then
 		case "$out" in
 		*"not paused"*) ;;
 		*) echo "$out" >&2; exit 1 ;;
@@ -32,13 +32,13 @@ resume() {
 case "${1:-}" in
 pause)
 	# PAUSE waits until the database's server connections are idle.
-	admin "PAUSE \"$PGFERRY_DATABASE\""
+	admin "PAUSE \"$PGHAUL_DATABASE\""
 	;;
 switch)
 	: "${PGBOUNCER_INI:?set PGBOUNCER_INI to PgBouncer's configuration file}"
 	: "${PGBOUNCER_TARGET:?set PGBOUNCER_TARGET to the target's connection settings}"
-	tmp="$PGBOUNCER_INI.pgferry.$$"
-	awk -v db="$PGFERRY_DATABASE" -v to="$PGBOUNCER_TARGET" '
+	tmp="$PGBOUNCER_INI.pghaul.$$"
+	awk -v db="$PGHAUL_DATABASE" -v to="$PGBOUNCER_TARGET" '
 		$1 == db && $2 == "=" { print db " = " to " dbname=" db; found = 1; next }
 		{ print }
 		END { if (!found) { print "no line \"" db " = ...\" in [databases]" > "/dev/stderr"; exit 1 } }

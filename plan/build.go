@@ -4,9 +4,9 @@ import (
 	"cmp"
 	"slices"
 
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/internal/dsn"
-	"github.com/pgferry/pgferry/internal/provider"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/dsn"
+	"github.com/pghaul/pghaul/internal/provider"
 )
 
 // input is what the checks and the step builder read: the config, both

@@ -54,7 +54,7 @@ func (in *input) checkEncoding(db *dbInput) []Finding {
 	}
 	if s.Encoding != d.Encoding {
 		return []Finding{finding("encoding-mismatch", Blocker, obj, fmt.Sprintf("encoding is %s on the source and %s on the target", s.Encoding, d.Encoding),
-			"recreate the target database with ENCODING "+s.Encoding+", or drop it so pgferry creates it")}
+			"recreate the target database with ENCODING "+s.Encoding+", or drop it so pghaul creates it")}
 	}
 	if s.Collate != d.Collate || s.Ctype != d.Ctype {
 		return []Finding{finding("encoding-mismatch", Warning, obj,

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pgferry/pgferry/config"
+	"github.com/pghaul/pghaul/config"
 )
 
 // checkReplicationCaveats reports what the replication method does not
@@ -148,7 +148,7 @@ func (in *input) checkWALRetention(copyBytes int64) []Finding {
 	if mb < 0 {
 		return []Finding{finding("wal-retention", Warning, "source",
 			"max_slot_wal_keep_size is -1: the replication slots keep WAL without bound while the copy runs and until cut-over",
-			"watch the source's disk (pgferry status shows WAL retained), or set max_slot_wal_keep_size")}
+			"watch the source's disk (pghaul status shows WAL retained), or set max_slot_wal_keep_size")}
 	}
 	if mb<<20 < copyBytes {
 		return []Finding{finding("wal-retention", Warning, "source",
@@ -158,7 +158,7 @@ func (in *input) checkWALRetention(copyBytes int64) []Finding {
 	return nil
 }
 
-// checkLeftovers reports pgferry_* replication objects that are not a
+// checkLeftovers reports pghaul_* replication objects that are not a
 // complete set of this migration: a failed run elsewhere, or another
 // target's migration.
 func (in *input) checkLeftovers() []Finding {
@@ -170,20 +170,20 @@ func (in *input) checkLeftovers() []Finding {
 	}
 	var found []string
 	for _, s := range in.src.Slots {
-		if strings.HasPrefix(s.Name, "pgferry_") && !ours[s.Name] {
+		if strings.HasPrefix(s.Name, "pghaul_") && !ours[s.Name] {
 			found = append(found, describeSlot(s))
 		}
 	}
 	for _, d := range in.src.Databases {
 		for _, p := range d.Publications {
-			if strings.HasPrefix(p, "pgferry_") && !ours[p] {
+			if strings.HasPrefix(p, "pghaul_") && !ours[p] {
 				found = append(found, fmt.Sprintf("publication %s in %s", p, d.Name))
 			}
 		}
 	}
 	for _, d := range in.dst.Databases {
 		for _, s := range d.Subscriptions {
-			if strings.HasPrefix(s.Name, "pgferry_") && !ours[s.Name] {
+			if strings.HasPrefix(s.Name, "pghaul_") && !ours[s.Name] {
 				found = append(found, fmt.Sprintf("subscription %s in target %s", s.Name, d.Name))
 			}
 		}
@@ -192,12 +192,12 @@ func (in *input) checkLeftovers() []Finding {
 		return nil
 	}
 	return []Finding{finding("leftover-replication-objects", Warning, "source and target",
-		fmt.Sprintf("%s not a complete set of this migration: %s", count(len(found), "pgferry replication object"), listSome(found, 4)),
-		"pgferry cleanup -c FILE drops this migration's objects, and with --orphans the inactive pgferry_* slots no migration of this file owns (a rebuilt target's, a failed run's)")}
+		fmt.Sprintf("%s not a complete set of this migration: %s", count(len(found), "pghaul replication object"), listSome(found, 4)),
+		"pghaul cleanup -c FILE drops this migration's objects, and with --orphans the inactive pghaul_* slots no migration of this file owns (a rebuilt target's, a failed run's)")}
 }
 
 // describeSlot names a slot with what it costs the source: "slot
-// pgferry_shop_1a2b3c4d_slot (shop, inactive, retains 1.2 GiB of WAL,
+// pghaul_shop_1a2b3c4d_slot (shop, inactive, retains 1.2 GiB of WAL,
 // wal_status extended)".
 func describeSlot(s Slot) string {
 	var facts []string

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pgferry/pgferry/config"
+	"github.com/pghaul/pghaul/config"
 )
 
 // checks runs every check that is not a replication prerequisite. It runs
@@ -84,7 +84,7 @@ func (in *input) checkPGDump() []Finding {
 		found []Tool
 	}{{"pg_dump", in.env.PGDump}, {"pg_restore", in.env.PGRestore}} {
 		if len(tool.found) == 0 {
-			out = append(out, finding("pg-dump-missing", Blocker, "pgferry", tool.name+" was not found",
+			out = append(out, finding("pg-dump-missing", Blocker, "pghaul", tool.name+" was not found",
 				fmt.Sprintf("install the PostgreSQL %d client programs (Debian: postgresql-client-%d) or set pg_bin", hi, hi)))
 			continue
 		}
@@ -93,7 +93,7 @@ func (in *input) checkPGDump() []Finding {
 			for _, t := range tool.found {
 				have = append(have, t.Version)
 			}
-			out = append(out, finding("pg-dump-too-old", Blocker, "pgferry",
+			out = append(out, finding("pg-dump-too-old", Blocker, "pghaul",
 				fmt.Sprintf("%s %s found; the source needs a major between %d and %d", tool.name, strings.Join(have, ", "), lo, hi),
 				fmt.Sprintf("install the PostgreSQL %d client programs (Debian: postgresql-client-%d) or set pg_bin", hi, hi)))
 		}

@@ -3,7 +3,7 @@ package plan
 import (
 	"fmt"
 
-	"github.com/pgferry/pgferry/config"
+	"github.com/pghaul/pghaul/config"
 )
 
 // checkDependencies reports table filters that break what depends on the

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pgferry/pgferry/config"
+	"github.com/pghaul/pghaul/config"
 )
 
 func table(schema, name string, mods ...func(*Table)) Table {
@@ -267,7 +267,7 @@ func TestChecks(t *testing.T) {
 				s.Me = Me{Name: "migrator", Replication: true, MemberOf: []string{shopOf(s).Owner}}
 			},
 			want: []string{"warning write-freeze-privilege"}, reject: []string{"blocker write-freeze-privilege"}},
-		{name: "leftover slot", mutate: func(s, d *Snapshot) { s.Slots = []Slot{{Name: "pgferry_shop_deadbeef_slot"}} }, want: []string{"warning leftover-replication-objects"}},
+		{name: "leftover slot", mutate: func(s, d *Snapshot) { s.Slots = []Slot{{Name: "pghaul_shop_deadbeef_slot"}} }, want: []string{"warning leftover-replication-objects"}},
 		{name: "membership a 16 target user cannot grant", mutate: func(s, d *Snapshot) {
 			s.Roles[1].MemberOf = []Membership{{Role: "pg_monitor"}}
 			d.Server.Major, d.Me = 16, Me{Name: "migrator", CreateRole: true, CreateDB: true}
@@ -383,7 +383,7 @@ func TestSkippedTablesKeepDefinitionsButNoRows(t *testing.T) {
 
 func TestReplicationNames(t *testing.T) {
 	n := NamesFor("Mixed Case-DB", "7300000000000000001")
-	if !strings.HasPrefix(n.Slot, "pgferry_mixed_case_db_") || !strings.HasSuffix(n.Slot, "_slot") {
+	if !strings.HasPrefix(n.Slot, "pghaul_mixed_case_db_") || !strings.HasSuffix(n.Slot, "_slot") {
 		t.Errorf("slot = %q", n.Slot)
 	}
 	if other := NamesFor("Mixed Case-DB", "7300000000000000002"); other.Slot == n.Slot {
@@ -455,7 +455,7 @@ func TestReplicatingDatabaseNeedsOnlyCutover(t *testing.T) {
 }
 
 // TestSubscriptionPasswordFromEnvironment: a non-superuser subscription
-// needs a password, written in the source URI or one pgferry found in
+// needs a password, written in the source URI or one pghaul found in
 // PGPASSWORD or a passfile (Env.SubscriptionPassword).
 func TestSubscriptionPasswordFromEnvironment(t *testing.T) {
 	c, err := config.Parse([]byte("version: 1\nsource: {uri: \"postgres://u@src/postgres\"}\ntarget: {uri: \"postgres://u:pw@dst/postgres\"}\nmethod: replication\n"), "m.yaml", config.Options{})

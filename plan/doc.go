@@ -1,4 +1,4 @@
-// Package plan is pgferry's pure core: the Snapshot of what a cluster holds,
+// Package plan is pghaul's pure core: the Snapshot of what a cluster holds,
 // the checks that turn two snapshots and a config into Findings, Build
 // (config + snapshots + environment -> Plan), the renderers and the plan file.
 //

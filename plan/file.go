@@ -12,7 +12,7 @@ import (
 // File is the saved form of a plan (plan -o plan.json): the plan exactly as
 // reviewed, wrapped in an envelope that holds the only time in it.
 type File struct {
-	// Kind is always "pgferry-plan", so other JSON is refused clearly.
+	// Kind is always "pghaul-plan", so other JSON is refused clearly.
 	Kind      string    `json:"kind"`
 	CreatedAt time.Time `json:"created_at"`
 	Plan      Plan      `json:"plan"`
@@ -23,7 +23,7 @@ type File struct {
 }
 
 // FileKind marks a plan file.
-const FileKind = "pgferry-plan"
+const FileKind = "pghaul-plan"
 
 // WriteFile writes p in its envelope, created at now, with the structural
 // facts of the snapshots it was built from.
@@ -62,8 +62,8 @@ func (f *File) Check(configHash string, src, dst Snapshot) error {
 	return &StaleError{Changes: changes}
 }
 
-// ErrNotPlanFile is returned for JSON that is not a pgferry plan file.
-var ErrNotPlanFile = errors.New("not a pgferry plan file")
+// ErrNotPlanFile is returned for JSON that is not a pghaul plan file.
+var ErrNotPlanFile = errors.New("not a pghaul plan file")
 
 // ReadFile reads a plan file written by WriteFile.
 func ReadFile(r io.Reader) (*File, error) {
@@ -77,7 +77,7 @@ func ReadFile(r io.Reader) (*File, error) {
 		return nil, ErrNotPlanFile
 	}
 	if f.Plan.FormatVersion != FormatVersion {
-		return nil, fmt.Errorf("plan format version %d; this pgferry reads %d: plan again", f.Plan.FormatVersion, FormatVersion)
+		return nil, fmt.Errorf("plan format version %d; this pghaul reads %d: plan again", f.Plan.FormatVersion, FormatVersion)
 	}
 	return &f, nil
 }

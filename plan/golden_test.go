@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/internal/golden"
-	"github.com/pgferry/pgferry/internal/provider"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/golden"
+	"github.com/pghaul/pghaul/internal/provider"
 )
 
 const header = `version: 1

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/internal/dsn"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/dsn"
 )
 
 // chooseMethods gives every database its method. A failed replication
@@ -94,7 +94,7 @@ func (in *input) clusterPrereqs() []Finding {
 	}
 	if in.env.ReplicationRefused != "" && in.cfg.Replication.InitialCopy == config.InitialCopySnapshot {
 		out = append(out, finding("replication-connection-refused", "", "source",
-			"the source refuses pgferry a replication connection ("+in.env.ReplicationRefused+"): the slot that exports the copy's snapshot needs one",
+			"the source refuses pghaul a replication connection ("+in.env.ReplicationRefused+"): the slot that exports the copy's snapshot needs one",
 			"allow replication connections for the role in the source's pg_hba.conf (a line for the 'replication' database), point source.uri at the server rather than a pooler, or set replication.initial_copy: subscription"))
 	}
 	return out
@@ -170,7 +170,7 @@ func notOwned(ts []Table) []string {
 
 func (in *input) checkSubscriptionPrivilege(db *dbInput) []Finding {
 	me := in.dst.Me
-	// A database pgferry creates gets aiven_extras from the source's schema
+	// A database pghaul creates gets aiven_extras from the source's schema
 	// when the target offers it.
 	inherits := db.dst == nil && hasAivenExtras(db.src) && in.available("aiven_extras")
 	if me.Superuser || hasAivenExtras(db.dst) || inherits {

@@ -19,7 +19,7 @@ type ReplicationNames struct {
 // maxIdentifier is the longest identifier PostgreSQL keeps (NAMEDATALEN-1).
 const maxIdentifier = 63
 
-// NamesFor computes pgferry_<db>_<hash>_pub|_slot|_sub: <db> is the database
+// NamesFor computes pghaul_<db>_<hash>_pub|_slot|_sub: <db> is the database
 // name lower-cased with every character outside [a-z0-9_] replaced by _,
 // cut so the name fits in 63 bytes; <hash> is the first 8 hex digits of
 // the SHA-256 of the exact database name, a NUL byte and the target's
@@ -37,11 +37,11 @@ func NamesFor(database, targetSystemID string) ReplicationNames {
 	sum := sha256.Sum256([]byte(database + "\x00" + targetSystemID))
 	hash := hex.EncodeToString(sum[:])[:8]
 	base := b.String()
-	room := maxIdentifier - len("pgferry_") - len("_") - len(hash) - len("_slot")
+	room := maxIdentifier - len("pghaul_") - len("_") - len(hash) - len("_slot")
 	if len(base) > room {
 		base = base[:room]
 	}
-	prefix := "pgferry_" + base + "_" + hash
+	prefix := "pghaul_" + base + "_" + hash
 	return ReplicationNames{Publication: prefix + "_pub", Slot: prefix + "_slot", Subscription: prefix + "_sub"}
 }
 

@@ -186,7 +186,7 @@ type Env struct {
 	// TargetLocal: target.uri is too.
 	SubscriptionLocal bool `json:"-"`
 	TargetLocal       bool `json:"-"`
-	// ReplicationRefused is why the source refused pgferry a replication
+	// ReplicationRefused is why the source refused pghaul a replication
 	// connection ("" when it accepted one, or none was tried).
 	ReplicationRefused string `json:"-"`
 	// SubscriptionRefused is why the target server could not connect to

@@ -154,7 +154,7 @@ func RenderTable(w io.Writer, header []string, rows [][]string) error {
 }
 
 func renderMarkdown(w io.Writer, p *Plan) error {
-	fmt.Fprintf(w, "## pgferry plan\n\n- **Source:** `%s` (PostgreSQL %s)\n- **Target:** `%s` (PostgreSQL %s)\n- **Summary:** %s\n\n",
+	fmt.Fprintf(w, "## pghaul plan\n\n- **Source:** `%s` (PostgreSQL %s)\n- **Target:** `%s` (PostgreSQL %s)\n- **Summary:** %s\n\n",
 		p.Source.URI, p.Source.Version, p.Target.URI, p.Target.Version, p.Summary())
 	mdTable(w, "Databases", []string{"Database", "Method", "Target", "Tables", "Size", "Why"}, databaseRows(p))
 	rows := findingRows(p)

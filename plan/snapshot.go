@@ -13,7 +13,7 @@ type Snapshot struct {
 	Unknown    []string `json:"unknown,omitempty"`
 	InRecovery bool     `json:"in_recovery"`
 	// Pooled: the session went through a connection pooler, which dropped
-	// the startup setting pgferry sent (default_transaction_read_only).
+	// the startup setting pghaul sent (default_transaction_read_only).
 	Pooled    bool       `json:"pooled,omitempty"`
 	Me        Me         `json:"me"`
 	Roles     []Role     `json:"roles"`
@@ -147,7 +147,7 @@ type Database struct {
 	Inspected bool   `json:"inspected"`
 	Error     string `json:"error,omitempty"`
 	// NotUTF8: the catalog holds text that is not valid UTF-8 (a SQL_ASCII
-	// database stores any bytes), which pgferry cannot read.
+	// database stores any bytes), which pghaul cannot read.
 	NotUTF8 bool `json:"not_utf8,omitempty"`
 	Contents
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pgferry/pgferry/config"
+	"github.com/pghaul/pghaul/config"
 )
 
 // steps lays out the plan's steps in DESIGN.md section 4's order: cluster

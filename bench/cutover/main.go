@@ -1,4 +1,4 @@
-// Command cutover measures pgferry's cut-over under load: several
+// Command cutover measures pghaul's cut-over under load: several
 // databases replicate while pgbench writes to each at a steady rate, then
 // the same file with stop: true cuts over. Each run starts a fresh source
 // and target. Per run it reports each database's freeze window (from the
@@ -10,7 +10,7 @@
 //	go run ./bench/cutover -runs 5 -rate 200 -databases 3     (make bench-cutover)
 //
 // Each run is followed by a baseline on fresh clusters of its own: the same
-// cut-over with write_freeze: false and verify: none (what pgferry did
+// cut-over with write_freeze: false and verify: none (what pghaul did
 // before the freeze), which shows what the freeze protects.
 //
 // Results go to bench/results/cutover.tsv.
@@ -35,9 +35,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/apply"
-	"github.com/pgferry/pgferry/bench/internal/benchkit"
-	"github.com/pgferry/pgferry/internal/cluster"
+	"github.com/pghaul/pghaul/apply"
+	"github.com/pghaul/pghaul/bench/internal/benchkit"
+	"github.com/pghaul/pghaul/internal/cluster"
 )
 
 type options struct {
@@ -78,13 +78,13 @@ type outcome struct {
 }
 
 func run(ctx context.Context, o options) error {
-	work, err := os.MkdirTemp("", "pgferry-cutover-")
+	work, err := os.MkdirTemp("", "pghaul-cutover-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "pgferry")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/pgferry").CombinedOutput(); err != nil {
+	bin := filepath.Join(work, "pghaul")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/pghaul").CombinedOutput(); err != nil {
 		return fmt.Errorf("build: %v\n%s", err, out)
 	}
 	var all, base []outcome
@@ -157,7 +157,7 @@ func once(ctx context.Context, o options, work, bin string, freeze bool) (outcom
 	if err := os.WriteFile(cfg, []byte(doc(false)), 0o600); err != nil {
 		return outcome{}, err
 	}
-	if out, err := pgferry(bin, "apply", "-c", cfg); err != nil {
+	if out, err := pghaul(bin, "apply", "-c", cfg); err != nil {
 		return outcome{}, fmt.Errorf("apply: %v\n%s", err, out)
 	}
 	benches := make([]*exec.Cmd, len(dbs))
@@ -175,7 +175,7 @@ func once(ctx context.Context, o options, work, bin string, freeze bool) (outcom
 		return outcome{}, err
 	}
 	start := time.Now()
-	out, err := pgferry(bin, "apply", "-c", cfg)
+	out, err := pghaul(bin, "apply", "-c", cfg)
 	r := outcome{freeze: freeze, took: time.Since(start)}
 	if path := os.Getenv("CUTOVER_LOG"); path != "" {
 		os.WriteFile(path, out, 0o644) // the last cut-over's log, for a closer look
@@ -215,7 +215,7 @@ func (r *outcome) count(ctx context.Context, bin, cfg string, src, dst *cluster.
 			r.windows = append(r.windows, f.Window())
 		}
 	}
-	if out, err := pgferry(bin, "cleanup", "-c", cfg, "--unfreeze"); err != nil {
+	if out, err := pghaul(bin, "cleanup", "-c", cfg, "--unfreeze"); err != nil {
 		return fmt.Errorf("cleanup --unfreeze: %v\n%s", err, out)
 	}
 	processed := regexp.MustCompile(`number of transactions actually processed: (\d+)`)
@@ -242,9 +242,9 @@ func (r *outcome) count(ctx context.Context, bin, cfg string, src, dst *cluster.
 	return nil
 }
 
-func pgferry(bin string, args ...string) ([]byte, error) {
+func pghaul(bin string, args ...string) ([]byte, error) {
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "PGFERRY_LAG_POLL=100ms")
+	cmd.Env = append(os.Environ(), "PGHAUL_LAG_POLL=100ms")
 	return cmd.CombinedOutput()
 }
 

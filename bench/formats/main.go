@@ -1,6 +1,6 @@
 // Command formats measures text against binary COPY per type family: for
 // each family a table is streamed COPY TO STDOUT -> COPY FROM STDIN (FREEZE,
-// after a TRUNCATE in the same transaction, as pgferry copies) between two
+// after a TRUNCATE in the same transaction, as pghaul copies) between two
 // databases of one throwaway cluster, alternating the two formats, and the
 // CPU time of the sending and the receiving backend is read from
 // /proc/<pid>/stat around each copy:
@@ -27,8 +27,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgferry/pgferry/bench/internal/benchkit"
-	"github.com/pgferry/pgferry/internal/cluster"
+	"github.com/pghaul/pghaul/bench/internal/benchkit"
+	"github.com/pghaul/pghaul/internal/cluster"
 )
 
 // family is a table of one kind of columns; fill is the SELECT list over
@@ -136,7 +136,7 @@ func copyOnce(ctx context.Context, src, dst *pgconn.PgConn, table, format string
 	}
 	s0, d0 := backendCPU(src.PID()), backendCPU(dst.PID())
 	pr, pw := io.Pipe()
-	// Rows batched as pgferry does: one network message per row would
+	// Rows batched as pghaul does: one network message per row would
 	// cost the target more than the format.
 	buf := bufio.NewWriterSize(pw, 256<<10)
 	counted := &counter{w: buf}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/cluster"
+	"github.com/pghaul/pghaul/internal/cluster"
 )
 
 type harness struct {
@@ -131,10 +131,10 @@ func digests(ctx context.Context, uri string, only []string) (map[string]string,
 	return out, nil
 }
 
-// phaseNames are where pgferry's time goes, from its step log.
+// phaseNames are where pghaul's time goes, from its step log.
 var phaseNames = []string{"schema", "copy", "post-data", "rest"}
 
-// phases measures pgferry's wall time by kind of work: for each kind, the
+// phases measures pghaul's wall time by kind of work: for each kind, the
 // time during which a step of that kind ran in some database (databases
 // run at once, so kinds overlap and need not add up to the wall time);
 // "rest" is the time no step ran at all (planning, process start and exit).
@@ -218,14 +218,14 @@ func (h *harness) report(o options) error {
 		return err
 	}
 	var b strings.Builder
-	b.WriteString("scale\tmethod\truns\tmin_s\tmedian_s\tmax_s\tratio_to_pgferry\tverified\tpeak_rss_mib\tmedian_cpu_s\tmedian_source_cpu_s\tmedian_target_cpu_s\tphases\n")
+	b.WriteString("scale\tmethod\truns\tmin_s\tmedian_s\tmax_s\tratio_to_pghaul\tverified\tpeak_rss_mib\tmedian_cpu_s\tmedian_source_cpu_s\tmedian_target_cpu_s\tphases\n")
 	base := map[string]time.Duration{}
-	for _, ref := range []string{"pgferry-dump", "pgferry-replication"} {
+	for _, ref := range []string{"pghaul-dump", "pghaul-replication"} {
 		if rs := h.results[ref]; len(rs) > 0 {
 			_, base[ref], _ = stats(rs)
 		}
 	}
-	fmt.Printf("\n| method | min s | median s | max s | × pgferry | CPU s | source CPU s | target CPU s |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("\n| method | min s | median s | max s | × pghaul | CPU s | source CPU s | target CPU s |\n|---|---|---|---|---|---|---|---|\n")
 	for _, name := range o.methods {
 		rs := h.results[name]
 		if len(rs) == 0 {
@@ -260,10 +260,10 @@ func allVerified(rs []result) bool {
 	return true
 }
 
-// reference is the pgferry method a method is compared with.
+// reference is the pghaul method a method is compared with.
 func reference(name string) string {
-	if name == "pgferry-replication" || name == "native-subscription" {
-		return "pgferry-replication"
+	if name == "pghaul-replication" || name == "native-subscription" {
+		return "pghaul-replication"
 	}
-	return "pgferry-dump"
+	return "pghaul-dump"
 }

@@ -1,21 +1,21 @@
-// Command harness measures pgferry against the tools people use instead,
+// Command harness measures pghaul against the tools people use instead,
 // side by side in one run on the same source, each method several times,
 // alternating, each run on a fresh target cluster, every run verified:
 //
 //	go run ./bench/harness -scale 20 -runs 3        (make bench)
-//	go run ./bench/harness -tables 1000 -methods pgferry-dump,'pg_dump-Fc|pg_restore'
+//	go run ./bench/harness -tables 1000 -methods pghaul-dump,'pg_dump-Fc|pg_restore'
 //
 // -tables N adds a third database of N small tables, where what each
 // table costs (statements, sessions' catalog work, bookkeeping) dominates.
 //
-// Dump methods: pgferry apply (method: dump), pg_dump -Fc | pg_restore (what
+// Dump methods: pghaul apply (method: dump), pg_dump -Fc | pg_restore (what
 // aiven-db-migrate runs), the same with -Z0, pg_dump -Fd -j 2 + pg_restore -j 2,
-// and pgcopydb clone --table-jobs 2 --index-jobs 2. Replication: pgferry apply
+// and pgcopydb clone --table-jobs 2 --index-jobs 2. Replication: pghaul apply
 // (method: replication) until lag 0 with every table synced, and a native
 // subscription with copy_data = true until every table is ready. A
 // physical-limit proxy: COPY TO STDOUT piped into COPY FROM STDIN of the
 // largest table into a table without indexes; and the dump's floor, that
-// table alone as pgferry loads it (binary COPY FREEZE) with its primary
+// table alone as pghaul loads it (binary COPY FREEZE) with its primary
 // key. Results go to a TSV file.
 package main
 
@@ -31,8 +31,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pgferry/pgferry/bench/internal/benchkit"
-	"github.com/pgferry/pgferry/internal/cluster"
+	"github.com/pghaul/pghaul/bench/internal/benchkit"
+	"github.com/pghaul/pghaul/internal/cluster"
 )
 
 type options struct {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/bench/internal/benchkit"
-	"github.com/pgferry/pgferry/internal/cluster"
+	"github.com/pghaul/pghaul/bench/internal/benchkit"
+	"github.com/pghaul/pghaul/internal/cluster"
 )
 
 // method is one way to move the source; verify names the tables to
@@ -25,12 +25,12 @@ type method struct {
 }
 
 var methods = []method{
-	{name: "pgferry-dump", run: pgferryDump},
+	{name: "pghaul-dump", run: pghaulDump},
 	{name: "pg_dump-Fc|pg_restore", run: dumpRestore("-Fc")},
 	{name: "pg_dump-Fc-Z0|pg_restore", run: dumpRestore("-Fc", "-Z0")},
 	{name: "pg_dump-Fd-j2+pg_restore-j2", run: dumpDirectory},
 	{name: "pgcopydb-clone", run: pgcopydb},
-	{name: "pgferry-replication", run: pgferryReplication},
+	{name: "pghaul-replication", run: pghaulReplication},
 	{name: "native-subscription", run: nativeSubscription},
 	{name: "copy-proxy", run: copyProxy, verify: map[string][]string{"bench": {"public.pgbench_accounts"}}},
 	{name: "largest-table", run: largestTable, verify: map[string][]string{"bench": {"public.pgbench_accounts"}}},
@@ -60,15 +60,15 @@ func (h *harness) config(dst *cluster.Cluster, extra string) (string, error) {
 	return path, os.WriteFile(path, []byte(doc), 0o600)
 }
 
-// runPgferry runs apply and returns its wall time, peak RSS and log.
-func (h *harness) runPgferry(cfg string) (time.Duration, int64, string, error) {
+// runPghaul runs apply and returns its wall time, peak RSS and log.
+func (h *harness) runPghaul(cfg string) (time.Duration, int64, string, error) {
 	cmd := exec.Command(h.bin, "apply", "-c", cfg)
-	cmd.Env = append(os.Environ(), "PGFERRY_LAG_POLL=100ms")
+	cmd.Env = append(os.Environ(), "PGHAUL_LAG_POLL=100ms")
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
 	if err != nil {
-		return 0, 0, "", fmt.Errorf("pgferry apply: %v\n%s", err, out)
+		return 0, 0, "", fmt.Errorf("pghaul apply: %v\n%s", err, out)
 	}
 	if os.Getenv("HARNESS_LOG") != "" {
 		os.WriteFile(os.Getenv("HARNESS_LOG"), out, 0o644)
@@ -76,24 +76,24 @@ func (h *harness) runPgferry(cfg string) (time.Duration, int64, string, error) {
 	return took, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, string(out), nil
 }
 
-func pgferryDump(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
+func pghaulDump(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
 	cfg, err := h.config(dst, "method: dump\n")
 	if err != nil {
 		return result{}, err
 	}
-	took, rss, log, err := h.runPgferry(cfg)
+	took, rss, log, err := h.runPghaul(cfg)
 	return result{took: took, rssKiB: rss, phases: phases(log, took)}, err
 }
 
-// pgferryReplication times apply until lag 0 with every table synced: the
+// pghaulReplication times apply until lag 0 with every table synced: the
 // end of its wait, before the cut-over steps.
-func pgferryReplication(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
+func pghaulReplication(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
 	cfg, err := h.config(dst, "method: replication\nreplication: {max_lag_bytes: 0, stop: true}\n")
 	if err != nil {
 		return result{}, err
 	}
 	start := time.Now()
-	took, rss, log, err := h.runPgferry(cfg)
+	took, rss, log, err := h.runPghaul(cfg)
 	if err != nil {
 		return result{}, err
 	}
@@ -260,7 +260,7 @@ func copyProxy(ctx context.Context, h *harness, dst *cluster.Cluster) (result, e
 }
 
 // largestTable is the floor of a dump's critical path: the largest table
-// alone, as pgferry loads it (binary COPY FREEZE into the table truncated
+// alone, as pghaul loads it (binary COPY FREEZE into the table truncated
 // in the same transaction), then its primary key.
 func largestTable(ctx context.Context, h *harness, dst *cluster.Cluster) (result, error) {
 	return copyAccounts(ctx, h, dst, "COPY pgbench_accounts TO STDOUT (FORMAT binary)",

@@ -1,6 +1,6 @@
 // Package cluster starts and stops throwaway local PostgreSQL clusters with
 // initdb and pg_ctl, on a free loopback TCP port. Tests use it through
-// internal/pgtest and `pgferry demo` directly, so it must not import testing.
+// internal/pgtest and `pghaul demo` directly, so it must not import testing.
 // Run as root, it runs initdb, pg_ctl and postgres as the postgres OS user,
 // in a directory that user owns.
 package cluster
@@ -22,12 +22,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pgferry/pgferry/internal/pgbin"
+	"github.com/pghaul/pghaul/internal/pgbin"
 )
 
 // InstallHint says how to get the server programs on Debian, the machines
 // this project runs on.
-const InstallHint = "install them with `apt-get install -y postgresql postgresql-contrib` or point PGFERRY_PG_BIN at a directory holding initdb and pg_ctl"
+const InstallHint = "install them with `apt-get install -y postgresql postgresql-contrib` or point PGHAUL_PG_BIN at a directory holding initdb and pg_ctl"
 
 // Options describe the cluster to start.
 type Options struct {
@@ -194,7 +194,7 @@ func (c *Cluster) makeDir(base string) (string, error) {
 	if base == "" {
 		base = os.TempDir()
 	}
-	dir, err := os.MkdirTemp(base, "pgferry-pg-")
+	dir, err := os.MkdirTemp(base, "pghaul-pg-")
 	if err != nil {
 		return "", fmt.Errorf("cluster directory: %w", err)
 	}
@@ -251,7 +251,7 @@ func (c *Cluster) writeConf(extra map[string]string) error {
 	settings["unix_socket_directories"] = "'" + c.SocketDir() + "'"
 	maps.Copy(settings, extra)
 	var b strings.Builder
-	b.WriteString("\n# pgferry test cluster\n")
+	b.WriteString("\n# pghaul test cluster\n")
 	for _, k := range slices.Sorted(maps.Keys(settings)) {
 		fmt.Fprintf(&b, "%s = %s\n", k, settings[k])
 	}

@@ -245,7 +245,7 @@ func replaceInURI(u *url.URL, keys map[string]bool, repl string) (string, bool) 
 
 // ReplacePassword returns s with its password — in a URI's user info or
 // password parameter, or a key=value password — replaced by repl verbatim
-// (pgferry init writes ${SOURCE_PASSWORD}), and whether s had one.
+// (pghaul init writes ${SOURCE_PASSWORD}), and whether s had one.
 func ReplacePassword(s, repl string) (string, bool) {
 	passwordKey := map[string]bool{"password": true}
 	if strings.Contains(s, "://") {

@@ -48,7 +48,7 @@ func HasPassword(s string) bool {
 // ForTool rewrites s for a libpq program (pg_dump, pg_restore): database db,
 // and the password taken out, to be passed in PGPASSWORD rather than on a
 // command line where other users could read it. A client_encoding goes
-// too: a schema archive is in its database's encoding, as pgferry reads
+// too: a schema archive is in its database's encoding, as pghaul reads
 // it (and a subscription sets its own).
 func ForTool(s, db string) (conninfo, password string) {
 	if strings.Contains(s, "://") {
@@ -123,7 +123,7 @@ func WithPassword(s, pw string) string {
 
 // ConnectionEnv are the libpq environment variables that say which server
 // to reach and how to authenticate, those pgx reads too: pg_dump and
-// pg_restore get them, so that they reach the server pgferry's own
+// pg_restore get them, so that they reach the server pghaul's own
 // sessions reach, the same way (a password in PGPASSWORD or a passfile).
 // Other PG* variables (PGCLIENTENCODING, PGOPTIONS, PGDATABASE...) would
 // change what the programs do, and are not passed.

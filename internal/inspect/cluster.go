@@ -6,8 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // settingNames are the settings plans depend on.
@@ -21,7 +21,7 @@ var settingNames = []string{
 // optionalSettings may legitimately be absent: their absence is not "unknown".
 var optionalSettings = map[string]bool{"extwlist.extensions": true, "max_active_replication_origins": true, "max_slot_wal_keep_size": true}
 
-// serverSQL: default_transaction_read_only is off in a session pgferry
+// serverSQL: default_transaction_read_only is off in a session pghaul
 // opened with it on when something between dropped that startup
 // setting: a connection pooler (PgBouncer's ignore_startup_parameters).
 const serverSQL = `SELECT split_part(current_setting('server_version'), ' ', 1), current_setting('server_version_num')::int,

@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // userObject restricts a catalog query to objects outside the system

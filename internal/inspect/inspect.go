@@ -18,8 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // Options say what to inspect.
@@ -170,7 +170,7 @@ ORDER BY 1, 2, 3`
 // the first schemas, relations and columns whose names are not, with the
 // bytes escaped (\xe9).
 func notUTF8(ctx context.Context, conn *pgx.Conn) string {
-	const head = "its catalog holds text that is not valid UTF-8, which a SQL_ASCII database allows and pgferry cannot carry"
+	const head = "its catalog holds text that is not valid UTF-8, which a SQL_ASCII database allows and pghaul cannot carry"
 	rows, err := conn.Query(ctx, notUTF8Names)
 	if err != nil {
 		return head

@@ -10,11 +10,11 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/pgferry/pgferry/internal/cluster"
-	"github.com/pgferry/pgferry/internal/inspect"
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/internal/pgtest"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/internal/cluster"
+	"github.com/pghaul/pghaul/internal/inspect"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/internal/pgtest"
+	"github.com/pghaul/pghaul/plan"
 )
 
 var updateFixtures = flag.Bool("update", false, "rewrite plan/testdata/snapshots from real clusters")

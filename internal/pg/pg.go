@@ -1,5 +1,5 @@
 // Package pg opens pgx connections from the connection strings of a
-// migration file, to any database of the server, with pgferry's session
+// migration file, to any database of the server, with pghaul's session
 // settings. Errors name the side and never hold a password.
 package pg
 
@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgferry/pgferry/internal/dsn"
+	"github.com/pghaul/pghaul/internal/dsn"
 )
 
 // Endpoint connects to the databases of one server.
@@ -66,7 +66,7 @@ func NewEndpoint(side, uri string) (*Endpoint, error) {
 	dialer := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 6}}
 	cfg.DialFunc = dialer.DialContext
 	if cfg.RuntimeParams["application_name"] == "" {
-		cfg.RuntimeParams["application_name"] = "pgferry"
+		cfg.RuntimeParams["application_name"] = "pghaul"
 	}
 	// pgx reads and writes text as UTF-8, and a session's client_encoding
 	// defaults to its database's encoding: without this, names read from a
@@ -342,7 +342,7 @@ func (e *ConnectError) Error() string {
 	var pge *pgconn.PgError
 	if errors.As(e.Err, &pge) && pge.Code == "08P01" && strings.Contains(pge.Message, "unsupported startup parameter") {
 		// PgBouncer's answer to a session setting it does not pass on.
-		msg += fmt.Sprintf("; this address leads to a connection pooler (PgBouncer), which cannot carry pgferry's sessions: point %s.uri at the PostgreSQL server itself", e.Side)
+		msg += fmt.Sprintf("; this address leads to a connection pooler (PgBouncer), which cannot carry pghaul's sessions: point %s.uri at the PostgreSQL server itself", e.Side)
 	}
 	return msg
 }
@@ -425,7 +425,7 @@ func Password(conninfo string) string {
 	return cfg.Password
 }
 
-// SQLSTATE codes pgferry branches on.
+// SQLSTATE codes pghaul branches on.
 const (
 	InsufficientPrivilege = "42501"
 	UndefinedObject       = "42704"

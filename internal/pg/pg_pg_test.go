@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pghaul/pghaul/internal/pgtest"
 )
 
 // TestPreferredTLSRefusedOnce: under sslmode=prefer a server without TLS

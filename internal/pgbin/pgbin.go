@@ -86,7 +86,7 @@ func Find(ctx context.Context, program string, dirs []string, env []string) []To
 // a Perl script choosing a version and running the binary from
 // /usr/lib/postgresql/<major>/bin, which the search holds anyway. Skipping
 // it spares every pg_dump and pg_restore run a Perl start-up (tens of
-// milliseconds of CPU each) and keeps the version pgferry chose.
+// milliseconds of CPU each) and keeps the version pghaul chose.
 func isWrapper(real string) bool {
 	return filepath.Base(real) == "pg_wrapper" && filepath.Base(filepath.Dir(real)) == "postgresql-common"
 }

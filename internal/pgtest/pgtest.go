@@ -2,9 +2,9 @@
 // under testing.TB) and offers small helpers to query them. Test-only: no
 // production package may import it.
 //
-// Binaries come from PGFERRY_PG_BIN, or per side from PGFERRY_SOURCE_PG_BIN
-// and PGFERRY_TARGET_PG_BIN (with PGFERRY_SOURCE_LD_LIBRARY_PATH and
-// PGFERRY_TARGET_LD_LIBRARY_PATH), else the newest installed.
+// Binaries come from PGHAUL_PG_BIN, or per side from PGHAUL_SOURCE_PG_BIN
+// and PGHAUL_TARGET_PG_BIN (with PGHAUL_SOURCE_LD_LIBRARY_PATH and
+// PGHAUL_TARGET_LD_LIBRARY_PATH), else the newest installed.
 package pgtest
 
 import (
@@ -16,14 +16,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/cluster"
+	"github.com/pghaul/pghaul/internal/cluster"
 )
 
 func init() {
 	// Stray PG* variables would steer pgx and the client programs away
 	// from the test servers.
 	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "PG") && !strings.HasPrefix(k, "PGFERRY_") {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "PG") && !strings.HasPrefix(k, "PGHAUL_") {
 			os.Unsetenv(k)
 		}
 	}
@@ -61,8 +61,8 @@ func WithSettings(s map[string]string) Option {
 func Start(t testing.TB, side Side, opts ...Option) *cluster.Cluster {
 	t.Helper()
 	o := cluster.Options{
-		BinDir:  firstEnv("PGFERRY_"+string(side)+"_PG_BIN", "PGFERRY_PG_BIN"),
-		LibPath: os.Getenv("PGFERRY_" + string(side) + "_LD_LIBRARY_PATH"),
+		BinDir:  firstEnv("PGHAUL_"+string(side)+"_PG_BIN", "PGHAUL_PG_BIN"),
+		LibPath: os.Getenv("PGHAUL_" + string(side) + "_LD_LIBRARY_PATH"),
 	}
 	for _, opt := range opts {
 		opt(&o)

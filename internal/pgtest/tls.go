@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgferry/pgferry/internal/cluster"
+	"github.com/pghaul/pghaul/internal/cluster"
 )
 
 // TLS turns TLS on for c with a certificate for localhost and 127.0.0.1
@@ -24,7 +24,7 @@ import (
 // subscription of another test cluster on this machine can name it.
 func TLS(t testing.TB, c *cluster.Cluster) (caFile string) {
 	t.Helper()
-	ca, caKey := newCA(t, "pgferry test CA")
+	ca, caKey := newCA(t, "pghaul test CA")
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TLS(t testing.TB, c *cluster.Cluster) (caFile string) {
 // directory like TLS's: the wrong CA for every test server.
 func OtherCA(t testing.TB, c *cluster.Cluster) string {
 	t.Helper()
-	ca, _ := newCA(t, "pgferry unrelated CA")
+	ca, _ := newCA(t, "pghaul unrelated CA")
 	f := filepath.Join(c.Dir, "other-root.crt")
 	if err := c.WriteFile(f, pemOf("CERTIFICATE", ca.Raw), 0o644); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-// Package provider holds what pgferry knows of managed PostgreSQL services:
+// Package provider holds what pghaul knows of managed PostgreSQL services:
 // how to recognise each from what its servers show, its own roles (never
 // migrated), and how to fix a replication prerequisite there. It is the
 // one table of these facts (docs/providers.md shows it); each entry names
@@ -32,7 +32,7 @@ type Provider struct {
 	Source string
 }
 
-// Providers are the managed services pgferry recognises.
+// Providers are the managed services pghaul recognises.
 var Providers = []Provider{
 	{
 		Name:          "Amazon RDS or Aurora",
@@ -78,7 +78,7 @@ var Providers = []Provider{
 		Marker:       "avnadmin",
 		LogicalWAL:   "Aiven for PostgreSQL services run with wal_level = logical: ask Aiven support why this one does not",
 		Replication:  "ALTER ROLE %s WITH REPLICATION, as avnadmin",
-		Subscription: "CREATE EXTENSION aiven_extras as avnadmin in each target database (for one pgferry creates: in the source database, whose schema carries it over, or create the target database first): pgferry then creates the subscriptions through it",
+		Subscription: "CREATE EXTENSION aiven_extras as avnadmin in each target database (for one pghaul creates: in the source database, whose schema carries it over, or create the target database first): pghaul then creates the subscriptions through it",
 		Source:       "Aiven documentation: Perform DBA-type tasks in Aiven for PostgreSQL; the aiven-extras README",
 	},
 }

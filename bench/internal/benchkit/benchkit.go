@@ -1,5 +1,5 @@
 // Package benchkit holds what the benchmark commands share: a pgbench
-// source cluster, the pgferry binary, command helpers and medians.
+// source cluster, the pghaul binary, command helpers and medians.
 package benchkit
 
 import (
@@ -13,18 +13,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgferry/pgferry/internal/cluster"
+	"github.com/pghaul/pghaul/internal/cluster"
 )
 
-// Setup builds pgferry into a work directory and starts a source cluster
+// Setup builds pghaul into a work directory and starts a source cluster
 // holding database bench at the given pgbench scale. cleanup removes both.
 func Setup(ctx context.Context, scale int) (work, bin string, src *cluster.Cluster, cleanup func(), err error) {
-	work, err = os.MkdirTemp("", "pgferry-bench-")
+	work, err = os.MkdirTemp("", "pghaul-bench-")
 	if err != nil {
 		return "", "", nil, nil, err
 	}
-	bin = filepath.Join(work, "pgferry")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/pgferry").CombinedOutput(); err != nil {
+	bin = filepath.Join(work, "pghaul")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/pghaul").CombinedOutput(); err != nil {
 		os.RemoveAll(work)
 		return "", "", nil, nil, fmt.Errorf("build: %v\n%s", err, out)
 	}

@@ -7,15 +7,15 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/pgferry/pgferry/internal/inspect"
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pghaul/pghaul/internal/inspect"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/internal/pgtest"
 )
 
 // BenchmarkPlanScale plans a source of 10 databases x 1,000 tables (each
 // with a primary key, an index and a foreign key) against an empty target.
-// It reports the wall time of `pgferry plan` and the statements inspection
-// sends. Run: go test -run '^$' -bench PlanScale -benchtime 3x ./cmd/pgferry
+// It reports the wall time of `pghaul plan` and the statements inspection
+// sends. Run: go test -run '^$' -bench PlanScale -benchtime 3x ./cmd/pghaul
 func BenchmarkPlanScale(b *testing.B) {
 	const databases, tables = 10, 1000
 	src, dst := pgtest.Pair(b)

@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/pgferry/pgferry/apply"
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/apply"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // StatusCmd shows a migration's progress and live replication lag.
@@ -28,7 +28,7 @@ func (s *StatusCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slo
 	}
 	st, err := (&apply.FileStore{Dir: cfg.State}).Load()
 	if err != nil {
-		return fmt.Errorf("no migration state in %s (%v): run pgferry apply first", cfg.State, err)
+		return fmt.Errorf("no migration state in %s (%v): run pghaul apply first", cfg.State, err)
 	}
 	src, dst, err := endpoints(cfg)
 	if err != nil {

@@ -10,13 +10,13 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/pgferry/pgferry/config"
+	"github.com/pghaul/pghaul/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// CLI is pgferry's command line.
+// CLI is pghaul's command line.
 type CLI struct {
 	Debug     bool   `short:"d" help:"Log debug messages."`
 	LogFormat string `enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
@@ -54,11 +54,11 @@ func (e *exitError) ExitCode() int { return e.code }
 type exitRequest struct{ code int }
 
 // run parses args, runs the command and returns the exit code. Every error
-// is printed as one or more lines "pgferry: <message>" on stderr.
+// is printed as one or more lines "pghaul: <message>" on stderr.
 func run(ctx context.Context, args []string, stdout, errOut io.Writer, env Env) (code int) {
 	var cli CLI
 	parser, err := kong.New(&cli,
-		kong.Name("pgferry"),
+		kong.Name("pghaul"),
 		kong.Description(description),
 		kong.Writers(stdout, errOut),
 		kong.Exit(func(code int) { panic(exitRequest{code}) }),
@@ -109,10 +109,10 @@ func rewriteShortFlags(args []string) []string {
 }
 
 func usageError(err error, args []string) error {
-	hint := "run 'pgferry --help'"
+	hint := "run 'pghaul --help'"
 	var pe *kong.ParseError
 	if errors.As(err, &pe) && pe.Context != nil && pe.Context.Selected() != nil {
-		hint = fmt.Sprintf("run 'pgferry %s --help'", pe.Context.Selected().Name)
+		hint = fmt.Sprintf("run 'pghaul %s --help'", pe.Context.Selected().Name)
 	}
 	return &exitError{code: 1, err: fmt.Errorf("%v; %s", err, hint)}
 }
@@ -128,16 +128,16 @@ func newLogger(w io.Writer, debug bool, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// printError writes err as "pgferry: ..." lines and returns its exit code.
+// printError writes err as "pghaul: ..." lines and returns its exit code.
 func printError(w io.Writer, err error) int {
 	var ve *config.ValidationError
 	if errors.As(err, &ve) {
 		for _, l := range ve.Lines() {
-			fmt.Fprintf(w, "pgferry: %s\n", l)
+			fmt.Fprintf(w, "pghaul: %s\n", l)
 		}
 	} else {
 		msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
-		fmt.Fprintf(w, "pgferry: %s\n", msg)
+		fmt.Fprintf(w, "pghaul: %s\n", msg)
 	}
 	var ec interface{ ExitCode() int }
 	if errors.As(err, &ec) && ec.ExitCode() != 0 {
@@ -149,8 +149,8 @@ func printError(w io.Writer, err error) int {
 // VersionCmd prints the version.
 type VersionCmd struct{}
 
-// Run prints "pgferry <version>".
+// Run prints "pghaul <version>".
 func (VersionCmd) Run(stdout io.Writer) error {
-	_, err := fmt.Fprintf(stdout, "pgferry %s\n", version)
+	_, err := fmt.Fprintf(stdout, "pghaul %s\n", version)
 	return err
 }

@@ -10,10 +10,10 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/pgferry/pgferry/apply"
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/apply"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // VerifyCmd compares the copied tables on both sides.
@@ -141,7 +141,7 @@ func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoi
 	var unlisted []string
 	if err == nil {
 		if frozen := slices.Sorted(maps.Keys(st.Freezes)); len(frozen) > 0 {
-			return nil, nil, fmt.Errorf("source database %s is frozen by the cut-over, which verified it before switching; pgferry cleanup -c FILE --unfreeze lifts the freeze to verify again", frozen[0])
+			return nil, nil, fmt.Errorf("source database %s is frozen by the cut-over, which verified it before switching; pghaul cleanup -c FILE --unfreeze lifts the freeze to verify again", frozen[0])
 		}
 		tables = st.Plan.CopiedTables()
 		unlisted = unlistedCopies(&st.Plan)

@@ -5,8 +5,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/internal/dsn"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/dsn"
 )
 
 // ValidateCmd checks a migration file without connecting anywhere.

@@ -7,9 +7,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/pgferry/pgferry/apply"
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/apply"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // eventLogger renders apply's events as log lines on stderr.

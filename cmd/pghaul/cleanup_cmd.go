@@ -10,10 +10,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/pgferry/pgferry/apply"
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/apply"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // CleanupCmd drops this migration's replication objects on both sides.
@@ -21,7 +21,7 @@ type CleanupCmd struct {
 	Config   string `short:"c" required:"" type:"path" placeholder:"FILE" help:"Migration file."`
 	DryRun   bool   `help:"Only list what would be dropped."`
 	Unfreeze bool   `help:"Also lift the write freeze a finished cut-over left on the source databases, restoring what it saved (an interrupted cut-over's freeze is always lifted)."`
-	Orphans  bool   `help:"Also drop the pgferry_* slots on the source that no migration of this file owns and nothing streams from (a rebuilt target's, a failed run's), printing each."`
+	Orphans  bool   `help:"Also drop the pghaul_* slots on the source that no migration of this file owns and nothing streams from (a rebuilt target's, a failed run's), printing each."`
 }
 
 const sourceDatabasesSQL = `SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1`

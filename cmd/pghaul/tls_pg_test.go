@@ -10,16 +10,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/cluster"
-	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pghaul/pghaul/internal/cluster"
+	"github.com/pghaul/pghaul/internal/pgtest"
 )
 
 // TestVerifyFullEndToEnd runs a live migration whose source accepts the
 // migration user only over TLS (pg_hba rejects it without), with
-// sslmode=verify-full and a CA made for the test: pgferry's sessions,
+// sslmode=verify-full and a CA made for the test: pghaul's sessions,
 // pg_dump and the target's subscription all verify the server. Then the
 // wrong CA, in source.uri or only in uri_from_target, and a CA given to
-// pgferry alone through PGSSLROOTCERT are refused by plan, naming the CA,
+// pghaul alone through PGSSLROOTCERT are refused by plan, naming the CA,
 // before anything exists on the target.
 func TestVerifyFullEndToEnd(t *testing.T) {
 	t.Parallel()
@@ -77,7 +77,7 @@ func TestVerifyFullEndToEnd(t *testing.T) {
 		if r := runBin(t, nil, "plan", "-c", cfg); r.code != 0 {
 			t.Fatalf("plan over verify-full: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
-		if r := runBin(t, []string{"PGFERRY_LAG_POLL=100ms"}, "apply", "-c", cfg); r.code != 0 {
+		if r := runBin(t, []string{"PGHAUL_LAG_POLL=100ms"}, "apply", "-c", cfg); r.code != 0 {
 			t.Fatalf("apply over verify-full: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 		assertReplicated(t, src, dst, cfg)

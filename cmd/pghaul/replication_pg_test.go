@@ -15,8 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/cluster"
-	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pghaul/pghaul/internal/cluster"
+	"github.com/pghaul/pghaul/internal/pgtest"
 )
 
 var liveSource = []string{
@@ -131,7 +131,7 @@ func TestReplicationLiveCutover(t *testing.T) {
 			pgtest.Exec(t, src, "shop", liveSource...)
 			cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
 			writeTo(t, cfg, liveConfig(src, dst, ""))
-			env := []string{"PGFERRY_LAG_POLL=200ms"}
+			env := []string{"PGHAUL_LAG_POLL=200ms"}
 			stop := writer(t, src)
 			r := runBin(t, env, "apply", "-c", cfg)
 			written := stop()
@@ -186,8 +186,8 @@ func TestReplicationResumesAfterCrashes(t *testing.T) {
 			pgtest.Exec(t, src, "shop", liveSource...)
 			cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
 			writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true}\n"))
-			env := []string{"PGFERRY_LAG_POLL=200ms"}
-			r := runBin(t, append(env, "PGFERRY_CRASH_AT="+point), "apply", "-c", cfg)
+			env := []string{"PGHAUL_LAG_POLL=200ms"}
+			r := runBin(t, append(env, "PGHAUL_CRASH_AT="+point), "apply", "-c", cfg)
 			if r.code != 128+int(syscall.SIGKILL) {
 				t.Fatalf("apply did not crash at %s: exit %d\n%s", point, r.code, r.stderr)
 			}
@@ -213,7 +213,7 @@ func replicating(t *testing.T, sourceSQL ...string) (src, dst *cluster.Cluster, 
 	pgtest.Exec(t, src, "shop", append(slices.Clone(liveSource), sourceSQL...)...)
 	cfg = writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
 	writeTo(t, cfg, liveConfig(src, dst, ""))
-	env = []string{"PGFERRY_LAG_POLL=100ms"}
+	env = []string{"PGHAUL_LAG_POLL=100ms"}
 	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
 		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
 	}
@@ -271,7 +271,7 @@ func TestStatusAndCleanup(t *testing.T) {
 		t.Errorf("--dry-run dropped something: %s slots", slots)
 	}
 	c := runBin(t, nil, "cleanup", "-c", cfg)
-	if c.code != 0 || strings.Count(c.stdout, "dropped") != 3 || !strings.Contains(c.stdout, "subscription pgferry_shop_") {
+	if c.code != 0 || strings.Count(c.stdout, "dropped") != 3 || !strings.Contains(c.stdout, "subscription pghaul_shop_") {
 		t.Errorf("cleanup: exit %d\n%s\n%s", c.code, c.stdout, c.stderr)
 	}
 	again := runBin(t, nil, "cleanup", "-c", cfg)
@@ -345,7 +345,7 @@ func TestReplicationUnreachableSource(t *testing.T) {
 	unreachable := strings.Replace(src.URI("postgres"), fmt.Sprint(src.Port), "1", 1)
 	bad := strings.Replace(liveConfig(src, dst, policy), "}\ntarget:", fmt.Sprintf(", uri_from_target: %q}\ntarget:", unreachable), 1)
 	writeTo(t, cfg, bad)
-	env := []string{"PGFERRY_LAG_POLL=100ms"}
+	env := []string{"PGHAUL_LAG_POLL=100ms"}
 	if p := runBin(t, env, "plan", "-c", cfg, "--format", "json"); p.code != 2 || !strings.Contains(p.stdout, `"subscription-connection-refused"`) {
 		t.Errorf("plan with an unreachable uri_from_target: exit %d, want 2 and subscription-connection-refused\n%s\n%s", p.code, p.stdout, p.stderr)
 	}
@@ -355,7 +355,7 @@ func TestReplicationUnreachableSource(t *testing.T) {
 	// Planned with a good address, stopped before the publication step, then
 	// resumed with a bad one (a policy key: the state is kept).
 	writeTo(t, cfg, liveConfig(src, dst, policy))
-	if r := runBin(t, append(env, "PGFERRY_CRASH_AT=before:create_publication"), "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
+	if r := runBin(t, append(env, "PGHAUL_CRASH_AT=before:create_publication"), "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
 		t.Fatalf("apply did not stop before the publication step: exit %d\n%s", r.code, r.stderr)
 	}
 	writeTo(t, cfg, bad)
@@ -374,7 +374,7 @@ func TestReplicationUnreachableSource(t *testing.T) {
 	assertReplicated(t, src, dst, cfg)
 }
 
-// TestOrphanSlots: a pgferry slot of another target (one rebuilt since,
+// TestOrphanSlots: a pghaul slot of another target (one rebuilt since,
 // say) is listed by plan with the WAL it retains, plain cleanup leaves it,
 // and cleanup --orphans drops it.
 func TestOrphanSlots(t *testing.T) {
@@ -382,22 +382,22 @@ func TestOrphanSlots(t *testing.T) {
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
 	pgtest.Exec(t, src, "shop", liveSource...)
-	pgtest.Exec(t, src, "shop", "SELECT pg_create_logical_replication_slot('pgferry_shop_deadbeef_slot', 'pgoutput')",
+	pgtest.Exec(t, src, "shop", "SELECT pg_create_logical_replication_slot('pghaul_shop_deadbeef_slot', 'pgoutput')",
 		"INSERT INTO orders (note) SELECT 'wal' FROM generate_series(1, 1000)")
 	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: replication\ndatabases: {include: [shop]}\n")
 	p := runBin(t, nil, "plan", "-c", cfg, "--format", "json")
-	if p.code != 0 || !regexp.MustCompile(`slot pgferry_shop_deadbeef_slot \(shop, inactive, retains [0-9.]+ [KM]iB of WAL, wal_status reserved\)`).MatchString(p.stdout) {
+	if p.code != 0 || !regexp.MustCompile(`slot pghaul_shop_deadbeef_slot \(shop, inactive, retains [0-9.]+ [KM]iB of WAL, wal_status reserved\)`).MatchString(p.stdout) {
 		t.Errorf("plan does not list the orphan slot with its WAL: exit %d\n%s\n%s", p.code, p.stdout, p.stderr)
 	}
 	if r := runBin(t, nil, "cleanup", "-c", cfg); strings.Contains(r.stdout, "deadbeef") {
 		t.Errorf("cleanup without --orphans touched the orphan:\n%s", r.stdout)
 	}
 	dry := runBin(t, nil, "cleanup", "-c", cfg, "--orphans", "--dry-run")
-	if dry.code != 0 || !strings.Contains(dry.stdout, "would drop orphan slot pgferry_shop_deadbeef_slot") {
+	if dry.code != 0 || !strings.Contains(dry.stdout, "would drop orphan slot pghaul_shop_deadbeef_slot") {
 		t.Errorf("cleanup --orphans --dry-run: exit %d\n%s\n%s", dry.code, dry.stdout, dry.stderr)
 	}
 	r := runBin(t, nil, "cleanup", "-c", cfg, "--orphans")
-	if r.code != 0 || !strings.Contains(r.stdout, "dropped orphan slot pgferry_shop_deadbeef_slot in source database shop (retained") {
+	if r.code != 0 || !strings.Contains(r.stdout, "dropped orphan slot pghaul_shop_deadbeef_slot in source database shop (retained") {
 		t.Errorf("cleanup --orphans: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	if got := pgtest.QueryString(t, src, "postgres", "SELECT count(*)::text FROM pg_replication_slots"); got != "0" {
@@ -416,8 +416,8 @@ func TestFailedTargetLeavesNoSlot(t *testing.T) {
 	pgtest.Exec(t, src, "shop", liveSource...)
 	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
 	writeTo(t, cfg, liveConfig(src, dst, cutoverPolicy))
-	env := []string{"PGFERRY_LAG_POLL=100ms"}
-	r := runBin(t, append(env, "PGFERRY_FAIL_AT=step:db:shop/configure-database"), "apply", "-c", cfg)
+	env := []string{"PGHAUL_LAG_POLL=100ms"}
+	r := runBin(t, append(env, "PGHAUL_FAIL_AT=step:db:shop/configure-database"), "apply", "-c", cfg)
 	if r.code != 1 || !strings.Contains(r.stderr, "injected failure") || !strings.Contains(r.stderr, "which nothing would replicate from") {
 		t.Fatalf("apply with the target's step failing: exit %d\n%s", r.code, r.stderr)
 	}

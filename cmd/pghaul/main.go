@@ -1,4 +1,4 @@
-// Command pgferry moves whole PostgreSQL clusters from one server to another:
+// Command pghaul moves whole PostgreSQL clusters from one server to another:
 // validate a migration file, plan, apply. See README.md.
 package main
 
@@ -13,7 +13,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	stopProfile := profile(os.Getenv("PGFERRY_CPUPROFILE"))
+	stopProfile := profile(os.Getenv("PGHAUL_CPUPROFILE"))
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
 	stopProfile()
 	stop()
@@ -21,7 +21,7 @@ func main() {
 }
 
 // profile writes a CPU profile of the whole command to path, when set (a
-// tool for finding where pgferry's own time goes; see README "Speed").
+// tool for finding where pghaul's own time goes; see README "Speed").
 func profile(path string) (stop func()) {
 	if path == "" {
 		return func() {}
@@ -31,7 +31,7 @@ func profile(path string) (stop func()) {
 		err = pprof.StartCPUProfile(f)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "pgferry: PGFERRY_CPUPROFILE: %v\n", err)
+		fmt.Fprintf(os.Stderr, "pghaul: PGHAUL_CPUPROFILE: %v\n", err)
 		return func() {}
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }

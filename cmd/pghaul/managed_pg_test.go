@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pghaul/pghaul/internal/pgtest"
 )
 
 // TestNonSuperuserTargetKeepsOwners migrates as a managed service's
@@ -142,7 +142,7 @@ func TestNonSuperuserLiveMigration(t *testing.T) {
 	}
 	cfg := writeConfig(t, source, target, "")
 	writeTo(t, cfg, doc(""))
-	env := []string{"PGFERRY_LAG_POLL=100ms"}
+	env := []string{"PGHAUL_LAG_POLL=100ms"}
 	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 || !strings.Contains(r.stdout, "running") {
 		t.Fatalf("apply as non-superusers (target %d): exit %d\n%s\n%s", dst.Major, r.code, r.stdout, r.stderr)
 	}

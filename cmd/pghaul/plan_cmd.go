@@ -11,12 +11,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pgferry/pgferry/apply"
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/internal/inspect"
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/internal/pgbin"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/apply"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/inspect"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/internal/pgbin"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // PlanCmd inspects both servers read-only and prints the plan.
@@ -61,7 +61,7 @@ func (c *PlanCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.
 }
 
 // showProgress renders the stored plan of a migration under way, with each
-// step's status, instead of planning again: what pgferry created itself is
+// step's status, instead of planning again: what pghaul created itself is
 // never reported as a finding.
 func (c *PlanCmd) showProgress(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, stdout io.Writer, log *slog.Logger) (bool, error) {
 	st, err := (&apply.FileStore{Dir: cfg.State}).Load()

@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/cluster"
+	"github.com/pghaul/pghaul/internal/cluster"
 )
 
 // DemoCmd runs a whole live migration between two throwaway clusters.
@@ -58,7 +58,7 @@ var demoData = []struct {
 // replicating, cuts over, verifies and removes everything (also on Ctrl-C).
 func (d *DemoCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, log *slog.Logger, cli *CLI) error {
 	start := time.Now()
-	dir, err := os.MkdirTemp("", "pgferry-demo-")
+	dir, err := os.MkdirTemp("", "pghaul-demo-")
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func (d *DemoCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, log 
 }
 
 func startDemoClusters(ctx context.Context, dir string) (src, dst *cluster.Cluster, err error) {
-	opt := cluster.Options{BinDir: os.Getenv("PGFERRY_PG_BIN")}
+	opt := cluster.Options{BinDir: os.Getenv("PGHAUL_PG_BIN")}
 	if src, err = cluster.Start(ctx, opt); err != nil {
 		return nil, nil, fmt.Errorf("start the source cluster: %w", err)
 	}
@@ -131,49 +131,49 @@ func (d *DemoCmd) migrate(ctx context.Context, stdout io.Writer, errOut stderr, 
 	if err := os.WriteFile(cfg, example, 0o600); err != nil {
 		return err
 	}
-	vars := map[string]string{"PGFERRY_DEMO_SOURCE_PORT": fmt.Sprint(src.Port), "PGFERRY_DEMO_TARGET_PORT": fmt.Sprint(dst.Port),
-		"PGFERRY_DEMO_STATE": filepath.Join(dir, "state")}
+	vars := map[string]string{"PGHAUL_DEMO_SOURCE_PORT": fmt.Sprint(src.Port), "PGHAUL_DEMO_TARGET_PORT": fmt.Sprint(dst.Port),
+		"PGHAUL_DEMO_STATE": filepath.Join(dir, "state")}
 	env := func(k string) (string, bool) {
 		if v, ok := vars[k]; ok {
 			return v, true
 		}
 		return os.LookupEnv(k)
 	}
-	pgferry := func(args ...string) int {
-		fmt.Fprintf(stdout, "\n$ pgferry %s\n", strings.Join(args, " "))
+	pghaul := func(args ...string) int {
+		fmt.Fprintf(stdout, "\n$ pghaul %s\n", strings.Join(args, " "))
 		return run(ctx, append([]string{"--log-format", cli.LogFormat}, args...), stdout, errOut.Writer, env)
 	}
 	say("planning (read-only): %s", cfg)
-	if code := pgferry("plan", "-c", cfg); code != 0 {
+	if code := pghaul("plan", "-c", cfg); code != 0 {
 		return fmt.Errorf("plan exited %d", code)
 	}
 	say("applying: roles, databases, schema, the copy under the slot's snapshot, then replication until the lag is 0")
-	if code := pgferry("apply", "-c", cfg); code != 0 {
+	if code := pghaul("apply", "-c", cfg); code != 0 {
 		return fmt.Errorf("apply exited %d", code)
 	}
 	say("writing on the source while replication runs")
 	if err := demoWrites(ctx, src); err != nil {
 		return err
 	}
-	if code := pgferry("status", "-c", cfg); code != 0 {
+	if code := pghaul("status", "-c", cfg); code != 0 {
 		return fmt.Errorf("status exited %d", code)
 	}
 	say("cutting over: the same file with stop: true (plan lists the cut-over: wait, freeze writes, fence, sequences, verify, switch)")
 	if err := os.WriteFile(cfg, []byte(strings.Replace(string(example), "  max_lag_bytes: 0           # wait until the target has caught up; the demo\n", "  max_lag_bytes: 0\n  stop: true                 # cut over\n", 1)), 0o600); err != nil {
 		return err
 	}
-	if code := pgferry("plan", "-c", cfg); code != 0 {
+	if code := pghaul("plan", "-c", cfg); code != 0 {
 		return fmt.Errorf("plan exited %d", code)
 	}
-	if code := pgferry("apply", "-c", cfg); code != 0 {
+	if code := pghaul("apply", "-c", cfg); code != 0 {
 		return fmt.Errorf("apply exited %d", code)
 	}
 	say("the source stays frozen after the switch; lifting the freeze to compare both sides again")
-	if code := pgferry("cleanup", "-c", cfg, "--unfreeze"); code != 0 {
+	if code := pghaul("cleanup", "-c", cfg, "--unfreeze"); code != 0 {
 		return fmt.Errorf("cleanup exited %d", code)
 	}
 	say("verifying every table on both sides (row hashes), sequences and large objects")
-	if code := pgferry("verify", "-c", cfg); code != 0 {
+	if code := pghaul("verify", "-c", cfg); code != 0 {
 		return fmt.Errorf("verify exited %d", code)
 	}
 	return nil

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgferry/pgferry/internal/cluster"
-	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pghaul/pghaul/internal/cluster"
+	"github.com/pghaul/pghaul/internal/pgtest"
 )
 
 // pgbouncer is a PgBouncer in transaction pooling mode in front of one
@@ -140,7 +140,7 @@ func TestCutoverThroughPgBouncer(t *testing.T) {
 	})
 	cfg := filepath.Join(dir, "migration.yaml")
 	writeTo(t, cfg, strings.Replace(doc, "  stop: true\n", "  stop: false\n", 1))
-	env := []string{"PGFERRY_LAG_POLL=100ms", "PGBOUNCER_ADMIN=" + bouncer.adminConn, "PGBOUNCER_INI=" + bouncer.ini,
+	env := []string{"PGHAUL_LAG_POLL=100ms", "PGBOUNCER_ADMIN=" + bouncer.adminConn, "PGBOUNCER_INI=" + bouncer.ini,
 		fmt.Sprintf("PGBOUNCER_TARGET=host=127.0.0.1 port=%d user=postgres", dst.Port), "PATH=" + filepath.Dir(psql) + ":" + os.Getenv("PATH")}
 	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 || !strings.Contains(r.stdout, "running") {
 		t.Fatalf("apply (stop: false): exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -176,7 +176,7 @@ func TestCutoverThroughPgBouncer(t *testing.T) {
 }
 
 // TestPlanThroughPgBouncer: a pooler as source.uri is found by plan. One
-// that refuses pgferry's read-only setting fails the connection with a
+// that refuses pghaul's read-only setting fails the connection with a
 // hint; one that drops it is a finding, and method auto copies with dump.
 func TestPlanThroughPgBouncer(t *testing.T) {
 	t.Parallel()

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pghaul/pghaul/internal/pgtest"
 )
 
 // TestNoPasswordAnywhere runs a whole live migration with a password full
@@ -34,7 +34,7 @@ func TestNoPasswordAnywhere(t *testing.T) {
 		{"cleanup", "-c", cfg, "--unfreeze"},
 		{"verify", "-c", cfg},
 	} {
-		r := runBin(t, []string{"PGFERRY_LAG_POLL=100ms"}, args...)
+		r := runBin(t, []string{"PGHAUL_LAG_POLL=100ms"}, args...)
 		if r.code != 0 {
 			t.Fatalf("%s: exit %d\n%s\n%s", args[0], r.code, r.stdout, r.stderr)
 		}

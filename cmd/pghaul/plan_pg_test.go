@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pgferry/pgferry/internal/cluster"
-	"github.com/pgferry/pgferry/internal/pgtest"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/internal/cluster"
+	"github.com/pghaul/pghaul/internal/pgtest"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // writeConfig writes a migration file from source and target URIs and
@@ -228,9 +228,9 @@ func TestPlanKeepsSecrets(t *testing.T) {
 	const pw = "Sup3r-s3cret/pw"
 	src, dst := pgtest.Pair(t, pgtest.WithPassword(pw))
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
-	t.Setenv("PGFERRY_TEST_PW", pw)
-	srcURI := strings.Replace(src.URI("postgres"), "Sup3r-s3cret%2Fpw", "${PGFERRY_TEST_PW}", 1)
-	dstURI := strings.Replace(dst.URI("postgres"), "Sup3r-s3cret%2Fpw", "${PGFERRY_TEST_PW}", 1)
+	t.Setenv("PGHAUL_TEST_PW", pw)
+	srcURI := strings.Replace(src.URI("postgres"), "Sup3r-s3cret%2Fpw", "${PGHAUL_TEST_PW}", 1)
+	dstURI := strings.Replace(dst.URI("postgres"), "Sup3r-s3cret%2Fpw", "${PGHAUL_TEST_PW}", 1)
 	if !strings.Contains(srcURI, "${") {
 		t.Fatalf("URI %q does not hold the expected encoded password", srcURI)
 	}
@@ -261,7 +261,7 @@ func TestPlanKeepsSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runCLIEnv(t, "plan", "-c", cfg)
-	if r.code != 1 || !strings.HasPrefix(r.stderr, "pgferry: connect to target postgres://postgres:***@127.0.0.1:") || strings.Count(r.stderr, "\n") != 1 {
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "pghaul: connect to target postgres://postgres:***@127.0.0.1:") || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("unreachable target: exit %d, stderr %q", r.code, r.stderr)
 	}
 	if strings.Contains(r.stderr, "s3cret") {

@@ -12,10 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pgferry/pgferry/apply"
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/internal/pg"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/apply"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // ApplyCmd carries out the plan with resumable checkpoints.
@@ -103,7 +103,7 @@ func lockMigration(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoin
 	return lock, key, err
 }
 
-// stateKeys are a migration's state key, and the key an earlier pgferry
+// stateKeys are a migration's state key, and the key an earlier pghaul
 // gave it (config.EarlierStateKey).
 type stateKeys struct{ current, earlier string }
 
@@ -164,7 +164,7 @@ func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, src, dst *pg.E
 			log.Info("the lag policy changed: cut-over steps updated", "databases", changed)
 		}
 		if len(changed) > 0 || st.Key != key.current {
-			st.Key = key.current // an earlier pgferry's key is replaced
+			st.Key = key.current // an earlier pghaul's key is replaced
 			if err := store.Save(st); err != nil {
 				return nil, false, err
 			}
@@ -196,7 +196,7 @@ func (c *ApplyCmd) state(ctx context.Context, cfg *config.Config, src, dst *pg.E
 		for _, f := range p.Blockers() {
 			log.Error(f.Message, "code", f.Code, "object", f.Object, "fix", f.Fix)
 		}
-		return nil, false, &exitError{code: 2, err: fmt.Errorf("the plan has %d blocker(s); run pgferry plan to see them", n)}
+		return nil, false, &exitError{code: 2, err: fmt.Errorf("the plan has %d blocker(s); run pghaul plan to see them", n)}
 	}
 	st = &apply.State{Version: apply.StateVersion, Key: key.current, Plan: p, StartedAt: time.Now().UTC()}
 	if err := store.Save(st); err != nil {
@@ -243,7 +243,7 @@ func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Conf
 	if c.view != nil {
 		m.ProgressEvery = 500 * time.Millisecond // a live view redraws often
 	}
-	if v, err := time.ParseDuration(os.Getenv("PGFERRY_LAG_POLL")); err == nil {
+	if v, err := time.ParseDuration(os.Getenv("PGHAUL_LAG_POLL")); err == nil {
 		m.LagPoll = v // a test knob, not a key of the file
 	}
 	runErr := m.Run(ctx)

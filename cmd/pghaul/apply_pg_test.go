@@ -16,11 +16,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgferry/pgferry/config"
-	"github.com/pgferry/pgferry/internal/cluster"
-	"github.com/pgferry/pgferry/internal/pgbin"
-	"github.com/pgferry/pgferry/internal/pgtest"
-	"github.com/pgferry/pgferry/plan"
+	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/cluster"
+	"github.com/pghaul/pghaul/internal/pgbin"
+	"github.com/pghaul/pghaul/internal/pgtest"
+	"github.com/pghaul/pghaul/plan"
 )
 
 // richSource holds everything the dump method must carry, by database.
@@ -329,7 +329,7 @@ func TestApplyDumpEndToEnd(t *testing.T) {
 	}
 	pgtest.Exec(t, dst, "shop", "UPDATE sales.items SET sku = 'changed' WHERE id = 7")
 	v = runBin(t, nil, "verify", "-c", cfg)
-	if v.code != 1 || !strings.Contains(v.stdout, "DIFFERENT") || !strings.Contains(v.stderr, "pgferry: 1 of 11 tables differ") {
+	if v.code != 1 || !strings.Contains(v.stdout, "DIFFERENT") || !strings.Contains(v.stderr, "pghaul: 1 of 11 tables differ") {
 		t.Errorf("verify after a change on the target: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
 	}
 	if v = runBin(t, nil, "verify", "-c", cfg, "--counts-only"); v.code != 0 {
@@ -363,7 +363,7 @@ func TestApplyDumpEndToEnd(t *testing.T) {
 // the test unless that run succeeded; it returns the rerun.
 func crashThenRerun(t *testing.T, cfg, at string, flags ...string) result {
 	t.Helper()
-	if r := runBin(t, []string{"PGFERRY_CRASH_AT=" + at}, "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
+	if r := runBin(t, []string{"PGHAUL_CRASH_AT=" + at}, "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
 		t.Fatalf("apply did not crash at %s: exit %d\n%s", at, r.code, r.stderr)
 	}
 	r := runBin(t, nil, append([]string{"apply", "-c", cfg}, flags...)...)
@@ -426,7 +426,7 @@ func TestApplyInterruptAndLock(t *testing.T) {
 	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), richConfig)
 	first, out := startBin(t, "copy:shop/sales.orders", "apply", "-c", cfg)
 	second := runBin(t, nil, "apply", "-c", cfg)
-	if second.code != 1 || !strings.Contains(second.stderr, "another pgferry apply of this migration is running") ||
+	if second.code != 1 || !strings.Contains(second.stderr, "another pghaul apply of this migration is running") ||
 		!strings.Contains(second.stderr, fmt.Sprintf("pid %d", first.Process.Pid)) || len(lines(second.stderr)) != 1 {
 		t.Errorf("second apply: exit %d, stderr %q", second.code, second.stderr)
 	}
@@ -468,7 +468,7 @@ func TestApplyBadInput(t *testing.T) {
 		want   string
 	}{
 		{"unreachable target", writeConfig(t, src.URI("postgres"), strings.Replace(dst.URI("postgres"), fmt.Sprint(dst.Port), "1", 1), "method: dump\n"),
-			1, "pgferry: connect to target postgres://postgres:***@127.0.0.1:1/postgres"},
+			1, "pghaul: connect to target postgres://postgres:***@127.0.0.1:1/postgres"},
 		{"wrong password", writeConfig(t, src.URI("postgres"), dst.URIAs("postgres", "Wr0ng-pw", "postgres"), "method: dump\n"),
 			1, "password authentication failed"},
 		{"pg_dump missing", writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\npg_bin: /nonexistent\n"),
@@ -486,8 +486,8 @@ func TestApplyBadInput(t *testing.T) {
 				t.Error("output holds a password")
 			}
 			last := lines(r.stderr)
-			if !strings.HasPrefix(last[len(last)-1], "pgferry: ") {
-				t.Errorf("last stderr line %q is not a pgferry error", last[len(last)-1])
+			if !strings.HasPrefix(last[len(last)-1], "pghaul: ") {
+				t.Errorf("last stderr line %q is not a pghaul error", last[len(last)-1])
 			}
 		})
 	}
@@ -505,7 +505,7 @@ func TestApplyBadInput(t *testing.T) {
 	}
 }
 
-// TestApplyPasswordFromEnvironment: a password pgferry's sessions take from
+// TestApplyPasswordFromEnvironment: a password pghaul's sessions take from
 // PGPASSWORD or a passfile, not from the URIs, reaches pg_dump, pg_restore
 // and the target's subscription too.
 func TestApplyPasswordFromEnvironment(t *testing.T) {
@@ -545,7 +545,7 @@ func TestApplyPasswordFromEnvironment(t *testing.T) {
 	}
 }
 
-// TestApplyEarlierStateKey: a state whose key an earlier pgferry computed
+// TestApplyEarlierStateKey: a state whose key an earlier pghaul computed
 // (source.uri_from_target still in it) is this migration's: apply takes it
 // and stores the key it computes now.
 func TestApplyEarlierStateKey(t *testing.T) {
@@ -579,7 +579,7 @@ func TestApplyEarlierStateKey(t *testing.T) {
 	writeTo(t, statePath, strings.Replace(string(b), current, earlier, 1))
 	r := runBin(t, nil, "apply", "-c", path)
 	if r.code != 0 || !strings.Contains(r.stdout, "nothing to do") {
-		t.Fatalf("apply with an earlier pgferry's state key: exit %d, want 0 and nothing to do\n%s\n%s", r.code, r.stdout, r.stderr)
+		t.Fatalf("apply with an earlier pghaul's state key: exit %d, want 0 and nothing to do\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	if b, _ := os.ReadFile(statePath); !strings.Contains(string(b), current) {
 		t.Error("the state still holds the earlier key")
@@ -655,7 +655,7 @@ func TestApplySavedPlanAndState(t *testing.T) {
 	}
 }
 
-// TestDemo runs `pgferry demo` as the README's first command does and
+// TestDemo runs `pghaul demo` as the README's first command does and
 // checks that it verifies equal data and removes everything; interrupted,
 // it removes everything too.
 func TestDemo(t *testing.T) {
@@ -681,7 +681,7 @@ func TestDemo(t *testing.T) {
 	}
 
 	flag := filepath.Join(t.TempDir(), "paused")
-	cmd, out = demo([]string{"PGFERRY_PAUSE_AT=copy:shop/public.orders", "PGFERRY_PAUSE_FILE=" + flag})
+	cmd, out = demo([]string{"PGHAUL_PAUSE_AT=copy:shop/public.orders", "PGHAUL_PAUSE_FILE=" + flag})
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -719,7 +719,7 @@ func TestApplyPreDataInChunks(t *testing.T) {
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE big")
 	pgtest.Exec(t, src, "big", scaleSchema(1200), "INSERT INTO t1 VALUES (1, NULL, 'one')", "INSERT INTO t1199 VALUES (1, NULL, 'x')", "INSERT INTO t1200 VALUES (7, 1, 'seven')")
 	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [big]}\n")
-	r := runBin(t, []string{"PGFERRY_CRASH_AT=chunk:big"}, "apply", "-c", cfg)
+	r := runBin(t, []string{"PGHAUL_CRASH_AT=chunk:big"}, "apply", "-c", cfg)
 	if r.code != 128+int(syscall.SIGKILL) || !strings.Contains(r.stderr, "restoring it in chunks") {
 		t.Fatalf("apply did not crash after a chunk: exit %d\n%s", r.code, r.stderr)
 	}
@@ -778,7 +778,7 @@ func TestApplyExtensionConfigTable(t *testing.T) {
 	}
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE geo")
 	pgtest.Exec(t, src, "geo", "CREATE EXTENSION postgis",
-		"INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text) VALUES (910001, 'pgferry', 1, '', '+proj=longlat +datum=WGS84'), (910002, 'pgferry', 2, '', '+proj=longlat +ellps=GRS80')",
+		"INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text) VALUES (910001, 'pghaul', 1, '', '+proj=longlat +datum=WGS84'), (910002, 'pghaul', 2, '', '+proj=longlat +ellps=GRS80')",
 		"CREATE TABLE places (id int PRIMARY KEY, name text, geom geometry(Point, 4326))",
 		"INSERT INTO places SELECT g, 'place ' || g, ST_SetSRID(ST_MakePoint(g % 180, g % 90), 4326) FROM generate_series(1, 2000) g")
 	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [geo]}\nparallel: {tables: 1}\n")
@@ -819,7 +819,7 @@ func TestApplyFreezesLargeTables(t *testing.T) {
 			"INSERT INTO small SELECT g, 'y' FROM generate_series(1, 50) g")
 		cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: ["+run.db+"]}\n")
 		if run.crash != "" {
-			if r := runBin(t, []string{"PGFERRY_CRASH_AT=" + run.crash}, "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
+			if r := runBin(t, []string{"PGHAUL_CRASH_AT=" + run.crash}, "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
 				t.Fatalf("apply did not crash at %s: exit %d\n%s", run.crash, r.code, r.stderr)
 			}
 		}
@@ -894,7 +894,7 @@ func TestApplyLatin1Database(t *testing.T) {
 }
 
 // TestApplyRestoreFallsBack: pre-data and post-data run as scripts on
-// pgferry's own session, except when a script holds a line only psql
+// pghaul's own session, except when a script holds a line only psql
 // reads (a function body's line starting with a backslash) or the server
 // refuses it; then pg_restore restores the section and reports the
 // failing entry.
@@ -994,11 +994,11 @@ func TestTwoMigrationsOneTarget(t *testing.T) {
 	first := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [shop]}\n")
 	second := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [shop]}\nroles: {passwords: none}\n")
 	// The second plans (shop is not on the target yet) and stops early.
-	if r := runBin(t, []string{"PGFERRY_CRASH_AT=before:create_database"}, "apply", "-c", second); r.code != 128+int(syscall.SIGKILL) {
+	if r := runBin(t, []string{"PGHAUL_CRASH_AT=before:create_database"}, "apply", "-c", second); r.code != 128+int(syscall.SIGKILL) {
 		t.Fatalf("the second migration did not stop at create_database: exit %d\n%s", r.code, r.stderr)
 	}
 	r, out := runWhilePaused(t, "before:copy_data", []string{"apply", "-c", first}, "apply", "-c", second)
-	if r.code != 1 || !strings.Contains(r.stderr, "database shop on the target is being migrated into by another pgferry") {
+	if r.code != 1 || !strings.Contains(r.stderr, "database shop on the target is being migrated into by another pghaul") {
 		t.Fatalf("a second migration while the first runs: exit %d\n%s\n%s\nfirst:\n%s", r.code, r.stdout, r.stderr, out)
 	}
 	if r := runBin(t, nil, "apply", "-c", first); r.code != 0 {

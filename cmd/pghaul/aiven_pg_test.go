@@ -9,12 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pgferry/pgferry/internal/cluster"
-	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pghaul/pghaul/internal/cluster"
+	"github.com/pghaul/pghaul/internal/pgtest"
 )
 
 // aivenExtrasSQL is a stand-in for Aiven's aiven_extras with the
-// signatures pgferry calls: SECURITY DEFINER functions that let a role
+// signatures pghaul calls: SECURITY DEFINER functions that let a role
 // without the privileges create publications and subscriptions.
 const aivenExtrasSQL = `
 GRANT USAGE ON SCHEMA aiven_extras TO PUBLIC;
@@ -94,7 +94,7 @@ func TestAivenExtras(t *testing.T) {
 				"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO mig")...)
 			cfg := writeConfig(t, src.URIAs("mig", "", "postgres"), dst.URIAs("mig", "", "postgres"),
 				"method: replication\ndatabases: {include: [shop]}\nroles: {exclude: [mig]}\nreplication: {initial_copy: "+mode+", max_lag_bytes: 0, stop: true}\n")
-			env := []string{"PGFERRY_LAG_POLL=200ms"}
+			env := []string{"PGHAUL_LAG_POLL=200ms"}
 			r := runBin(t, env, "apply", "-c", cfg)
 			if r.code != 0 {
 				t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -135,7 +135,7 @@ func TestAivenExtras(t *testing.T) {
 }
 
 // unlistTables removes the table list of the steps of kind in a state
-// file, as pgferry wrote create-subscription steps before it listed them.
+// file, as pghaul wrote create-subscription steps before it listed them.
 func unlistTables(t *testing.T, path, kind string) {
 	t.Helper()
 	b, err := os.ReadFile(path)

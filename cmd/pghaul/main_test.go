@@ -12,20 +12,20 @@ import (
 	"time"
 )
 
-// binary is pgferry built with the crash points, for the tests that run it
+// binary is pghaul built with the crash points, for the tests that run it
 // as a user would (and kill it as a crash would).
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "pgferry-bin-")
+	dir, err := os.MkdirTemp("", "pghaul-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "pgferry")
+	binary = filepath.Join(dir, "pghaul")
 	out, err := exec.Command("go", "build", "-tags", "crashpoints", "-o", binary, ".").CombinedOutput()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "build pgferry: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "build pghaul: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -48,18 +48,18 @@ func runBin(t *testing.T, env []string, args ...string) result {
 			code = 128 + int(ws.Signal())
 		}
 	} else if err != nil {
-		t.Fatalf("run pgferry: %v", err)
+		t.Fatalf("run pghaul: %v", err)
 	}
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
-// startBin starts the binary paused at a point (PGFERRY_PAUSE_AT) and
+// startBin starts the binary paused at a point (PGHAUL_PAUSE_AT) and
 // waits until it gets there.
 func startBin(t *testing.T, pausePoint string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
 	flag := filepath.Join(t.TempDir(), "paused")
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "PGFERRY_PAUSE_AT="+pausePoint, "PGFERRY_PAUSE_FILE="+flag)
+	cmd.Env = append(os.Environ(), "PGHAUL_PAUSE_AT="+pausePoint, "PGHAUL_PAUSE_FILE="+flag)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -77,12 +77,12 @@ func startBin(t *testing.T, pausePoint string, args ...string) (*exec.Cmd, *byte
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	t.Fatalf("pgferry never reached %s:\n%s", pausePoint, out.String())
+	t.Fatalf("pghaul never reached %s:\n%s", pausePoint, out.String())
 	return nil, nil
 }
 
-// runWhilePaused starts pgferry with paused's arguments, held at point,
-// runs another pgferry command meanwhile, then interrupts the first. It
+// runWhilePaused starts pghaul with paused's arguments, held at point,
+// runs another pghaul command meanwhile, then interrupts the first. It
 // returns the second's result and the first's output.
 func runWhilePaused(t *testing.T, point string, paused []string, args ...string) (result, string) {
 	t.Helper()

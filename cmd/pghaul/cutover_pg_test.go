@@ -16,8 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgferry/pgferry/internal/cluster"
-	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pghaul/pghaul/internal/cluster"
+	"github.com/pghaul/pghaul/internal/pgtest"
 )
 
 // cutoverPolicy is the documented cut-over: wait for no lag, then stop
@@ -118,7 +118,7 @@ func TestCutoverUnderWrites(t *testing.T) {
 	pgbenchSource(t, src)
 	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
 	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0}\n"))
-	env := []string{"PGFERRY_LAG_POLL=100ms"}
+	env := []string{"PGHAUL_LAG_POLL=100ms"}
 	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 || !strings.Contains(r.stdout, "running") {
 		t.Fatalf("apply (stop: false): exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -172,7 +172,7 @@ func replicatingShop(t *testing.T, src, dst *cluster.Cluster, sourceSQL ...strin
 	pgtest.Exec(t, src, "shop", "GRANT ALL ON ALL TABLES IN SCHEMA public TO app", "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO app")
 	cfg = writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
 	writeTo(t, cfg, liveConfig(src, dst, ""))
-	env = []string{"PGFERRY_LAG_POLL=100ms"}
+	env = []string{"PGHAUL_LAG_POLL=100ms"}
 	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
 		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
 	}
@@ -185,7 +185,7 @@ func replicatingShop(t *testing.T, src, dst *cluster.Cluster, sourceSQL ...strin
 func TestCutoverRefusesWhatItCannotCarry(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ name, want string }{
-		{"cleanup", "were removed by pgferry cleanup"},
+		{"cleanup", "were removed by pghaul cleanup"},
 		{"create table", "table public.late is new on the source"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -232,7 +232,7 @@ func TestCleanupWhileApplyRuns(t *testing.T) {
 	cfg, _ := replicatingShop(t, src, dst)
 	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0}\n"))
 	c, out := runWhilePaused(t, "lag:shop", []string{"apply", "-c", cfg}, "cleanup", "-c", cfg)
-	if c.code != 1 || !strings.Contains(c.stderr, "another pgferry apply of this migration is running") {
+	if c.code != 1 || !strings.Contains(c.stderr, "another pghaul apply of this migration is running") {
 		t.Errorf("cleanup while apply runs: exit %d, want 1 and the lock's holder\n%s\n%s\napply:\n%s", c.code, c.stdout, c.stderr, out)
 	}
 	if got := pgtest.QueryString(t, src, "postgres", "SELECT count(*)::text FROM pg_replication_slots"); got != "1" {
@@ -328,7 +328,7 @@ func TestCutoverAborts(t *testing.T) {
 				policy = fmt.Sprintf(policy, fmt.Sprintf("%s %q -c 'ALTER TABLE orders ADD COLUMN extra int'", psqlProgram(t, src), src.URI("shop")))
 			}
 			abortFile := filepath.Join(t.TempDir(), "aborted")
-			hooks := fmt.Sprintf("on_abort: ['echo \"$PGFERRY_STATUS $PGFERRY_DATABASE: $PGFERRY_ABORT_REASON\" > %s']", abortFile)
+			hooks := fmt.Sprintf("on_abort: ['echo \"$PGHAUL_STATUS $PGHAUL_DATABASE: $PGHAUL_ABORT_REASON\" > %s']", abortFile)
 			if strings.Contains(policy, "hooks: {") {
 				policy = strings.Replace(policy, "hooks: {", "hooks: {"+hooks+", ", 1)
 			} else {
@@ -382,7 +382,7 @@ func TestCutoverInterrupted(t *testing.T) {
 	cfg, _ := replicatingShop(t, src, dst)
 	abortFile := filepath.Join(t.TempDir(), "aborted")
 	before := databaseRow(t, src)
-	writeTo(t, cfg, liveConfig(src, dst, fmt.Sprintf("replication: {max_lag_bytes: 0, stop: true, hooks: {on_abort: ['echo $PGFERRY_STATUS > %s']}}\n", abortFile)))
+	writeTo(t, cfg, liveConfig(src, dst, fmt.Sprintf("replication: {max_lag_bytes: 0, stop: true, hooks: {on_abort: ['echo $PGHAUL_STATUS > %s']}}\n", abortFile)))
 	cmd, out := startBin(t, "fence:shop", "apply", "-c", cfg)
 	assertFrozen(t, src, "shop")
 	cmd.Process.Signal(syscall.SIGINT)
@@ -404,7 +404,7 @@ func TestCutoverCrashes(t *testing.T) {
 			cfg, env := replicatingShop(t, src, dst)
 			pgtest.Exec(t, src, "shop", "INSERT INTO orders (note) VALUES ('before the crash')")
 			writeTo(t, cfg, liveConfig(src, dst, cutoverPolicy))
-			r := runBin(t, append(env, "PGFERRY_CRASH_AT="+point), "apply", "-c", cfg)
+			r := runBin(t, append(env, "PGHAUL_CRASH_AT="+point), "apply", "-c", cfg)
 			if r.code != 128+int(syscall.SIGKILL) {
 				t.Fatalf("apply did not crash at %s: exit %d\n%s", point, r.code, r.stderr)
 			}
@@ -453,7 +453,7 @@ func TestCutoverOfTheBootstrapDatabase(t *testing.T) {
 			src.URI("postgres"), dst.URI("postgres"), policy)
 	}
 	writeTo(t, cfg, doc(""))
-	env := []string{"PGFERRY_LAG_POLL=100ms"}
+	env := []string{"PGHAUL_LAG_POLL=100ms"}
 	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
 		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
 	}

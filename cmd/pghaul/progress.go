@@ -11,7 +11,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/term"
 
-	"github.com/pgferry/pgferry/apply"
+	"github.com/pghaul/pghaul/apply"
 )
 
 // stderr is where logs and the live view go (bound for commands).

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pgferry/pgferry/config"
+	"github.com/pghaul/pghaul/config"
 )
 
 type result struct {
@@ -33,12 +33,12 @@ func runCLIWith(env map[string]string, args ...string) result {
 	return result{code, out.String(), errb.String()}
 }
 
-// assertOneLineErrors checks that stderr is only "pgferry: ..." lines.
+// assertOneLineErrors checks that stderr is only "pghaul: ..." lines.
 func assertOneLineErrors(t *testing.T, r result) {
 	t.Helper()
 	for _, l := range strings.Split(strings.TrimRight(r.stderr, "\n"), "\n") {
-		if !strings.HasPrefix(l, "pgferry: ") {
-			t.Errorf("stderr line %q does not start with \"pgferry: \"", l)
+		if !strings.HasPrefix(l, "pghaul: ") {
+			t.Errorf("stderr line %q does not start with \"pghaul: \"", l)
 		}
 	}
 	if strings.Contains(r.stderr, "goroutine") || strings.Contains(r.stderr, "Usage:") {
@@ -70,7 +70,7 @@ func TestValidateRejects(t *testing.T) {
 		{"skip with only", base + "tables: {skip: [a], only: [b]}\n", "m.yaml:4:27: tables.only: cannot be used together with tables.skip"},
 		{"stop without lag", base + "replication: {stop: true}\n", "m.yaml:4:21: replication.stop: true requires replication.max_lag_bytes"},
 		{"unknown method", base + "method: magic\n", `m.yaml:4:9: method: "magic" is not one of auto, replication, dump`},
-		{"version 7", strings.Replace(base, "version: 1", "version: 7", 1), "m.yaml:1:10: version: 7 is not a version this pgferry reads"},
+		{"version 7", strings.Replace(base, "version: 1", "version: 7", 1), "m.yaml:1:10: version: 7 is not a version this pghaul reads"},
 		{"version one", strings.Replace(base, "version: 1", "version: one", 1), `m.yaml:1:10: version: expected a whole number, got "one"`},
 		// A password written raw with URI delimiters, or unquoted with a
 		// space: none of it is printed (the test below checks).
@@ -92,7 +92,7 @@ func TestValidateRejects(t *testing.T) {
 			if r.code != 1 {
 				t.Errorf("exit code = %d, want 1", r.code)
 			}
-			if want := "pgferry: " + filepath.Join(dir, tt.want); !strings.Contains(r.stderr, want) {
+			if want := "pghaul: " + filepath.Join(dir, tt.want); !strings.Contains(r.stderr, want) {
 				t.Errorf("stderr = %q, want it to contain %q", r.stderr, want)
 			}
 			if n := strings.Count(r.stderr, "\n"); n != 1 {
@@ -113,11 +113,11 @@ func TestUsageErrorsAreOneLine(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"bogus"}, "pgferry: unexpected argument bogus; run 'pgferry --help'\n"},
-		{[]string{"validate"}, "pgferry: missing flags: --config=FILE; run 'pgferry validate --help'\n"},
-		{[]string{"validate", "-c", "x.yaml", "--frobnicate"}, "pgferry: unknown flag --frobnicate; run 'pgferry validate --help'\n"},
+		{[]string{"bogus"}, "pghaul: unexpected argument bogus; run 'pghaul --help'\n"},
+		{[]string{"validate"}, "pghaul: missing flags: --config=FILE; run 'pghaul validate --help'\n"},
+		{[]string{"validate", "-c", "x.yaml", "--frobnicate"}, "pghaul: unknown flag --frobnicate; run 'pghaul validate --help'\n"},
 		{[]string{"--log-format", "xml", "version"}, ""},
-		{[]string{"validate", "-c", "/nonexistent/m.yaml"}, "pgferry: read config: open /nonexistent/m.yaml: no such file or directory\n"},
+		{[]string{"validate", "-c", "/nonexistent/m.yaml"}, "pghaul: read config: open /nonexistent/m.yaml: no such file or directory\n"},
 	}
 	for _, tt := range tests {
 		r := runCLI(t, nil, tt.args...)
@@ -136,7 +136,7 @@ func TestHelpAndVersion(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "Exit codes: 0 success, 1 error") {
 		t.Errorf("--help = exit %d, stdout %q", r.code, r.stdout)
 	}
-	if r := runCLI(t, nil, "version"); r.code != 0 || r.stdout != "pgferry dev\n" {
+	if r := runCLI(t, nil, "version"); r.code != 0 || r.stdout != "pghaul dev\n" {
 		t.Errorf("version = exit %d, stdout %q", r.code, r.stdout)
 	}
 }
@@ -217,7 +217,7 @@ func TestInitServiceURIsWin(t *testing.T) {
 		t.Errorf("init with a password parameter: exit %d, stdout %q", r.code, r.stdout)
 	}
 	r = runCLI(t, nil, "init", "-s", "postgres://a/b", "-t", "postgres://c/d", "--stop-replication")
-	if r.code != 1 || r.stderr != "pgferry: --stop-replication requires --max-replication-lag >= 0\n" {
+	if r.code != 1 || r.stderr != "pghaul: --stop-replication requires --max-replication-lag >= 0\n" {
 		t.Errorf("init --stop-replication alone = exit %d, stderr %q", r.code, r.stderr)
 	}
 }

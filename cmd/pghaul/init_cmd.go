@@ -8,7 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/pgferry/pgferry/internal/dsn"
+	"github.com/pghaul/pghaul/internal/dsn"
 )
 
 // InitCmd writes a migration file from aiven-db-migrate's flags, so an
@@ -61,7 +61,7 @@ func (c *InitCmd) Run(stdout io.Writer, env Env, log *slog.Logger) error {
 			log.Warn(fmt.Sprintf("the password was replaced by ${%s}: export %s (the password as is, not percent-encoded) before validate, plan or apply", v, v))
 		}
 	}
-	fmt.Fprint(stdout, "# Written by pgferry init from aiven-db-migrate flags; check it with `pgferry validate -c FILE`.\n")
+	fmt.Fprint(stdout, "# Written by pghaul init from aiven-db-migrate flags; check it with `pghaul validate -c FILE`.\n")
 	enc := yaml.NewEncoder(stdout)
 	enc.SetIndent(2)
 	if err := enc.Encode(c.document(src, dst)); err != nil {
@@ -86,12 +86,12 @@ func (c *InitCmd) ignoredFlagNotes() []string {
 			notes = append(notes, fmt.Sprintf("%s is not part of a migration file: %s", flag, instead))
 		}
 	}
-	note(c.Verbose, "--verbose", "use pgferry -d for debug logs")
-	note(c.Validate, "--validate", "run `pgferry plan -c FILE` for a read-only check")
-	note(c.ShowPasswords, "--show-passwords", "pass --show-passwords to `pgferry apply`")
-	note(c.MigrationID != "", "--migration-id", "pgferry names its objects from the database and target; nothing to set")
-	note(c.Mangle, "--mangle", "pgferry always shortens replication object names to fit (pgferry_<db>_<hash>)")
-	note(c.ReportFile != "", "--report-file", "save `pgferry plan --format json` or the apply result instead")
+	note(c.Verbose, "--verbose", "use pghaul -d for debug logs")
+	note(c.Validate, "--validate", "run `pghaul plan -c FILE` for a read-only check")
+	note(c.ShowPasswords, "--show-passwords", "pass --show-passwords to `pghaul apply`")
+	note(c.MigrationID != "", "--migration-id", "pghaul names its objects from the database and target; nothing to set")
+	note(c.Mangle, "--mangle", "pghaul always shortens replication object names to fit (pghaul_<db>_<hash>)")
+	note(c.ReportFile != "", "--report-file", "save `pghaul plan --format json` or the apply result instead")
 	return notes
 }
 

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/pgferry/pgferry/internal/pgtest"
+	"github.com/pghaul/pghaul/internal/pgtest"
 )
 
 // stallingProxy forwards TCP connections to a server. While stalling is
