@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pghaul/pghaul/config"
-	"github.com/pghaul/pghaul/internal/inspect"
+	"github.com/pghaul/pghaul/inspect"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/internal/provider"
 	"github.com/pghaul/pghaul/plan"

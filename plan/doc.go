@@ -3,5 +3,5 @@
 // (config + snapshots + environment -> Plan), the renderers and the plan file.
 //
 // It does no I/O: it must not import pgx, net (net/url is fine), os/exec or
-// database/sql. internal/inspect builds Snapshots; apply executes Plans.
+// database/sql. inspect builds Snapshots; apply executes Plans.
 package plan

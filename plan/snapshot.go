@@ -1,6 +1,6 @@
 package plan
 
-// Snapshot is what one cluster holds, as read by internal/inspect: the
+// Snapshot is what one cluster holds, as read by inspect: the
 // structural facts a plan depends on (versions, settings, roles, databases,
 // tables) and volatile ones (sizes, row estimates, sessions, slots). It
 // holds no secret: password hashes are never read into it.

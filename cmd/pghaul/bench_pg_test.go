@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/pghaul/pghaul/internal/inspect"
+	"github.com/pghaul/pghaul/inspect"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/internal/pgtest"
 )

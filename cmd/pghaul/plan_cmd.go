@@ -13,7 +13,7 @@ import (
 
 	"github.com/pghaul/pghaul/apply"
 	"github.com/pghaul/pghaul/config"
-	"github.com/pghaul/pghaul/internal/inspect"
+	"github.com/pghaul/pghaul/inspect"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/internal/pgbin"
 	"github.com/pghaul/pghaul/plan"

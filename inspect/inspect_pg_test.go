@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/pghaul/pghaul/inspect"
 	"github.com/pghaul/pghaul/internal/cluster"
-	"github.com/pghaul/pghaul/internal/inspect"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/internal/pgtest"
 	"github.com/pghaul/pghaul/plan"
