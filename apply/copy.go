@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/copyrelay"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/plan"
 )
@@ -491,7 +492,7 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 	counter := e.track(t.key())
 	defer e.untrack(t.key())
 	e.d.m.emit(TableStarted{Database: e.d.name, Table: t.ref})
-	rows, err := relay(ctx, src, dst, out, in, time.Duration(e.d.m.Config.Parallel.StallTimeout), counter, "copy:"+e.d.name+"/"+t.key())
+	rows, err := copyrelay.Relay(ctx, src, dst, out, in, copyrelay.Options{Stall: time.Duration(e.d.m.Config.Parallel.StallTimeout), Counted: counter, BeforeFirstWrite: func() { crashPoint("copy:" + e.d.name + "/" + t.key()) }})
 	if err != nil {
 		if begin != "" {
 			execAll(context.WithoutCancel(ctx), dst, "ROLLBACK")

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"maps"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/copyrelay"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/plan"
 )
@@ -481,7 +481,7 @@ func (c *cutover) unlogged(ctx context.Context, st plan.Step) (string, error) {
 		if _, err := c.dst.Exec(ctx, "BEGIN; TRUNCATE ONLY "+name); err != nil {
 			return "", fmt.Errorf("copy %s: %w", t.ref, err)
 		}
-		n, err := relay(ctx, c.src.PgConn(), c.dst.PgConn(), out, in, time.Duration(c.d.m.Config.Parallel.StallTimeout), new(atomic.Int64), "unlogged:"+c.d.name+"/"+t.ref.String())
+		n, err := copyrelay.Relay(ctx, c.src.PgConn(), c.dst.PgConn(), out, in, copyrelay.Options{Stall: time.Duration(c.d.m.Config.Parallel.StallTimeout), BeforeFirstWrite: func() { crashPoint("unlogged:" + c.d.name + "/" + t.ref.String()) }})
 		if err != nil {
 			return "", fmt.Errorf("copy %s: %w", t.ref, err)
 		}

@@ -1,4 +1,4 @@
-package apply
+package copyrelay
 
 import (
 	"context"
@@ -62,7 +62,7 @@ func TestRelay(t *testing.T) {
 		if err := exec(d, "BEGIN"); err != nil {
 			t.Fatal(err)
 		}
-		return relay(ctx, s, d, out, in, time.Minute, counted, "")
+		return Relay(ctx, s, d, out, in, Options{Stall: time.Minute, Counted: counted})
 	}
 
 	for _, format := range []string{"text", "binary"} {
@@ -126,7 +126,7 @@ func TestRelay(t *testing.T) {
 	// The target fails mid-stream (a check at row 1,000): its error comes
 	// back while the source still streams; neither session is used again.
 	_, err = run(ctx, s, d, "COPY t TO STDOUT", "COPY capped FROM STDIN", &counted)
-	if code(err) != "23514" || !errors.Is(err, errTargetEnded) {
+	if code(err) != "23514" || !errors.Is(err, ErrTargetEnded) {
 		t.Fatalf("target failing mid-stream: %v, want SQLSTATE 23514", err)
 	}
 	if !s.IsClosed() || !d.IsClosed() {

@@ -1,4 +1,7 @@
-package apply
+// Package copyrelay streams a table between two PostgreSQL sessions: the
+// source's COPY ... TO STDOUT into the target's COPY ... FROM STDIN, on the
+// sessions' sockets, with a stall deadline on every read and write.
+package copyrelay
 
 import (
 	"context"
@@ -15,6 +18,18 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
+
+// Options tune one Relay.
+type Options struct {
+	// Stall bounds each read from the source and each write to the
+	// target (zero: no bound).
+	Stall time.Duration
+	// Counted gets the rows' bytes (without message headers) as they pass.
+	Counted *atomic.Int64
+	// BeforeFirstWrite runs once, before the first bytes reach the
+	// target: a test build's crash point.
+	BeforeFirstWrite func()
+}
 
 // relayBuffer is how many bytes one read from the source may take; the
 // target's answers are small.
@@ -39,9 +54,15 @@ var relayBuffers = sync.Pool{New: func() any {
 // handled here. Both sessions are back in sync (ReadyForQuery read) when
 // it returns the target's row count or a server's error; when they cannot
 // be used again (a lost connection, a cancellation, the target failing
-// while the source still streams) relay closes both. counted gets the rows' bytes (without message headers) as they pass;
-// crash is the crash point of the first write.
-func relay(ctx context.Context, src, dst *pgconn.PgConn, out, in string, stall time.Duration, counted *atomic.Int64, crash string) (int64, error) {
+// while the source still streams) Relay closes both.
+func Relay(ctx context.Context, src, dst *pgconn.PgConn, out, in string, opt Options) (int64, error) {
+	stall, counted, crash := opt.Stall, opt.Counted, opt.BeforeFirstWrite
+	if counted == nil {
+		counted = new(atomic.Int64)
+	}
+	if crash == nil {
+		crash = func() {}
+	}
 	if err := src.SyncConn(ctx); err != nil {
 		return 0, err
 	}
@@ -76,7 +97,7 @@ func relay(ctx context.Context, src, dst *pgconn.PgConn, out, in string, stall t
 	var pge *pgconn.PgError
 	switch {
 	case err == nil:
-	case errors.As(err, &pge) && !errors.Is(err, errTargetEnded) && ctx.Err() == nil:
+	case errors.As(err, &pge) && !errors.Is(err, ErrTargetEnded) && ctx.Err() == nil:
 		// A server's error: both sessions read up to ReadyForQuery.
 	default:
 		// Lost, cancelled, or the target failed while the source still
@@ -93,7 +114,7 @@ func closeRaw(conn *pgconn.PgConn) {
 	conn.Close(ctx)
 }
 
-func relayStreams(s, d *wire, out, in string, counted *atomic.Int64, crash string) (int64, error) {
+func relayStreams(s, d *wire, out, in string, counted *atomic.Int64, crash func()) (int64, error) {
 	// The target first: a COPY it refuses costs no source read.
 	if err := d.writeMsg(&pgproto3.Query{String: in}); err != nil {
 		return 0, err
@@ -118,12 +139,12 @@ func relayStreams(s, d *wire, out, in string, counted *atomic.Int64, crash strin
 	}()
 	srcErr := s.forward(d, counted, crash, targetEnded)
 	switch {
-	case errors.Is(srcErr, errTargetEnded):
+	case errors.Is(srcErr, ErrTargetEnded):
 		<-targetEnded
 		if targetErr == nil {
 			targetErr = errors.New("the target ended the copy early")
 		}
-		return 0, fmt.Errorf("%w: %w", errTargetEnded, targetErr)
+		return 0, fmt.Errorf("%w: %w", ErrTargetEnded, targetErr)
 	case srcErr != nil:
 		if _, ok := errors.AsType[*pgconn.PgError](srcErr); ok {
 			// The source ended the stream with an error: the target's
@@ -145,8 +166,8 @@ func relayStreams(s, d *wire, out, in string, counted *atomic.Int64, crash strin
 	return pgconn.NewCommandTag(tag).RowsAffected(), nil
 }
 
-// errTargetEnded: the target answered during the stream (an error).
-var errTargetEnded = errors.New("the target ended the copy")
+// ErrTargetEnded: the target answered during the stream (an error).
+var ErrTargetEnded = errors.New("the target ended the copy")
 
 // wire reads and writes protocol messages on one session's socket.
 type wire struct {
@@ -332,7 +353,7 @@ func (c *wire) fail(msg string) error {
 // forward passes the source's CopyData messages to dst until CopyDone and
 // the source's ReadyForQuery. A partial message passes too: only its
 // header has to be read whole.
-func (c *wire) forward(dst *wire, counted *atomic.Int64, crash string, targetEnded <-chan struct{}) error {
+func (c *wire) forward(dst *wire, counted *atomic.Int64, crash func(), targetEnded <-chan struct{}) error {
 	inData := 0 // bytes of the current CopyData message not yet passed
 	first := true
 	for {
@@ -358,12 +379,12 @@ func (c *wire) forward(dst *wire, counted *atomic.Int64, crash string, targetEnd
 		if end > start {
 			if first {
 				first = false
-				crashPoint(crash)
+				crash()
 			}
 			if err := dst.write(c.buf[start:end]); err != nil {
 				select {
 				case <-targetEnded:
-					return errTargetEnded
+					return ErrTargetEnded
 				default:
 					return err
 				}
@@ -373,7 +394,7 @@ func (c *wire) forward(dst *wire, counted *atomic.Int64, crash string, targetEnd
 		}
 		select {
 		case <-targetEnded:
-			return errTargetEnded
+			return ErrTargetEnded
 		default:
 		}
 		if inData > 0 || c.w-c.r < 5 || c.w-c.r < int(binary.BigEndian.Uint32(c.buf[c.r+1:]))+1 {
