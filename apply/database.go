@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/internal/pgdump"
 	"github.com/pghaul/pghaul/plan"
 )
 
@@ -26,7 +27,7 @@ type dbRun struct {
 	snap  *snapshotHolder
 	// toc is the schema archive's table of contents by section ("" for
 	// all), each read once.
-	toc map[string][]tocEntry
+	toc map[string][]pgdump.Entry
 	// srcDB is the database's row on the source and bootstrap the target's
 	// bootstrap session, shared by create-database and configure-database
 	// (one after the other) instead of two connections each.

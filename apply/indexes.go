@@ -49,8 +49,8 @@ func (d *dbRun) earlyIndexes(ctx context.Context, src *pgx.Conn, tables []copyTa
 	}
 	restored := map[string]bool{}
 	for _, e := range toc {
-		if (e.kind == "INDEX" || e.kind == "CONSTRAINT") && d.keep(e) {
-			restored[e.kind+" "+e.schema+" "+e.tag] = true
+		if (e.Kind == "INDEX" || e.Kind == "CONSTRAINT") && d.keep(e) {
+			restored[e.Kind+" "+e.Schema+" "+e.Tag] = true
 		}
 	}
 	var schemas, names []string

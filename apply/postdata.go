@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/pghaul/pghaul/internal/pgdump"
 	"github.com/pghaul/pghaul/plan"
 )
 
@@ -57,13 +58,13 @@ func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error
 	for _, n := range names {
 		present[n] = true
 	}
-	var keep []tocEntry
+	var keep []pgdump.Entry
 	skipped := 0
 	for _, e := range toc {
 		if !d.keep(e) {
 			continue
 		}
-		if resumable[e.kind] && present[e.kind+" "+e.schema+" "+e.tag] {
+		if resumable[e.Kind] && present[e.Kind+" "+e.Schema+" "+e.Tag] {
 			skipped++
 			continue
 		}
@@ -88,7 +89,7 @@ func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error
 		}
 	}
 	if !done {
-		if _, err := runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(d.ownerArgs(args), "-j", strconv.Itoa(jobs), d.dumpFile())...); err != nil {
+		if _, err := pgdump.Run(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(d.ownerArgs(args), "-j", strconv.Itoa(jobs), d.dumpFile())...); err != nil {
 			return "", err
 		}
 	}

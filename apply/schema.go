@@ -1,8 +1,6 @@
 package apply
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -13,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/internal/pgdump"
 	"github.com/pghaul/pghaul/plan"
 )
 
@@ -29,7 +28,7 @@ func (d *dbRun) dumpSchema(ctx context.Context, _ plan.Step) (string, error) {
 		args = append(args, "--snapshot="+id)
 	}
 	tmp := d.dumpFile() + ".tmp"
-	_, err := runTool(ctx, d.m.Tools.PGDump, d.m.Source, d.name, append(args, "-f", tmp)...)
+	_, err := pgdump.Run(ctx, d.m.Tools.PGDump, d.m.Source, d.name, append(args, "-f", tmp)...)
 	if err != nil {
 		os.Remove(tmp)
 		return "", err
@@ -42,62 +41,9 @@ func (d *dbRun) dumpSchema(ctx context.Context, _ plan.Step) (string, error) {
 	return fmt.Sprintf("%d bytes of schema archive", fi.Size()), nil
 }
 
-// tocEntry is one line of `pg_restore -l`: "id; tableoid oid TYPE schema tag owner".
-type tocEntry struct {
-	line, kind, schema, tag, owner string
-}
-
-// entryKinds are the TOC types, longest first so "FK CONSTRAINT" is not
-// read as a "CONSTRAINT" of schema "FK".
-var entryKinds = []string{
-	"MATERIALIZED VIEW DATA", "PUBLICATION TABLES IN SCHEMA", "PUBLICATION TABLE", "SEQUENCE OWNED BY", "FOREIGN DATA WRAPPER",
-	"PROCEDURAL LANGUAGE", "FK CONSTRAINT", "INDEX ATTACH", "TABLE ATTACH", "DEFAULT ACL", "EVENT TRIGGER", "BLOB METADATA",
-	"LARGE OBJECT", "SEQUENCE SET", "TABLE DATA", "MATERIALIZED VIEW", "FOREIGN TABLE", "USER MAPPING", "SHELL TYPE",
-	"CONSTRAINT", "PUBLICATION", "EXTENSION", "TRIGGER", "INDEX", "TABLE", "POLICY", "RULE", "DEFAULT",
-	"COMMENT", "ACL", "BLOBS", "BLOB", "SCHEMA", "TYPE", "DOMAIN", "FUNCTION", "SEQUENCE", "VIEW",
-}
-
-func parseTOC(list []byte) []tocEntry {
-	var out []tocEntry
-	sc := bufio.NewScanner(bytes.NewReader(list))
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, ";") || strings.TrimSpace(line) == "" {
-			continue
-		}
-		out = append(out, parseEntry(line))
-	}
-	return out
-}
-
-// parseEntry reads "id; tableoid oid KIND schema tag owner". The owner is
-// after the last space (empty for entries without one, which end in a
-// space); the tag may hold spaces ("orders orders_pkey").
-func parseEntry(line string) tocEntry {
-	e := tocEntry{line: line}
-	_, rest, _ := strings.Cut(line, "; ")
-	fields := strings.SplitN(rest, " ", 3)
-	if len(fields) < 3 {
-		return e
-	}
-	body := fields[2]
-	if i := strings.LastIndexByte(body, ' '); i >= 0 {
-		body, e.owner = body[:i], body[i+1:]
-	}
-	for _, k := range entryKinds {
-		if strings.HasPrefix(body, k+" ") {
-			e.kind, body = k, strings.TrimPrefix(body, k+" ")
-			break
-		}
-	}
-	e.schema, e.tag, _ = strings.Cut(body, " ")
-	return e
-}
-
 // listTOC reads the archive's table of contents, or with a section
 // ("post-data") only that section's entries, each once per run.
-func (d *dbRun) listTOC(ctx context.Context, section string) ([]tocEntry, error) {
+func (d *dbRun) listTOC(ctx context.Context, section string) ([]pgdump.Entry, error) {
 	if toc, ok := d.toc[section]; ok {
 		return toc, nil
 	}
@@ -105,7 +51,7 @@ func (d *dbRun) listTOC(ctx context.Context, section string) ([]tocEntry, error)
 	if section != "" {
 		args = append(args, "--section="+section)
 	}
-	out, err := runToolLocal(ctx, d.m.Tools.PGRestore, args...)
+	out, err := pgdump.RunLocal(ctx, d.m.Tools.PGRestore, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -113,9 +59,9 @@ func (d *dbRun) listTOC(ctx context.Context, section string) ([]tocEntry, error)
 		return nil, err
 	}
 	if d.toc == nil {
-		d.toc = map[string][]tocEntry{}
+		d.toc = map[string][]pgdump.Entry{}
 	}
-	d.toc[section] = parseTOC(out)
+	d.toc[section] = pgdump.ParseTOC(out)
 	return d.toc[section], nil
 }
 
@@ -151,26 +97,26 @@ func (d *dbRun) tocToUTF8(ctx context.Context, listing []byte) ([]byte, error) {
 // keep reports whether an entry belongs in the restore: not an excluded
 // extension, not large objects (the copy moves them with their OIDs), not
 // a pghaul publication.
-func (d *dbRun) keep(e tocEntry) bool {
+func (d *dbRun) keep(e pgdump.Entry) bool {
 	switch {
-	case e.kind == "EXTENSION" && !d.m.Config.Extensions.Selects(e.tag):
+	case e.Kind == "EXTENSION" && !d.m.Config.Extensions.Selects(e.Tag):
 		return false
-	case e.kind == "COMMENT" && strings.HasPrefix(e.tag, "EXTENSION ") && !d.m.Config.Extensions.Selects(strings.TrimPrefix(e.tag, "EXTENSION ")):
+	case e.Kind == "COMMENT" && strings.HasPrefix(e.Tag, "EXTENSION ") && !d.m.Config.Extensions.Selects(strings.TrimPrefix(e.Tag, "EXTENSION ")):
 		return false
-	case e.kind == "BLOB" || e.kind == "BLOBS" || e.kind == "LARGE OBJECT" || e.kind == "BLOB METADATA":
+	case e.Kind == "BLOB" || e.Kind == "BLOBS" || e.Kind == "LARGE OBJECT" || e.Kind == "BLOB METADATA":
 		return false
-	case (e.kind == "ACL" || e.kind == "COMMENT") && strings.HasPrefix(e.tag, "LARGE OBJECT "):
+	case (e.Kind == "ACL" || e.Kind == "COMMENT") && strings.HasPrefix(e.Tag, "LARGE OBJECT "):
 		return false
-	case strings.HasPrefix(e.kind, "PUBLICATION") && strings.HasPrefix(e.tag, "pghaul_"):
+	case strings.HasPrefix(e.Kind, "PUBLICATION") && strings.HasPrefix(e.Tag, "pghaul_"):
 		return false
 	}
 	return true
 }
 
-func (d *dbRun) writeList(entries []tocEntry, name string) (string, error) {
+func (d *dbRun) writeList(entries []pgdump.Entry, name string) (string, error) {
 	var b strings.Builder
 	for _, e := range entries {
-		b.WriteString(e.line + "\n")
+		b.WriteString(e.Line + "\n")
 	}
 	path := d.dumpFile() + "." + name + ".list"
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
@@ -201,15 +147,15 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 	for _, e := range existing {
 		onTarget[e] = true
 	}
-	var keep []tocEntry
+	var keep []pgdump.Entry
 	tables, present := 0, 0
 	for _, e := range toc {
 		if d.keep(e) {
 			keep = append(keep, e)
 		}
-		if e.kind == "TABLE" {
+		if e.Kind == "TABLE" {
 			tables++
-			if onTarget[e.schema+" "+e.tag] {
+			if onTarget[e.Schema+" "+e.Tag] {
 				present++
 			}
 		}
@@ -228,7 +174,7 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 		return "", err
 	}
 	var extNotes []string
-	if slices.ContainsFunc(keep, func(e tocEntry) bool { return e.kind == "EXTENSION" }) {
+	if slices.ContainsFunc(keep, func(e pgdump.Entry) bool { return e.Kind == "EXTENSION" }) {
 		if extNotes, err = d.pinExtensions(ctx, dst); err != nil {
 			return "", err
 		}
@@ -251,7 +197,7 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 	return strings.Join(append([]string{done, fmt.Sprintf("restored in %d chunks (lock limits)", n)}, append(notes, extNotes...)...), "; "), nil
 }
 
-func (d *dbRun) restoreList(ctx context.Context, entries []tocEntry, args []string) error {
+func (d *dbRun) restoreList(ctx context.Context, entries []pgdump.Entry, args []string) error {
 	list, err := d.writeList(entries, "pre")
 	if err != nil {
 		return err
@@ -260,7 +206,7 @@ func (d *dbRun) restoreList(ctx context.Context, entries []tocEntry, args []stri
 	if done, err := d.restoreOnSession(ctx, args); done || err != nil {
 		return err
 	}
-	_, err = runTool(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(d.ownerArgs(args), d.dumpFile())...)
+	_, err = pgdump.Run(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(d.ownerArgs(args), d.dumpFile())...)
 	return err
 }
 
@@ -275,7 +221,7 @@ const preDataChunk = 256
 
 // restoreChunks restores entries in archive order, a chunk per transaction,
 // recording each committed chunk so a rerun goes on after the last one.
-func (d *dbRun) restoreChunks(ctx context.Context, entries []tocEntry, args []string) (int, error) {
+func (d *dbRun) restoreChunks(ctx context.Context, entries []pgdump.Entry, args []string) (int, error) {
 	ds := d.m.dbState(d.name)
 	next, size, chunks := max(ds.PreDataNext-1, 0), preDataChunk, 0
 	if ds.PreDataNext == 0 {
@@ -309,11 +255,11 @@ func (d *dbRun) restoreChunks(ctx context.Context, entries []tocEntry, args []st
 // not to be joined) are kept in d.disowned: the restore leaves out their
 // OWNER TO statements, so those objects alone keep the target user as
 // owner, each named in the notes and in the database's warnings.
-func (d *dbRun) prepareOwners(ctx context.Context, dst *pgx.Conn, entries []tocEntry) ([]string, error) {
+func (d *dbRun) prepareOwners(ctx context.Context, dst *pgx.Conn, entries []pgdump.Entry) ([]string, error) {
 	byOwner := map[string][]string{}
 	for _, e := range entries {
-		if e.owner != "" {
-			byOwner[e.owner] = append(byOwner[e.owner], strings.TrimSpace(e.kind+" "+e.schema+" "+e.tag))
+		if e.Owner != "" {
+			byOwner[e.Owner] = append(byOwner[e.Owner], strings.TrimSpace(e.Kind+" "+e.Schema+" "+e.Tag))
 		}
 	}
 	d.disowned = map[string]bool{}
@@ -402,13 +348,4 @@ func (d *dbRun) pinExtensions(ctx context.Context, dst *pgx.Conn) ([]string, err
 		}
 	}
 	return notes, nil
-}
-
-// runToolLocal runs a program that reads only local files (pg_restore -l).
-func runToolLocal(ctx context.Context, program string, args ...string) ([]byte, error) {
-	out, err := execOutput(ctx, program, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", programName(program), strings.Join(args, " "), err)
-	}
-	return out, nil
 }

@@ -3,13 +3,12 @@ package apply
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/internal/pgdump"
 )
 
 // Restoring a section on pghaul's own session: pg_restore writes the SQL
@@ -24,58 +23,6 @@ import (
 // (max_locks_per_transaction per connection); pg_restore commits each
 // entry.
 const scriptRestoreMax = 1000
-
-var (
-	// restrictLine is pg_dump 15.14+'s guard against psql meta-commands
-	// in a dump: psql's business, not the server's.
-	restrictLine = regexp.MustCompile(`^\\(un)?restrict [0-9A-Za-z]+$`)
-	// encodingLine is pg_restore's own client_encoding, the archive's.
-	encodingLine = regexp.MustCompile(`^SET client_encoding = '([A-Za-z0-9_]+)';$`)
-)
-
-// restoreScript is pg_restore's output without its \restrict lines, with
-// the archive's encoding; ok is false when it holds another line starting
-// with a backslash, which only psql would understand.
-func restoreScript(out []byte) (script, encoding string, ok bool) {
-	lines := strings.Split(string(out), "\n")
-	kept := lines[:0]
-	for _, l := range lines {
-		if strings.HasPrefix(l, `\`) {
-			if restrictLine.MatchString(l) {
-				continue
-			}
-			return "", "", false
-		}
-		if m := encodingLine.FindStringSubmatch(l); m != nil && encoding == "" {
-			encoding = m[1]
-		}
-		kept = append(kept, l)
-	}
-	return strings.Join(kept, "\n"), encoding, true
-}
-
-// withoutOwners drops the script's "ALTER ... OWNER TO <owner>;" lines
-// of the owners the target user cannot hand objects to: those objects keep
-// it as owner, every other object gets its own.
-func withoutOwners(script string, disowned map[string]bool) string {
-	if len(disowned) == 0 {
-		return script
-	}
-	var suffixes []string
-	for o := range disowned {
-		// pg_restore quotes an owner only when it must; ident always does.
-		suffixes = append(suffixes, " OWNER TO "+o+";", " OWNER TO "+ident(o)+";")
-	}
-	lines := strings.Split(script, "\n")
-	kept := lines[:0]
-	for _, l := range lines {
-		if strings.HasPrefix(l, "ALTER ") && slices.ContainsFunc(suffixes, func(s string) bool { return strings.HasSuffix(l, s) }) {
-			continue
-		}
-		kept = append(kept, l)
-	}
-	return strings.Join(kept, "\n")
-}
 
 // userSettingsSQL reads the settings a script's SET statements can change.
 const userSettingsSQL = `SELECT name, setting FROM pg_catalog.pg_settings WHERE context IN ('user', 'superuser')`
@@ -116,12 +63,12 @@ func putBack(ctx context.Context, conn *pgx.Conn, before map[string]string) erro
 // statement and names the archive entry. A refusal by the lock table is
 // returned, so the caller can restore in chunks.
 func (d *dbRun) restoreOnSession(ctx context.Context, args []string) (done bool, err error) {
-	out, err := runToolLocal(ctx, d.m.Tools.PGRestore, append(args, "-f", "-", d.dumpFile())...)
+	out, err := pgdump.RunLocal(ctx, d.m.Tools.PGRestore, append(args, "-f", "-", d.dumpFile())...)
 	if err != nil {
 		return false, nil
 	}
-	script, encoding, ok := restoreScript(out)
-	script = withoutOwners(script, d.disowned)
+	script, encoding, ok := pgdump.RestoreScript(out)
+	script = pgdump.WithoutOwners(script, d.disowned)
 	if !ok {
 		d.m.Log.Debug("the restore script holds a line only psql reads; pg_restore runs instead", "database", d.name)
 		return false, nil

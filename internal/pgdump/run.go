@@ -1,4 +1,7 @@
-package apply
+// Package pgdump runs pg_dump and pg_restore for pghaul and reads what they
+// write: an archive's table of contents (pg_restore -l) and the SQL script
+// pg_restore -f - produces. It knows nothing of migrations.
+package pgdump
 
 import (
 	"bytes"
@@ -12,31 +15,31 @@ import (
 	"github.com/pghaul/pghaul/internal/pg"
 )
 
-// runTool runs pg_dump or pg_restore against database db of ep. The
+// Run runs pg_dump or pg_restore against database db of ep. The
 // password travels in PGPASSWORD, never on the command line. Of the PG*
 // variables only those choosing the server and the authentication pass
 // (dsn.ConnectionEnv, read by pgx too): the program connects where and as
 // pghaul's sessions do, and runs as it would with no environment. On
 // failure the error holds the program's first error lines.
-func runTool(ctx context.Context, program string, ep *pg.Endpoint, db string, args ...string) ([]byte, error) {
+func Run(ctx context.Context, program string, ep *pg.Endpoint, db string, args ...string) ([]byte, error) {
 	conninfo, password := dsn.ForTool(ep.URI(), db)
 	cmd := exec.CommandContext(ctx, program, append(args, "--dbname="+conninfo)...)
-	cmd.Env = toolEnv(os.Environ(), password)
+	cmd.Env = Env(os.Environ(), password)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%s %s: %s", programName(program), strings.TrimSpace(err.Error()), firstErrors(stderr.String(), 3))
+		return nil, fmt.Errorf("%s %s: %s", ProgramName(program), strings.TrimSpace(err.Error()), firstErrors(stderr.String(), 3))
 	}
 	return stdout.Bytes(), nil
 }
 
-// toolEnv is environ as pg_dump and pg_restore get it: PG* variables
+// Env is environ as pg_dump and pg_restore get it: PG* variables
 // other than dsn.ConnectionEnv's dropped, PGAPPNAME pghaul, and
 // PGPASSWORD the connection string's password when it has one.
-func toolEnv(environ []string, password string) []string {
+func Env(environ []string, password string) []string {
 	env := []string{"PGAPPNAME=pghaul"}
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
@@ -50,7 +53,8 @@ func toolEnv(environ []string, password string) []string {
 	return env
 }
 
-func programName(path string) string {
+// ProgramName is the file name of a program path.
+func ProgramName(path string) string {
 	if i := strings.LastIndexByte(path, '/'); i >= 0 {
 		return path[i+1:]
 	}
@@ -88,4 +92,13 @@ func execOutput(ctx context.Context, program string, args ...string) ([]byte, er
 		return nil, fmt.Errorf("%v: %s", err, firstErrors(stderr.String(), 3))
 	}
 	return stdout.Bytes(), nil
+}
+
+// RunLocal runs a program that reads only local files (pg_restore -l).
+func RunLocal(ctx context.Context, program string, args ...string) ([]byte, error) {
+	out, err := execOutput(ctx, program, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", ProgramName(program), strings.Join(args, " "), err)
+	}
+	return out, nil
 }
