@@ -99,8 +99,8 @@ func (in *input) checkReplicationPolicy() []Finding {
 	return append(out, in.checkWALRetention(total)...)
 }
 
-// NoWriteFreeze is the warning of a cut-over without a write freeze; plan
-// adds it to a stored plan when the policy changed to stop.
+// NoWriteFreeze is the warning of a cut-over without a write freeze;
+// Replan adds it to a stored plan when the policy changed to stop.
 func NoWriteFreeze() Finding {
 	return finding("no-write-freeze", Warning, "source",
 		"replication.write_freeze is false: the cut-over does not stop writes on the source, and rows written after the last lag check are lost",

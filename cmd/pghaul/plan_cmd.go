@@ -82,11 +82,6 @@ func (c *PlanCmd) showProgress(ctx context.Context, cfg *config.Config, src, dst
 	st.ApplyPolicy(cfg.Replication)
 	p := st.Plan
 	p.Steps = slices.Clone(p.Steps)
-	if cfg.Replication.Stop && !cfg.Replication.WriteFreeze && slices.ContainsFunc(p.Steps, func(s plan.Step) bool { return s.Kind == plan.StepStopReplication }) &&
-		!slices.ContainsFunc(p.Findings, func(f plan.Finding) bool { return f.Code == "no-write-freeze" }) {
-		p.Findings = append(slices.Clone(p.Findings), plan.NoWriteFreeze())
-		p.Totals.Warnings++
-	}
 	for i, s := range p.Steps {
 		p.Steps[i].Status = string(apply.StatusPending)
 		if ss, ok := st.Steps[s.ID]; ok {
