@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/plan"
+	"github.com/pghaul/pghaul/state"
 )
 
 // Tools are the external programs a migration runs.
@@ -26,8 +26,8 @@ type Migration struct {
 	Config         *config.Config
 	Source, Target *pg.Endpoint
 	Tools          Tools
-	Store          *FileStore
-	State          *State
+	Store          state.Store
+	State          *state.State
 	// Events receives progress; it must not block for long.
 	Events func(Event)
 	Now    func() time.Time
@@ -40,7 +40,7 @@ type Migration struct {
 	// LagPoll is how often waits poll the servers (0: 2s; a test knob).
 	LagPoll time.Duration
 
-	passwords Passwords
+	passwords state.Passwords
 	// bootstrapTurn is held by the database whose turn it is on the
 	// bootstrap sessions (dbRun.sourceDBAndTarget).
 	bootstrapTurn chan struct{}
@@ -81,10 +81,10 @@ func (m *Migration) Run(ctx context.Context) error {
 	}
 	m.passwords = pw
 	if m.State.Databases == nil {
-		m.State.Databases = map[string]*DatabaseState{}
+		m.State.Databases = map[string]*state.DatabaseState{}
 	}
 	if m.State.Steps == nil {
-		m.State.Steps = map[string]StepState{}
+		m.State.Steps = map[string]state.StepState{}
 	}
 	cluster, perDB, order := groupSteps(m.State.Plan.Steps)
 	for _, st := range cluster {
@@ -167,7 +167,7 @@ func largestFirst(order []string, dbs []plan.DatabasePlan) {
 // outcome. The state is saved before and after, so a crash at any instant
 // leaves the step pending or running, never falsely done.
 func (m *Migration) runStep(ctx context.Context, st plan.Step, fn func(context.Context, plan.Step) (string, error)) error {
-	if m.stepStatus(st.ID) == StatusDone && !plan.IsCondition(st.Kind) {
+	if m.stepStatus(st.ID) == state.StatusDone && !plan.IsCondition(st.Kind) {
 		m.emit(StepSkipped{Step: st, Reason: "done in an earlier run"})
 		return nil
 	}
@@ -175,7 +175,7 @@ func (m *Migration) runStep(ctx context.Context, st plan.Step, fn func(context.C
 		return err
 	}
 	start := m.Now()
-	m.setStep(st.ID, StepState{Status: StatusRunning, Started: start})
+	m.setStep(st.ID, state.StepState{Status: state.StatusRunning, Started: start})
 	if err := m.save(); err != nil {
 		return err
 	}
@@ -187,22 +187,28 @@ func (m *Migration) runStep(ctx context.Context, st plan.Step, fn func(context.C
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			m.setStep(st.ID, StepState{Status: StatusPending, Message: "interrupted"})
-			_ = m.save()
+			m.setStep(st.ID, state.StepState{Status: state.StatusPending, Message: "interrupted"})
+			if err := m.save(); err != nil {
+				return errors.Join(ctx.Err(), err)
+			}
 			return ctx.Err()
 		}
-		status := StatusFailed
+		status := state.StatusFailed
 		var wait *WaitTimeoutError
 		if errors.As(err, &wait) {
-			status = StatusWaiting
+			status = state.StatusWaiting
 		}
-		m.setStep(st.ID, StepState{Status: status, Message: pg.Describe(err), Started: start, Finished: m.Now()})
-		_ = m.save()
+		m.setStep(st.ID, state.StepState{Status: status, Message: pg.Describe(err), Started: start, Finished: m.Now()})
 		m.emit(StepFailed{Step: st, Err: err})
+		// The step's failure comes first; a state that could not record it
+		// is said too, not dropped.
+		if serr := m.save(); serr != nil {
+			err = errors.Join(err, serr)
+		}
 		return &StepError{Step: st, Err: err}
 	}
 	crashPoint("after:" + string(st.Kind))
-	m.setStep(st.ID, StepState{Status: StatusDone, Message: msg, Started: start, Finished: m.Now()})
+	m.setStep(st.ID, state.StepState{Status: state.StatusDone, Message: msg, Started: start, Finished: m.Now()})
 	if err := m.save(); err != nil {
 		return err
 	}
@@ -210,29 +216,29 @@ func (m *Migration) runStep(ctx context.Context, st plan.Step, fn func(context.C
 	return nil
 }
 
-func (m *Migration) stepStatus(id string) Status {
+func (m *Migration) stepStatus(id string) state.Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.State.Steps[id].Status
 }
 
-func (m *Migration) setStep(id string, s StepState) {
+func (m *Migration) setStep(id string, s state.StepState) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.State.Steps[id] = s
 }
 
 // dbState returns the database's copy state, creating it.
-func (m *Migration) dbState(name string) *DatabaseState {
+func (m *Migration) dbState(name string) *state.DatabaseState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d := m.State.Databases[name]
 	if d == nil {
-		d = &DatabaseState{Tables: map[string]TableState{}}
+		d = &state.DatabaseState{Tables: map[string]state.TableState{}}
 		m.State.Databases[name] = d
 	}
 	if d.Tables == nil {
-		d.Tables = map[string]TableState{}
+		d.Tables = map[string]state.TableState{}
 	}
 	return d
 }
@@ -294,77 +300,4 @@ func (m *Migration) emit(e Event) {
 	if m.Events != nil {
 		m.Events(e)
 	}
-}
-
-// Complete reports a migration with nothing left to do: every step done
-// and no condition (a lag wait) of a database that has not cut over,
-// which every run evaluates again.
-func (s *State) Complete() bool {
-	if s.Done() != len(s.Plan.Steps) {
-		return false
-	}
-	for _, st := range s.Plan.Steps {
-		if plan.IsCondition(st.Kind) && !s.cutOver(st.Params.Database) {
-			return false
-		}
-	}
-	return true
-}
-
-// replicating reports a database whose replication runs: its objects
-// exist in the plan and its cut-over has not switched.
-func (s *State) replicating() bool {
-	for _, d := range s.Plan.Databases {
-		if d.Names.Slot != "" && !s.cutOver(d.Name) {
-			if st, _ := s.DatabaseStatus(d.Name); st != StatusRemoved {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// cutOver reports a database whose cut-over switched.
-func (s *State) cutOver(db string) bool {
-	for _, st := range s.Plan.Steps {
-		if st.Params.Database == db && st.Kind == plan.StepStopReplication {
-			return s.Steps[st.ID].Status == StatusDone
-		}
-	}
-	return false
-}
-
-// DatabaseStatus says how far a database got, for the result table.
-func (s *State) DatabaseStatus(name string) (Status, string) {
-	if at, ok := s.Removed[name]; ok && !s.cutOver(name) {
-		return StatusRemoved, fmt.Sprintf("replication removed by cleanup at %s: apply --reset-state migrates it again", at.Format(time.RFC3339))
-	}
-	total, done, stops := 0, 0, false
-	for _, st := range s.Plan.Steps {
-		if st.Params.Database != name || st.Scope == plan.ClusterScope {
-			continue
-		}
-		total++
-		stops = stops || st.Kind == plan.StepStopReplication
-		switch ss := s.Steps[st.ID]; ss.Status {
-		case StatusDone:
-			done++
-		case StatusFailed, StatusWaiting:
-			return ss.Status, fmt.Sprintf("%s: %s", st.ID, ss.Message)
-		}
-	}
-	var warnings []string
-	if ds := s.Databases[name]; ds != nil {
-		warnings = ds.Warnings
-	}
-	if done == total && !stops && s.Plan.DatabaseNames(name).Slot != "" {
-		return StatusRunning, strings.Join(append([]string{"replication left running"}, warnings...), "; ")
-	}
-	if done == total && len(warnings) > 0 {
-		return StatusDoneWithWarnings, strings.Join(warnings, "; ")
-	}
-	if done == total {
-		return StatusDone, ""
-	}
-	return StatusPending, fmt.Sprintf("%d of %d steps done", done, total)
 }

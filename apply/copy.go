@@ -16,6 +16,7 @@ import (
 	"github.com/pghaul/pghaul/internal/copyrelay"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/plan"
+	"github.com/pghaul/pghaul/state"
 )
 
 // copyTable is one table to stream, with what the copy needs to know.
@@ -266,7 +267,7 @@ func (d *dbRun) restartCopy(ctx context.Context, tables []copyTable) (todo []cop
 	}
 	if d.m.ResumeTables {
 		for _, t := range tables {
-			if ds.Tables[t.key()].Status != StatusDone {
+			if ds.Tables[t.key()].Status != state.StatusDone {
 				todo = append(todo, t)
 			}
 		}
@@ -294,7 +295,7 @@ func (d *dbRun) restartCopy(ctx context.Context, tables []copyTable) (todo []cop
 			return nil, false, fmt.Errorf("empty the partly copied tables: %w", err)
 		}
 	}
-	d.m.update(func() { ds.Tables, ds.Bytes = map[string]TableState{}, 0 })
+	d.m.update(func() { ds.Tables, ds.Bytes = map[string]state.TableState{}, 0 })
 	return tables, true, d.m.save()
 }
 
@@ -517,7 +518,7 @@ func (e *engine) finish(t copyTable, rows, bytes int64, took time.Duration) erro
 	m := e.d.m
 	ds := m.dbState(e.d.name)
 	m.update(func() {
-		ds.Tables[t.key()] = TableState{Status: StatusDone, Rows: rows, Bytes: bytes}
+		ds.Tables[t.key()] = state.TableState{Status: state.StatusDone, Rows: rows, Bytes: bytes}
 		ds.Bytes += bytes
 	})
 	e.done.Add(1)

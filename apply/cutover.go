@@ -14,6 +14,7 @@ import (
 	"github.com/pghaul/pghaul/internal/copyrelay"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/plan"
+	"github.com/pghaul/pghaul/state"
 )
 
 // CutoverAbortError is a cut-over that gave up before its switch: the
@@ -101,7 +102,7 @@ func (d *dbRun) cutover(ctx context.Context, steps []plan.Step) error {
 	if last.Kind != plan.StepStopReplication {
 		return d.runSteps(ctx, steps)
 	}
-	if d.m.stepStatus(last.ID) == StatusDone {
+	if d.m.stepStatus(last.ID) == state.StatusDone {
 		for _, st := range steps {
 			d.m.emit(StepSkipped{Step: st, Reason: "cut over in an earlier run"})
 		}
@@ -131,7 +132,7 @@ func (d *dbRun) cutover(ctx context.Context, steps []plan.Step) error {
 func (c *cutover) resetSteps() {
 	c.d.m.update(func() {
 		for _, st := range c.steps {
-			if ss, ok := c.d.m.State.Steps[st.ID]; ok && ss.Status != StatusFailed && ss.Status != StatusWaiting {
+			if ss, ok := c.d.m.State.Steps[st.ID]; ok && ss.Status != state.StatusFailed && ss.Status != state.StatusWaiting {
 				delete(c.d.m.State.Steps, st.ID)
 			}
 		}
@@ -308,7 +309,7 @@ func (c *cutover) freeze(ctx context.Context, _ plan.Step) (string, error) {
 		return "", fmt.Errorf("read datallowconn of %s: %w", db, err)
 	}
 	if !resumed {
-		fr = &Freeze{AllowConnections: allow, SavedAt: m.Now().UTC()}
+		fr = &state.Freeze{AllowConnections: allow, SavedAt: m.Now().UTC()}
 		if err := m.setFreeze(db, fr); err != nil {
 			return "", err
 		}
@@ -340,7 +341,7 @@ func (c *cutover) freeze(ctx context.Context, _ plan.Step) (string, error) {
 
 // endSessions ends the database's client sessions but pghaul's, then runs
 // the after_freeze hooks.
-func (c *cutover) endSessions(ctx context.Context, admin *pgx.Conn, fr *Freeze) (string, error) {
+func (c *cutover) endSessions(ctx context.Context, admin *pgx.Conn, fr *state.Freeze) (string, error) {
 	m, db := c.d.m, c.d.name
 	n, err := endSessions(ctx, admin, db, m.ownPIDs(), 5*time.Second)
 	fr.SessionsEnded += n
@@ -550,7 +551,7 @@ func (c *cutover) switchOver(ctx context.Context, st plan.Step) (string, error) 
 // dropRest drops the subscription and the slot of a switch, records it and
 // runs the after_cutover hooks (a failing one is reported: the switch is
 // done).
-func (c *cutover) dropRest(ctx context.Context, st plan.Step, fr *Freeze, note string) (string, error) {
+func (c *cutover) dropRest(ctx context.Context, st plan.Step, fr *state.Freeze, note string) (string, error) {
 	m, db, p := c.d.m, c.d.name, st.Params
 	if _, err := c.d.dropSubscription(ctx, p.Subscription); err != nil {
 		return "", err
@@ -585,7 +586,7 @@ func (c *cutover) afterCutover(ctx context.Context, msg string) string {
 // finishSwitch completes a switch a crash interrupted: the subscription and
 // the slot are dropped; the frozen database cannot be entered to check its
 // publication, so cleanup --unfreeze drops it if it is left.
-func (c *cutover) finishSwitch(ctx context.Context, fr *Freeze) error {
+func (c *cutover) finishSwitch(ctx context.Context, fr *state.Freeze) error {
 	st := c.steps[len(c.steps)-1]
 	return c.d.m.runStep(ctx, st, func(ctx context.Context, st plan.Step) (string, error) {
 		fr.PublicationLeft = true
@@ -594,7 +595,7 @@ func (c *cutover) finishSwitch(ctx context.Context, fr *Freeze) error {
 			return "", err
 		}
 		for _, s := range c.steps[:len(c.steps)-1] {
-			c.d.m.setStep(s.ID, StepState{Status: StatusDone, Message: "finished by the switch of an earlier run", Finished: c.d.m.Now()})
+			c.d.m.setStep(s.ID, state.StepState{Status: state.StatusDone, Message: "finished by the switch of an earlier run", Finished: c.d.m.Now()})
 		}
 		return "switch finished after an interruption: " + msg, nil
 	})
@@ -637,7 +638,7 @@ func (c *cutover) abort(ctx context.Context, st plan.Step, cause error) error {
 
 // restore gives the database back what the freeze changed and forgets the
 // freeze.
-func (c *cutover) restore(ctx context.Context, fr *Freeze) error {
+func (c *cutover) restore(ctx context.Context, fr *state.Freeze) error {
 	c.d.m.ownSession(c.src, false)
 	closeSession(ctx, &c.src) // pghaul's session may be mid-statement
 	admin, err := c.adminConn(ctx)

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/internal/pgdump"
 	"github.com/pghaul/pghaul/plan"
+	"github.com/pghaul/pghaul/state"
 )
 
 // dbRun carries out one database's steps in order. The exported snapshot
@@ -54,13 +54,13 @@ func (d *dbRun) run(ctx context.Context) error {
 	defer closeSession(ctx, &d.target)
 	needSnapshot := false
 	for _, st := range d.steps {
-		if snapshotKinds[st.Kind] && d.m.stepStatus(st.ID) != StatusDone {
+		if snapshotKinds[st.Kind] && d.m.stepStatus(st.ID) != state.StatusDone {
 			needSnapshot = true
 		}
 	}
 	for _, st := range d.steps {
 		if needSnapshot && (st.Kind == plan.StepExportSnapshot || st.Kind == plan.StepCreateSlot && d.snapshotMode()) {
-			d.m.setStep(st.ID, StepState{Status: StatusPending})
+			d.m.setStep(st.ID, state.StepState{Status: state.StatusPending})
 		}
 		if plan.IsCutover(st.Kind) {
 			continue // the cut-over runs its own steps
@@ -124,7 +124,7 @@ func (d *dbRun) undoSource(ctx context.Context, steps []plan.Step) {
 	}
 	for _, st := range steps {
 		if st.Kind == plan.StepCreatePublication || st.Kind == plan.StepCreateSlot {
-			d.m.setStep(st.ID, StepState{Status: StatusPending, Message: "removed: the target's steps failed"})
+			d.m.setStep(st.ID, state.StepState{Status: state.StatusPending, Message: "removed: the target's steps failed"})
 		}
 	}
 	if len(undone) > 0 {
@@ -220,7 +220,7 @@ func (d *dbRun) stepFunc(st plan.Step) (func(context.Context, plan.Step) (string
 func (d *dbRun) dumpFile() string {
 	safe := regexp.MustCompile(`[^a-zA-Z0-9_]`).ReplaceAllString(d.name, "_")
 	sum := sha256.Sum256([]byte(d.name))
-	return filepath.Join(d.m.Store.Dir, fmt.Sprintf("schema-%s-%s.dump", safe, hex.EncodeToString(sum[:4])))
+	return d.m.Store.Path(fmt.Sprintf("schema-%s-%s.dump", safe, hex.EncodeToString(sum[:4])))
 }
 
 // sourceDB is the database's catalog row on the source, read at apply time.
@@ -376,7 +376,7 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_s
 // the tables are another migration's (or someone's) into the same target.
 func (d *dbRun) checkNotAnothers(ctx context.Context) error {
 	for _, st := range d.steps {
-		if s := d.m.stepStatus(st.ID); st.Kind == plan.StepRestorePreData && s != StatusPending && s != "" {
+		if s := d.m.stepStatus(st.ID); st.Kind == plan.StepRestorePreData && s != state.StatusPending && s != "" {
 			return nil // the schema is (maybe) ours
 		}
 	}

@@ -10,66 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/state"
 )
 
-// Freeze is what a cut-over's write freeze changed on one source database.
-// It is saved in the state before the change, so that an abort, a rerun
-// after a crash or cleanup restores exactly what was there.
-//
-// The freeze sets ALLOW_CONNECTIONS false on the database and ends its
-// other client sessions. Measured on PostgreSQL 15: that refuses every new
-// connection, superusers' included, while an established WAL sender keeps
-// streaming; revoking CONNECT does not stop superusers or owners, and
-// default_transaction_read_only on the database can be set back by any
-// session. So datallowconn is the one thing changed, and restoring it is
-// exact.
-type Freeze struct {
-	// AllowConnections is datallowconn before the freeze.
-	AllowConnections bool      `json:"allow_connections"`
-	SavedAt          time.Time `json:"saved_at"`
-	// FrozenAt is when the database first refused connections.
-	FrozenAt time.Time `json:"frozen_at,omitzero"`
-	// SessionsEnded counts the client sessions the freeze ended.
-	SessionsEnded int `json:"sessions_ended,omitempty"`
-	// FenceLSN is the source's WAL position once nothing could write.
-	FenceLSN string `json:"fence_lsn,omitempty"`
-	// Switching: the switch began, so the cut-over no longer aborts; a
-	// rerun finishes it.
-	Switching  bool      `json:"switching,omitempty"`
-	SwitchedAt time.Time `json:"switched_at,omitzero"`
-	// PublicationLeft: a switch finished after a crash could not reach the
-	// frozen database to drop its publication; cleanup --unfreeze does.
-	PublicationLeft bool `json:"publication_left,omitempty"`
-}
-
-// Window is how long the source refused writes before the switch.
-func (f *Freeze) Window() time.Duration {
-	if f.FrozenAt.IsZero() || f.SwitchedAt.IsZero() {
-		return 0
-	}
-	return f.SwitchedAt.Sub(f.FrozenAt)
-}
-
-// Describe says what the freeze means for a person.
-func (f *Freeze) Describe() string {
-	if f.Switched() {
-		return fmt.Sprintf("frozen since %s by the cut-over (writes stopped for %s): pghaul cleanup --unfreeze lifts it",
-			f.FrozenAt.Format(time.RFC3339), f.Window().Round(time.Millisecond))
-	}
-	if f.FrozenAt.IsZero() {
-		return fmt.Sprintf("a cut-over was interrupted while freezing it (saved %s; it may refuse connections): rerun apply to finish the cut-over, or pghaul cleanup to restore it",
-			f.SavedAt.Format(time.RFC3339))
-	}
-	return fmt.Sprintf("FROZEN since %s by a cut-over that was interrupted: rerun apply to finish the cut-over, or pghaul cleanup to lift the freeze",
-		f.FrozenAt.Format(time.RFC3339))
-}
-
-// Switched reports a freeze whose cut-over switched: the source stays
-// frozen on purpose.
-func (f *Freeze) Switched() bool { return !f.SwitchedAt.IsZero() }
-
 // freezeOf returns a copy of database db's saved freeze, or nil.
-func (m *Migration) freezeOf(db string) *Freeze {
+func (m *Migration) freezeOf(db string) *state.Freeze {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if f := m.State.Freezes[db]; f != nil {
@@ -80,14 +25,14 @@ func (m *Migration) freezeOf(db string) *Freeze {
 }
 
 // setFreeze saves database db's freeze (nil removes it) in the state.
-func (m *Migration) setFreeze(db string, f *Freeze) error {
+func (m *Migration) setFreeze(db string, f *state.Freeze) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if f == nil {
 		delete(m.State.Freezes, db)
 	} else {
 		if m.State.Freezes == nil {
-			m.State.Freezes = map[string]*Freeze{}
+			m.State.Freezes = map[string]*state.Freeze{}
 		}
 		c := *f
 		m.State.Freezes[db] = &c
@@ -126,7 +71,7 @@ func setAllowConnections(ctx context.Context, admin *pgx.Conn, db string, allow 
 }
 
 // Unfreeze restores what the freeze of db changed on the source.
-func Unfreeze(ctx context.Context, source *pg.Endpoint, db string, f *Freeze) error {
+func Unfreeze(ctx context.Context, source *pg.Endpoint, db string, f *state.Freeze) error {
 	admin, err := adminSession(ctx, source, db)
 	if err != nil {
 		return err

@@ -71,7 +71,7 @@ func (m *Migration) revokeOwnerGrants(ctx context.Context) error {
 	// A subscription applies changes as the table owners through its
 	// owner, the target user (16+): the memberships stay while any
 	// database replicates, until its cut-over.
-	if len(m.State.OwnerGrants) == 0 || !m.State.Complete() || m.State.replicating() {
+	if len(m.State.OwnerGrants) == 0 || !m.State.Complete() || m.State.Replicating() {
 		return nil
 	}
 	revoked, err := RevokeOwnerGrants(ctx, m.Target, m.State.OwnerGrants)

@@ -14,6 +14,7 @@ import (
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/internal/provider"
 	"github.com/pghaul/pghaul/plan"
+	"github.com/pghaul/pghaul/state"
 )
 
 // sourceRole is a role as read from the source at apply time.
@@ -138,7 +139,7 @@ func (m *Migration) createRoles(ctx context.Context, dst *pgx.Conn, roles []sour
 			if m.previousRoleStatus(r.Name) == "created" {
 				status = "created" // created by an earlier run of this migration
 			}
-			if err := m.recordRole(RoleResult{Name: r.Name, Status: status}); err != nil {
+			if err := m.recordRole(state.RoleResult{Name: r.Name, Status: status}); err != nil {
 				return "", err
 			}
 			continue
@@ -149,21 +150,21 @@ func (m *Migration) createRoles(ctx context.Context, dst *pgx.Conn, roles []sour
 		}
 		// Recorded before the CREATE: a crash right after it must not make
 		// the role look like one the target already had.
-		if err := m.recordRole(RoleResult{Name: r.Name, Status: "creating"}); err != nil {
+		if err := m.recordRole(state.RoleResult{Name: r.Name, Status: "creating"}); err != nil {
 			return "", err
 		}
 		if _, err := dst.Exec(ctx, createRoleSQL(r.Role, pw)); err != nil {
 			if ctx.Err() != nil {
 				return "", ctx.Err()
 			}
-			if err := m.recordRole(RoleResult{Name: r.Name, Status: "failed", Message: pg.Describe(err)}); err != nil {
+			if err := m.recordRole(state.RoleResult{Name: r.Name, Status: "failed", Message: pg.Describe(err)}); err != nil {
 				return "", err
 			}
 			continue
 		}
 		crashPoint("role:" + r.Name)
 		created++
-		if err := m.recordRole(RoleResult{Name: r.Name, Status: "created"}); err != nil {
+		if err := m.recordRole(state.RoleResult{Name: r.Name, Status: "created"}); err != nil {
 			return "", err
 		}
 	}
@@ -184,9 +185,9 @@ func (m *Migration) createdRoles() bool {
 }
 
 // recordRole sets a role's result in the state and saves it.
-func (m *Migration) recordRole(r RoleResult) error {
+func (m *Migration) recordRole(r state.RoleResult) error {
 	m.update(func() {
-		i := slices.IndexFunc(m.State.Roles, func(x RoleResult) bool { return x.Name == r.Name })
+		i := slices.IndexFunc(m.State.Roles, func(x state.RoleResult) bool { return x.Name == r.Name })
 		if i < 0 {
 			m.State.Roles = append(m.State.Roles, r)
 		} else {
@@ -247,7 +248,7 @@ func randomLetters(n int) string {
 }
 
 // Placeholders returns the placeholder passwords set (apply --show-passwords).
-func (m *Migration) Placeholders() Passwords { return m.passwords }
+func (m *Migration) Placeholders() state.Passwords { return m.passwords }
 
 func createRoleSQL(r plan.Role, password *string) string {
 	attr := func(on bool, name string) string {
@@ -302,7 +303,7 @@ func (m *Migration) grantMemberships(ctx context.Context, dst *pgx.Conn, roles [
 				// role it holds no ADMIN OPTION on (membership-not-
 				// grantable): one failed row, and the migration goes on.
 				failed++
-				if err := m.recordRole(RoleResult{Name: fmt.Sprintf("%s (member of %s)", r.Name, ms.Role), Status: "failed", Message: describe(err)}); err != nil {
+				if err := m.recordRole(state.RoleResult{Name: fmt.Sprintf("%s (member of %s)", r.Name, ms.Role), Status: "failed", Message: describe(err)}); err != nil {
 					return "", err
 				}
 				continue

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/plan"
+	"github.com/pghaul/pghaul/state"
 )
 
 // Progress is what status shows of one database.
@@ -48,12 +49,12 @@ FROM pg_subscription s WHERE s.subname = $1`
 // ReadProgress reads each database's progress from the state and, for the
 // replication method, the slot and subscription on the servers, sampling
 // the lag twice (every apart) for the rate.
-func ReadProgress(ctx context.Context, src, dst *pg.Endpoint, st *State, every time.Duration) ([]Progress, error) {
+func ReadProgress(ctx context.Context, src, dst *pg.Endpoint, st *state.State, every time.Duration) ([]Progress, error) {
 	var out []Progress
 	for _, d := range st.Plan.Databases {
 		status, msg := st.DatabaseStatus(d.Name)
 		p := Progress{Database: d.Name, Method: string(d.Method), Status: string(status), Step: lastStep(st, d.Name)}
-		if msg != "" && status != StatusDone {
+		if msg != "" && status != state.StatusDone {
 			p.Step = msg
 		}
 		if fr := st.Freezes[d.Name]; fr != nil {
@@ -79,10 +80,10 @@ func ReadProgress(ctx context.Context, src, dst *pg.Endpoint, st *State, every t
 	return out, nil
 }
 
-func lastStep(st *State, db string) string {
+func lastStep(st *state.State, db string) string {
 	last := ""
 	for _, s := range st.Plan.Steps {
-		if s.Params.Database == db && st.Steps[s.ID].Status == StatusDone {
+		if s.Params.Database == db && st.Steps[s.ID].Status == state.StatusDone {
 			last = s.ID
 		}
 	}

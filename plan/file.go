@@ -81,3 +81,11 @@ func ReadFile(r io.Reader) (*File, error) {
 	}
 	return &f, nil
 }
+
+// SameOrigin reports whether p was planned from the same file and servers
+// as o, with as many steps: a saved plan given to resume the state that
+// started from it.
+func (p *Plan) SameOrigin(o *Plan) bool {
+	return p.SourceFingerprint == o.SourceFingerprint && p.TargetFingerprint == o.TargetFingerprint &&
+		p.ConfigHash == o.ConfigHash && len(p.Steps) == len(o.Steps)
+}

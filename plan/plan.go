@@ -31,6 +31,19 @@ type Endpoint struct {
 	SystemID string `json:"system_id"`
 }
 
+// Major is the major version of the server ("15.14" and "17beta1 (Debian)"
+// are 15 and 17; 0 when unknown).
+func (e Endpoint) Major() int {
+	n := 0
+	for _, c := range e.Version {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
 // Method is how one database moves.
 type Method string
 

@@ -35,9 +35,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pghaul/pghaul/apply"
 	"github.com/pghaul/pghaul/bench/internal/benchkit"
 	"github.com/pghaul/pghaul/internal/cluster"
+	"github.com/pghaul/pghaul/state"
 )
 
 type options struct {
@@ -201,7 +201,7 @@ func (r *outcome) count(ctx context.Context, bin, cfg string, src, dst *cluster.
 	if err != nil {
 		return err
 	}
-	var st apply.State
+	var st state.State
 	if err := json.Unmarshal(b, &st); err != nil {
 		return err
 	}

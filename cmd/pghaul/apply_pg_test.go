@@ -566,6 +566,7 @@ func TestApplyEarlierStateKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const systemIDSQL = `SELECT system_identifier::text FROM pg_control_system()`
 	srcID, dstID := pgtest.QueryString(t, src, "postgres", systemIDSQL), pgtest.QueryString(t, dst, "postgres", systemIDSQL)
 	earlier, current := cfg.EarlierStateKey(srcID, dstID), cfg.StateKey(srcID, dstID)
 	if earlier == current {

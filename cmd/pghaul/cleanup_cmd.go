@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/pghaul/pghaul/apply"
-	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/internal/pg"
-	"github.com/pghaul/pghaul/plan"
+	"github.com/pghaul/pghaul/internal/session"
+	"github.com/pghaul/pghaul/state"
 )
 
 // CleanupCmd drops this migration's replication objects on both sides.
@@ -23,8 +23,6 @@ type CleanupCmd struct {
 	Unfreeze bool   `help:"Also lift the write freeze a finished cut-over left on the source databases, restoring what it saved (an interrupted cut-over's freeze is always lifted)."`
 	Orphans  bool   `help:"Also drop the pghaul_* slots on the source that no migration of this file owns and nothing streams from (a rebuilt target's, a failed run's), printing each."`
 }
-
-const sourceDatabasesSQL = `SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1`
 
 // Run drops (or lists) the subscription, publication and slot of every
 // selected database, by the names this migration computes.
@@ -36,21 +34,21 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 	defer closeIdle(ctx, src, dst)
 	// One apply or cleanup of a migration at a time: a cleanup while apply
 	// waits for the lag would pull replication from under it.
-	lock, _, err := lockMigration(ctx, cfg, src, dst)
+	lock, _, err := session.Lock(ctx, cfg, src, dst)
 	if err != nil {
 		return fmt.Errorf("cleanup: %w", err)
 	}
 	defer lock.Release(context.WithoutCancel(ctx))
-	store := &apply.FileStore{Dir: cfg.State}
+	store := &state.FileStore{Dir: cfg.State}
 	st, err := store.Load() // nil without a state: the servers alone tell
-	if err != nil && !errors.Is(err, apply.ErrNoState) {
+	if err != nil && !errors.Is(err, state.ErrNoState) {
 		return err
 	}
 	frozen, err := c.freezes(ctx, store, st, src, stdout)
 	if err != nil {
 		return err
 	}
-	names, err := migrationNames(ctx, cfg, src, dst)
+	names, err := session.Names(ctx, cfg, src, dst)
 	if err != nil {
 		return err
 	}
@@ -91,39 +89,10 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 	return nil
 }
 
-// migrationNames computes the replication object names of every database
-// the file selects on the source.
-func migrationNames(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint) (map[string]plan.ReplicationNames, error) {
-	dstID, err := systemID(ctx, dst)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := src.Connect(ctx, "", pg.Options{ReadOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	rows, err := conn.Query(ctx, sourceDatabasesSQL)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]plan.ReplicationNames{}
-	var db string
-	for rows.Next() {
-		if err := rows.Scan(&db); err != nil {
-			return nil, err
-		}
-		if cfg.Databases.Selects(db) {
-			out[db] = plan.NamesFor(db, dstID)
-		}
-	}
-	return out, errors.Join(rows.Err())
-}
-
 // freezes lifts the write freezes the state records: an interrupted
 // cut-over's always (its source must not stay frozen), a finished one's
 // with --unfreeze. It returns the databases left frozen.
-func (c *CleanupCmd) freezes(ctx context.Context, store *apply.FileStore, st *apply.State, src *pg.Endpoint, stdout io.Writer) ([]string, error) {
+func (c *CleanupCmd) freezes(ctx context.Context, store *state.FileStore, st *state.State, src *pg.Endpoint, stdout io.Writer) ([]string, error) {
 	if st == nil {
 		return nil, nil
 	}
@@ -155,13 +124,13 @@ func (c *CleanupCmd) freezes(ctx context.Context, store *apply.FileStore, st *ap
 // recordRemoved notes in the state the databases whose replication objects
 // cleanup dropped before their cut-over: apply then refuses to go on as if
 // nothing happened, and status says so.
-func recordRemoved(store *apply.FileStore, st *apply.State, acts []apply.CleanupAction) error {
+func recordRemoved(store *state.FileStore, st *state.State, acts []apply.CleanupAction) error {
 	changed := false
 	for _, a := range acts {
 		if st.Plan.DatabaseNames(a.Database).Slot == "" || st.Removed[a.Database] != (time.Time{}) {
 			continue
 		}
-		if status, _ := st.DatabaseStatus(a.Database); status == apply.StatusDone || status == apply.StatusDoneWithWarnings {
+		if status, _ := st.DatabaseStatus(a.Database); status == state.StatusDone || status == state.StatusDoneWithWarnings {
 			continue
 		}
 		if st.Removed == nil {
@@ -179,7 +148,7 @@ func recordRemoved(store *apply.FileStore, st *apply.State, acts []apply.Cleanup
 // revokeOwnerGrants takes back the memberships in owner roles the target
 // user granted itself during the migration (a rerun of apply grants them
 // again where it needs them).
-func revokeOwnerGrants(ctx context.Context, store *apply.FileStore, st *apply.State, dst *pg.Endpoint, stdout io.Writer) error {
+func revokeOwnerGrants(ctx context.Context, store *state.FileStore, st *state.State, dst *pg.Endpoint, stdout io.Writer) error {
 	if len(st.OwnerGrants) == 0 {
 		return nil
 	}

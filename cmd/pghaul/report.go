@@ -10,6 +10,7 @@ import (
 	"github.com/pghaul/pghaul/apply"
 	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/plan"
+	"github.com/pghaul/pghaul/state"
 )
 
 // eventLogger renders apply's events as log lines on stderr.
@@ -49,7 +50,7 @@ func eventLogger(log *slog.Logger) func(apply.Event) {
 
 // result prints the aiven-db-migrate style tables: roles and databases,
 // then bytes, wall time and throughput.
-func (c *ApplyCmd) result(w io.Writer, st *apply.State, passwords apply.Passwords, took time.Duration, copied int64) error {
+func (c *ApplyCmd) result(w io.Writer, st *state.State, passwords state.Passwords, took time.Duration, copied int64) error {
 	if len(st.Roles) > 0 {
 		header := []string{"ROLE", "STATUS", "MESSAGE"}
 		if c.ShowPasswords {

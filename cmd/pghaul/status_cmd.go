@@ -12,6 +12,7 @@ import (
 	"github.com/pghaul/pghaul/apply"
 	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/plan"
+	"github.com/pghaul/pghaul/state"
 )
 
 // StatusCmd shows a migration's progress and live replication lag.
@@ -26,7 +27,7 @@ func (s *StatusCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slo
 	if err != nil {
 		return err
 	}
-	st, err := (&apply.FileStore{Dir: cfg.State}).Load()
+	st, err := (&state.FileStore{Dir: cfg.State}).Load()
 	if err != nil {
 		return fmt.Errorf("no migration state in %s (%v): run pghaul apply first", cfg.State, err)
 	}

@@ -1,11 +1,17 @@
-package apply
+// Package state is a migration's memory: the state directory (the plan
+// apply started with and how far each step, table and database got,
+// placeholder passwords apart), the lock that keeps two runs of one
+// migration apart, and what a status is. It executes nothing.
+package state
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,8 +56,8 @@ func (e *RemovedError) Error() string {
 // CheckRemoved returns a RemovedError for the first database cleanup
 // emptied of replication before its cut-over.
 func (s *State) CheckRemoved() error {
-	for _, db := range sortedKeys(s.Removed) {
-		if !s.cutOver(db) {
+	for _, db := range slices.Sorted(maps.Keys(s.Removed)) {
+		if !s.CutOver(db) {
 			return &RemovedError{Database: db, At: s.Removed[db]}
 		}
 	}
@@ -140,6 +146,17 @@ func (s *State) Done() int {
 // ErrNoState means the state directory holds no migration yet.
 var ErrNoState = errors.New("no state")
 
+// Store keeps a migration's state: apply.Migration saves through it.
+type Store interface {
+	Load() (*State, error)
+	Save(*State) error
+	LoadPasswords() (Passwords, error)
+	SavePasswords(Passwords) error
+	// Path is where the migration keeps a file of its own (a schema
+	// archive) named name.
+	Path(name string) string
+}
+
 // FileStore keeps State in <dir>/state.json, written atomically: a temp
 // file, fsync, rename, fsync of the directory. Save is safe to call from
 // concurrent databases.
@@ -156,7 +173,10 @@ func (f *FileStore) Open() error {
 	return os.Chmod(f.Dir, 0o700)
 }
 
-func (f *FileStore) path() string { return filepath.Join(f.Dir, "state.json") }
+func (f *FileStore) path() string { return f.Path("state.json") }
+
+// Path is name's path in the state directory.
+func (f *FileStore) Path(name string) string { return filepath.Join(f.Dir, name) }
 
 // Load reads the state, or returns ErrNoState.
 func (f *FileStore) Load() (*State, error) {
