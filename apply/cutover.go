@@ -139,30 +139,13 @@ func (c *cutover) resetSteps() {
 	})
 }
 
-func (c *cutover) stepFunc(st plan.Step) func(context.Context, plan.Step) (string, error) {
-	switch st.Kind {
-	case plan.StepWaitForLag:
-		return c.wait
-	case plan.StepFreezeWrites:
-		return c.freeze
-	case plan.StepFence:
-		return c.inFreeze(c.awaitFence)
-	case plan.StepSyncSequences:
-		return c.inFreeze(c.sequences)
-	case plan.StepCopyUnlogged:
-		return c.inFreeze(c.unlogged)
-	case plan.StepSyncLargeObjects:
-		return c.inFreeze(c.largeObjects)
-	case plan.StepRefreshMatViews:
-		return c.inFreeze(c.d.refreshMatViews)
-	case plan.StepVerifyCutover:
-		return c.inFreeze(c.verify)
-	case plan.StepStopReplication:
-		return c.switchOver
+func (c *cutover) stepFunc(st plan.Step) stepFunc {
+	k := kinds[st.Kind]
+	if k.cutover == nil {
+		err := errNoExecutor(st, "in a cut-over")
+		return func(context.Context, plan.Step) (string, error) { return "", err }
 	}
-	return func(context.Context, plan.Step) (string, error) {
-		return "", fmt.Errorf("this pghaul cannot carry out %s steps in a cut-over", st.Kind)
-	}
+	return k.cutover(c)
 }
 
 // inFreeze runs fn under the freeze's deadline: running out of it is a

@@ -45,16 +45,13 @@ type dbRun struct {
 	disowned map[string]bool
 }
 
-// snapshotKinds read the source under the exported snapshot.
-var snapshotKinds = map[plan.StepKind]bool{plan.StepDumpSchema: true, plan.StepCopyData: true, plan.StepCopyLargeObjects: true}
-
 func (d *dbRun) run(ctx context.Context) error {
 	defer d.releaseSnapshot()
 	defer d.releaseBootstrap(ctx)
 	defer closeSession(ctx, &d.target)
 	needSnapshot := false
 	for _, st := range d.steps {
-		if snapshotKinds[st.Kind] && d.m.stepStatus(st.ID) != state.StatusDone {
+		if kinds[st.Kind].snapshot && d.m.stepStatus(st.ID) != state.StatusDone {
 			needSnapshot = true
 		}
 	}
@@ -135,20 +132,14 @@ func (d *dbRun) undoSource(ctx context.Context, steps []plan.Step) {
 	}
 }
 
-// targetOnly and sourceOnly are the step kinds that touch one server only.
-var (
-	targetOnly = map[plan.StepKind]bool{plan.StepCreateDatabase: true, plan.StepConfigureDatabase: true}
-	sourceOnly = map[plan.StepKind]bool{plan.StepExportSnapshot: true, plan.StepCreatePublication: true, plan.StepCreateSlot: true, plan.StepDumpSchema: true}
-)
-
 // splitSides takes the longest prefix of steps made of target-only and
 // source-only kinds and splits it by side, each side in plan order.
 func splitSides(steps []plan.Step) (target, source []plan.Step) {
 	for _, st := range steps {
 		switch {
-		case targetOnly[st.Kind]:
+		case kinds[st.Kind].side == targetSide:
 			target = append(target, st)
-		case sourceOnly[st.Kind]:
+		case kinds[st.Kind].side == sourceSide:
 			source = append(source, st)
 		default:
 			return target, source
@@ -182,38 +173,12 @@ func (d *dbRun) has(kind plan.StepKind) bool {
 	return false
 }
 
-func (d *dbRun) stepFunc(st plan.Step) (func(context.Context, plan.Step) (string, error), error) {
-	switch st.Kind {
-	case plan.StepCreateDatabase:
-		return d.createDatabase, nil
-	case plan.StepConfigureDatabase:
-		return d.configureDatabase, nil
-	case plan.StepExportSnapshot:
-		return d.exportSnapshot, nil
-	case plan.StepDumpSchema:
-		return d.dumpSchema, nil
-	case plan.StepRestorePreData:
-		return d.restorePreData, nil
-	case plan.StepCopyData:
-		return d.copyData, nil
-	case plan.StepCopyLargeObjects:
-		return d.copyLargeObjects, nil
-	case plan.StepRestorePostData:
-		return d.restorePostData, nil
-	case plan.StepSetSequences:
-		return d.setSequences, nil
-	case plan.StepCreatePublication:
-		return d.createPublication, nil
-	case plan.StepCreateSlot:
-		return d.createSlot, nil
-	case plan.StepCreateSubscription:
-		return d.createSubscription, nil
-	case plan.StepWaitForSync:
-		return d.waitForSync, nil
-	case plan.StepWaitForLag:
-		return d.waitForLag, nil
+func (d *dbRun) stepFunc(st plan.Step) (stepFunc, error) {
+	k := kinds[st.Kind]
+	if k.database == nil {
+		return nil, errNoExecutor(st, "in a database")
 	}
-	return nil, &StepError{Step: st, Err: fmt.Errorf("this pghaul cannot carry out %s steps yet; plan with method: dump", st.Kind)}
+	return func(ctx context.Context, st plan.Step) (string, error) { return k.database(d, ctx, st) }, nil
 }
 
 // dumpFile is where the database's schema archive lives in the state directory.

@@ -98,15 +98,11 @@ func (m *Migration) clusterStep(ctx context.Context, st plan.Step) (string, erro
 	if err != nil {
 		return "", err
 	}
-	switch st.Kind {
-	case plan.StepCreateRoles:
-		return m.createRoles(ctx, dst, roles, st.Params.Roles)
-	case plan.StepGrantMemberships:
-		return m.grantMemberships(ctx, dst, roles)
-	case plan.StepSetRoleSettings:
-		return m.setRoleSettings(ctx, dst, roles)
+	k := kinds[st.Kind]
+	if k.cluster == nil {
+		return "", errNoExecutor(st, "for the cluster")
 	}
-	return "", fmt.Errorf("no executor for step kind %q", st.Kind)
+	return k.cluster(m, ctx, dst, roles, st)
 }
 
 func targetRoles(ctx context.Context, dst *pgx.Conn) (map[string]bool, error) {

@@ -147,6 +147,15 @@ const (
 	StepStopReplication StepKind = "stop_replication"
 )
 
+// StepKinds are all the step kinds, in the order above.
+var StepKinds = []StepKind{
+	StepCreateRoles, StepGrantMemberships, StepSetRoleSettings, StepCreateDatabase, StepConfigureDatabase,
+	StepExportSnapshot, StepCreatePublication, StepCreateSlot, StepDumpSchema, StepRestorePreData, StepCopyData,
+	StepCopyLargeObjects, StepRestorePostData, StepSetSequences, StepCreateSubscription, StepWaitForSync,
+	StepWaitForLag, StepSyncSequences, StepRefreshMatViews, StepFreezeWrites, StepFence, StepCopyUnlogged,
+	StepSyncLargeObjects, StepVerifyCutover, StepStopReplication,
+}
+
 // Step is one action of the plan. ID is stable across runs and unique
 // ("cluster/roles", "db:shop/copy-data"); Params carries what the executor
 // needs, never SQL text.
