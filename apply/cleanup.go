@@ -3,6 +3,8 @@ package apply
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -34,7 +36,7 @@ const cleanupFindSQL = `SELECT (SELECT EXISTS (SELECT 1 FROM pg_publication WHER
 // It is safe to run twice.
 func Cleanup(ctx context.Context, src, dst *pg.Endpoint, names map[string]plan.ReplicationNames, dryRun bool) ([]CleanupAction, error) {
 	var done []CleanupAction
-	for _, db := range sortedKeys(names) {
+	for _, db := range slices.Sorted(maps.Keys(names)) {
 		n := names[db]
 		acts, err := cleanupDatabase(ctx, src, dst, db, n, dryRun)
 		done = append(done, acts...)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/inspect"
 	"github.com/pghaul/pghaul/internal/copyrelay"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/plan"
@@ -69,7 +70,7 @@ var errFreezeTimeout = errors.New("replication.freeze_timeout ran out")
 // during the cut-over: verify's stable text forms, no row security (the
 // unlogged tables' COPY), no timeouts.
 var cutoverSession = func() map[string]string {
-	s := maps.Clone(verifySession)
+	s := maps.Clone(inspect.VerifySession)
 	s["row_security"], s["lock_timeout"], s["idle_in_transaction_session_timeout"] = "off", "0", "0"
 	return s
 }()
@@ -483,7 +484,7 @@ func (c *cutover) verify(ctx context.Context, st plan.Step) (string, error) {
 	if err := c.sessions(ctx); err != nil {
 		return "", err
 	}
-	checks, err := verifyOn(ctx, c.src, c.dst, c.d.name, st.Params.Tables, st.Params.Checksums)
+	checks, err := inspect.CompareTables(ctx, c.src, c.dst, c.d.name, st.Params.Tables, st.Params.Checksums)
 	if err != nil {
 		return "", err
 	}

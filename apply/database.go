@@ -209,7 +209,7 @@ func (d *dbRun) readSourceDB(ctx context.Context) (sourceDB, error) {
 		return sourceDB{}, err
 	}
 	defer d.m.Source.Release(ctx, conn)
-	major := serverMajor(conn)
+	major := pg.ServerMajor(conn)
 	locale := `'', ''`
 	switch {
 	case major >= 17:
@@ -224,12 +224,6 @@ func (d *dbRun) readSourceDB(ctx context.Context) (sourceDB, error) {
 		return s, fmt.Errorf("read database %s on the source: %w", d.name, err)
 	}
 	return s, nil
-}
-
-func serverMajor(conn *pgx.Conn) int {
-	var n int
-	fmt.Sscan(conn.PgConn().ParameterStatus("server_version"), &n)
-	return n
 }
 
 // sourceDBAndTarget reads the database's row on the source and opens the

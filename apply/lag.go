@@ -167,7 +167,7 @@ const applyErrorsMax = 3
 // applyErrorsMax times since the wait began (first, -1 at the start,
 // holds the count then). Before 15 there is no count: nothing is checked.
 func errorsSince(ctx context.Context, dst *pgx.Conn, subscription string, first *int64) error {
-	if serverMajor(dst) < 15 {
+	if pg.ServerMajor(dst) < 15 {
 		return nil
 	}
 	var n int64
@@ -239,7 +239,7 @@ func applyWorker(ctx context.Context, dst *pgx.Conn, subscription string) (bool,
 // allows. A subscription someone disabled is left alone; a refusal (an
 // aiven_extras subscription owned by another role) is ignored.
 func wakeLauncher(ctx context.Context, dst *pgx.Conn, subscription string) {
-	if serverMajor(dst) >= 16 {
+	if pg.ServerMajor(dst) >= 16 {
 		return // 16 keeps a start time per subscription
 	}
 	var enabled bool

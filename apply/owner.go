@@ -34,7 +34,7 @@ func (m *Migration) ownerFor(ctx context.Context, dst *pgx.Conn, owner string) (
 	var exists, super, member bool
 	var me string
 	set := "'MEMBER'"
-	if serverMajor(dst) >= 16 {
+	if pg.ServerMajor(dst) >= 16 {
 		set = "'SET'"
 	}
 	if err := dst.QueryRow(ctx, fmt.Sprintf(ownerCheckSQL, set), owner).Scan(&exists, &super, &member, &me); err != nil {
@@ -50,7 +50,7 @@ func (m *Migration) ownerFor(ctx context.Context, dst *pgx.Conn, owner string) (
 	// 16+, to make it an owner (what createrole_self_grant = 'set,
 	// inherit' would have granted when it created the role).
 	grant := "GRANT " + ident(owner) + " TO " + ident(me)
-	if serverMajor(dst) >= 16 {
+	if pg.ServerMajor(dst) >= 16 {
 		grant += " WITH INHERIT TRUE, SET TRUE"
 	}
 	if _, err := dst.Exec(ctx, grant); err != nil {

@@ -169,7 +169,7 @@ func ProbeSubscription(ctx context.Context, target *pg.Endpoint, conninfo string
 }
 
 func (d *dbRun) publishedTables(ctx context.Context, src *pgx.Conn, refs []plan.TableRef) ([]string, error) {
-	if serverMajor(src) < 13 {
+	if pg.ServerMajor(src) < 13 {
 		out := make([]string, len(refs))
 		for i, r := range refs {
 			out[i] = ident(r.Schema, r.Name)
@@ -191,7 +191,7 @@ func (d *dbRun) publicationSQL(src *pgx.Conn, name string, all bool, tables []st
 	case len(tables) > 0:
 		sql += " FOR TABLE " + strings.Join(tables, ", ")
 	}
-	if serverMajor(src) >= 13 {
+	if pg.ServerMajor(src) >= 13 {
 		sql += " WITH (publish_via_partition_root = true)"
 	}
 	return sql

@@ -9,7 +9,7 @@ import (
 	"github.com/pghaul/pghaul/config"
 )
 
-func table(schema, name string, mods ...func(*Table)) Table {
+func mkTable(schema, name string, mods ...func(*Table)) Table {
 	t := Table{Schema: schema, Name: name, Kind: KindTable, Owner: "app", Persistence: "p", ReplicaIdentity: "d", HasPrimaryKey: true,
 		OwnedByMe: true, Columns: []Column{{Name: "id", Type: "bigint", Equality: true}}, EstRows: 10, Bytes: 8192}
 	for _, m := range mods {
@@ -39,8 +39,8 @@ func healthy() (src, dst Snapshot) {
 				Extensions: []Extension{{Name: "plpgsql", Version: "1.0"}, {Name: "pg_trgm", Version: "1.6", Schema: "public"}},
 				Languages:  []string{"c", "internal", "plpgsql", "sql"},
 				Tables: []Table{
-					table("sales", "orders"),
-					table("sales", "items", func(t *Table) {
+					mkTable("sales", "orders"),
+					mkTable("sales", "items", func(t *Table) {
 						t.ForeignKeys = []ForeignKey{{Name: "items_fk", RefSchema: "sales", RefTable: "orders"}}
 					}),
 				},
@@ -141,12 +141,12 @@ func TestChecks(t *testing.T) {
 		{name: "locale missing on target", mutate: func(s, d *Snapshot) { shopOf(s).Collate, shopOf(s).Ctype = "de_DE.UTF-8", "de_DE.UTF-8" }, want: []string{"blocker encoding-mismatch"}},
 		{name: "locale present on target", mutate: func(s, d *Snapshot) { shopOf(s).Collate, shopOf(s).Ctype = "en_US.UTF-8", "en_US.UTF-8" }, reject: []string{"encoding-mismatch"}},
 		{name: "existing table on target", mutate: func(s, d *Snapshot) {
-			d.Databases = append(d.Databases, Database{Name: "shop", Encoding: "UTF8", Collate: "C", Ctype: "C", Inspected: true, Contents: Contents{Tables: []Table{table("sales", "orders")}}})
+			d.Databases = append(d.Databases, Database{Name: "shop", Encoding: "UTF8", Collate: "C", Ctype: "C", Inspected: true, Contents: Contents{Tables: []Table{mkTable("sales", "orders")}}})
 		}, want: []string{"blocker target-schema-not-empty"}, reject: []string{"target-table-not-empty"}},
 		{name: "non-empty table on target", mutate: func(s, d *Snapshot) {
 			yes := true
 			d.Databases = append(d.Databases, Database{Name: "shop", Encoding: "UTF8", Collate: "C", Ctype: "C", Inspected: true,
-				Contents: Contents{Tables: []Table{table("sales", "orders", func(t *Table) { t.HasRows = &yes })}}})
+				Contents: Contents{Tables: []Table{mkTable("sales", "orders", func(t *Table) { t.HasRows = &yes })}}})
 		}, want: []string{"blocker target-table-not-empty", "blocker target-schema-not-empty"}},
 		{name: "existing type on target", mutate: func(s, d *Snapshot) {
 			d.Databases = append(d.Databases, Database{Name: "shop", Encoding: "UTF8", Collate: "C", Ctype: "C", Inspected: true, Contents: Contents{Types: []Object{{Schema: "sales", Name: "status", Kind: "e"}}}})
@@ -340,9 +340,9 @@ func addExt(s *Snapshot, name, version string) {
 func addPartitioned(s *Snapshot) {
 	d := shopOf(s)
 	d.Tables = append(d.Tables,
-		table("public", "m", func(t *Table) { t.Kind = KindPartitioned }),
-		table("public", "m_2025", func(t *Table) { t.ParentSchema, t.ParentName = "public", "m" }),
-		table("public", "m_2026", func(t *Table) { t.ParentSchema, t.ParentName = "public", "m" }))
+		mkTable("public", "m", func(t *Table) { t.Kind = KindPartitioned }),
+		mkTable("public", "m_2025", func(t *Table) { t.ParentSchema, t.ParentName = "public", "m" }),
+		mkTable("public", "m_2026", func(t *Table) { t.ParentSchema, t.ParentName = "public", "m" }))
 }
 
 func TestAutoFallsBackToDump(t *testing.T) {
@@ -425,7 +425,7 @@ func TestReplicatingDatabaseNeedsOnlyCutover(t *testing.T) {
 	src.Databases[0] = shop
 	src.Slots = []Slot{{Name: n.Slot, Database: "shop", Active: true, WALStatus: "reserved"}}
 	target := shop
-	target.Tables = []Table{table("sales", "orders", func(t *Table) { t.HasRows = &yes })}
+	target.Tables = []Table{mkTable("sales", "orders", func(t *Table) { t.HasRows = &yes })}
 	target.Subscriptions = []Subscription{{Name: n.Subscription, Enabled: true, Slot: n.Slot}}
 	dst.Databases = append(dst.Databases, target)
 	p := Build(mustTestConfig(t, "replication: {max_lag_bytes: 0, stop: true}"), src, dst, testEnv)

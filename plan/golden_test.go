@@ -14,6 +14,7 @@ import (
 	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/internal/golden"
 	"github.com/pghaul/pghaul/internal/provider"
+	"github.com/pghaul/pghaul/internal/table"
 )
 
 const header = `version: 1
@@ -244,7 +245,7 @@ func TestGoldenProviders(t *testing.T) {
 		}
 	}
 	var b bytes.Buffer
-	if err := RenderTable(&b, []string{"PROVIDER", "CODE", "FIX"}, rows); err != nil {
+	if err := table.Write(&b, []string{"PROVIDER", "CODE", "FIX"}, rows); err != nil {
 		t.Fatal(err)
 	}
 	golden.Assert(t, "providers.table", b.Bytes())

@@ -7,9 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
-	"github.com/olekukonko/tablewriter/tw"
+	"github.com/pghaul/pghaul/internal/table"
 )
 
 // Format is an output format of a rendered plan.
@@ -74,7 +72,7 @@ func renderText(w io.Writer, p *Plan) error {
 			continue
 		}
 		fmt.Fprintf(w, "%s:\n", s.title)
-		if err := RenderTable(w, s.header, s.rows); err != nil {
+		if err := table.Write(w, s.header, s.rows); err != nil {
 			return err
 		}
 		fmt.Fprintln(w)
@@ -130,27 +128,6 @@ func stepRows(p *Plan) [][]string {
 		rows = append(rows, row)
 	}
 	return rows
-}
-
-// RenderTable writes an ASCII table with the header exactly as given, wrapping
-// long cells, with no terminal detection: the bytes depend only on the
-// rows. cmd uses it for its result, status and verify tables too.
-func RenderTable(w io.Writer, header []string, rows [][]string) error {
-	t := tablewriter.NewTable(w,
-		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})),
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithHeaderAlignment(tw.AlignLeft),
-		tablewriter.WithRowAlignment(tw.AlignLeft),
-		tablewriter.WithRowAutoWrap(tw.WrapNormal),
-		tablewriter.WithRowMaxWidth(48),
-	)
-	t.Header(header)
-	for _, r := range rows {
-		if err := t.Append(r); err != nil {
-			return err
-		}
-	}
-	return t.Render()
 }
 
 func renderMarkdown(w io.Writer, p *Plan) error {

@@ -24,6 +24,7 @@ type ApplyCmd struct {
 	ResetState    bool   `help:"Forget the state directory's progress and start over."`
 	ResumeTables  bool   `help:"When a database's copy restarts, keep its finished tables (consistent only if the source took no writes)."`
 	ShowPasswords bool   `help:"Print the placeholder passwords set on new roles."`
+	Format        string `enum:"table,json" default:"table" help:"Output format of the result: table or json."`
 
 	view *liveView
 	// env is the tools probed for this run's plan, reused to pick them.

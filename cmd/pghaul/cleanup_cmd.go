@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/pghaul/pghaul/apply"
+	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/internal/session"
+	"github.com/pghaul/pghaul/internal/view"
 	"github.com/pghaul/pghaul/state"
 )
 
@@ -22,6 +24,7 @@ type CleanupCmd struct {
 	DryRun   bool   `help:"Only list what would be dropped."`
 	Unfreeze bool   `help:"Also lift the write freeze a finished cut-over left on the source databases, restoring what it saved (an interrupted cut-over's freeze is always lifted)."`
 	Orphans  bool   `help:"Also drop the pghaul_* slots on the source that no migration of this file owns and nothing streams from (a rebuilt target's, a failed run's), printing each."`
+	Format   string `enum:"table,json" default:"table" help:"Output format: table (a line per action) or json."`
 }
 
 // Run drops (or lists) the subscription, publication and slot of every
@@ -44,7 +47,22 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 	if err != nil && !errors.Is(err, state.ErrNoState) {
 		return err
 	}
-	frozen, err := c.freezes(ctx, store, st, src, stdout)
+	var out view.Cleanup
+	err = c.clean(ctx, cfg, src, dst, store, st, &out)
+	// What was done is shown even when a later part failed.
+	if len(out.Actions) > 0 || err == nil {
+		if rerr := view.Render(stdout, out, view.Format(c.Format)); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return err
+}
+
+// clean lifts freezes, drops the replication objects (and orphans), and
+// takes back the memberships the migration granted itself, recording
+// each action in out.
+func (c *CleanupCmd) clean(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, store *state.FileStore, st *state.State, out *view.Cleanup) error {
+	frozen, err := c.freezes(ctx, store, st, src, out)
 	if err != nil {
 		return err
 	}
@@ -70,29 +88,23 @@ func (c *CleanupCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *sl
 		verb = "would drop"
 	}
 	for _, a := range acts {
-		fmt.Fprintf(stdout, "%s %s\n", verb, a)
+		out.Add(verb, a.String(), "")
 	}
 	if !c.DryRun && st != nil {
 		if rerr := recordRemoved(store, st, acts); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
-		if rerr := revokeOwnerGrants(ctx, store, st, dst, stdout); rerr != nil {
+		if rerr := revokeOwnerGrants(ctx, store, st, dst, out); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}
-	if err != nil {
-		return err
-	}
-	if len(acts) == 0 && len(frozen) == 0 {
-		fmt.Fprintln(stdout, "nothing to clean up: no replication object of this migration exists")
-	}
-	return nil
+	return err
 }
 
 // freezes lifts the write freezes the state records: an interrupted
 // cut-over's always (its source must not stay frozen), a finished one's
 // with --unfreeze. It returns the databases left frozen.
-func (c *CleanupCmd) freezes(ctx context.Context, store *state.FileStore, st *state.State, src *pg.Endpoint, stdout io.Writer) ([]string, error) {
+func (c *CleanupCmd) freezes(ctx context.Context, store *state.FileStore, st *state.State, src *pg.Endpoint, out *view.Cleanup) ([]string, error) {
 	if st == nil {
 		return nil, nil
 	}
@@ -101,11 +113,11 @@ func (c *CleanupCmd) freezes(ctx context.Context, store *state.FileStore, st *st
 		fr := st.Freezes[db]
 		switch {
 		case fr.Switched() && !c.Unfreeze:
-			fmt.Fprintf(stdout, "kept the write freeze of source database %s (cut over at %s): --unfreeze lifts it\n", db, fr.SwitchedAt.Format(time.RFC3339))
+			out.Add("kept the write freeze of", "source database "+db, fmt.Sprintf("(cut over at %s): --unfreeze lifts it", fr.SwitchedAt.Format(time.RFC3339)))
 			left = append(left, db)
 			continue
 		case c.DryRun:
-			fmt.Fprintf(stdout, "would lift the write freeze of source database %s\n", db)
+			out.Add("would lift the write freeze of", "source database "+db, "")
 			left = append(left, db)
 			continue
 		}
@@ -116,7 +128,7 @@ func (c *CleanupCmd) freezes(ctx context.Context, store *state.FileStore, st *st
 		if err := store.Save(st); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(stdout, "lifted the write freeze of source database %s (ALLOW_CONNECTIONS %t, as saved)\n", db, fr.AllowConnections)
+		out.Add("lifted the write freeze of", "source database "+db, fmt.Sprintf("(ALLOW_CONNECTIONS %t, as saved)", fr.AllowConnections))
 	}
 	return left, nil
 }
@@ -148,13 +160,13 @@ func recordRemoved(store *state.FileStore, st *state.State, acts []apply.Cleanup
 // revokeOwnerGrants takes back the memberships in owner roles the target
 // user granted itself during the migration (a rerun of apply grants them
 // again where it needs them).
-func revokeOwnerGrants(ctx context.Context, store *state.FileStore, st *state.State, dst *pg.Endpoint, stdout io.Writer) error {
+func revokeOwnerGrants(ctx context.Context, store *state.FileStore, st *state.State, dst *pg.Endpoint, out *view.Cleanup) error {
 	if len(st.OwnerGrants) == 0 {
 		return nil
 	}
 	revoked, err := apply.RevokeOwnerGrants(ctx, dst, st.OwnerGrants)
 	for _, r := range revoked {
-		fmt.Fprintf(stdout, "revoked the migration user's membership in role %s on the target (granted to hand it objects)\n", r)
+		out.Add("revoked the migration user's membership in", "role "+r, "on the target (granted to hand it objects)")
 	}
 	st.OwnerGrants = slices.DeleteFunc(st.OwnerGrants, func(o string) bool { return slices.Contains(revoked, o) })
 	return errors.Join(err, store.Save(st))

@@ -9,7 +9,7 @@ import (
 
 	"github.com/pghaul/pghaul/apply"
 	"github.com/pghaul/pghaul/config"
-	"github.com/pghaul/pghaul/plan"
+	"github.com/pghaul/pghaul/internal/view"
 	"github.com/pghaul/pghaul/state"
 )
 
@@ -48,46 +48,7 @@ func eventLogger(log *slog.Logger) func(apply.Event) {
 	}
 }
 
-// result prints the aiven-db-migrate style tables: roles and databases,
-// then bytes, wall time and throughput.
+// result prints apply's result (view.ApplyResult) in the chosen format.
 func (c *ApplyCmd) result(w io.Writer, st *state.State, passwords state.Passwords, took time.Duration, copied int64) error {
-	if len(st.Roles) > 0 {
-		header := []string{"ROLE", "STATUS", "MESSAGE"}
-		if c.ShowPasswords {
-			header = append(header, "PASSWORD")
-		}
-		var rows [][]string
-		for _, r := range st.Roles {
-			row := []string{r.Name, r.Status, r.Message}
-			if c.ShowPasswords {
-				row = append(row, passwords[r.Name])
-			}
-			rows = append(rows, row)
-		}
-		fmt.Fprintln(w, "Roles:")
-		if err := plan.RenderTable(w, header, rows); err != nil {
-			return err
-		}
-	}
-	var rows [][]string
-	var bytes int64
-	for _, d := range st.Plan.Databases {
-		status, msg := st.DatabaseStatus(d.Name)
-		var copied int64
-		if ds := st.Databases[d.Name]; ds != nil {
-			copied = ds.Bytes
-		}
-		bytes += copied
-		rows = append(rows, []string{d.Name, string(d.Method), string(status), config.ByteSize(copied).String(), msg})
-	}
-	fmt.Fprintln(w, "Databases:")
-	if err := plan.RenderTable(w, []string{"DATABASE", "METHOD", "STATUS", "COPIED", "MESSAGE"}, rows); err != nil {
-		return err
-	}
-	if took > 0 {
-		rate := float64(copied) / took.Seconds()
-		fmt.Fprintf(w, "this run: copied %s in %s (%s/s); the migration has copied %s in all\n",
-			config.ByteSize(copied), took.Round(100*time.Millisecond), config.ByteSize(int64(rate)), config.ByteSize(bytes))
-	}
-	return nil
+	return view.Render(w, view.NewApplyResult(st, passwords, c.ShowPasswords, took, copied), view.Format(c.Format))
 }

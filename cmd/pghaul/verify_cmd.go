@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 
-	"github.com/pghaul/pghaul/apply"
+	"github.com/pghaul/pghaul/inspect"
 	"github.com/pghaul/pghaul/internal/session"
-	"github.com/pghaul/pghaul/plan"
+	"github.com/pghaul/pghaul/internal/view"
 )
 
 // VerifyCmd compares the copied tables on both sides.
@@ -21,8 +20,8 @@ type VerifyCmd struct {
 
 // Run prints one row per table, materialized view, and database's
 // sequences and large objects; exit 1 when any differs.
-func (v *VerifyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.Logger) error {
-	cfg, src, dst, err := loadEndpoints(v.Config, env)
+func (cmd *VerifyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.Logger) error {
+	cfg, src, dst, err := loadEndpoints(cmd.Config, env)
 	if err != nil {
 		return err
 	}
@@ -31,72 +30,17 @@ func (v *VerifyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slo
 	if err != nil {
 		return err
 	}
-	checks, err := apply.Verify(ctx, src, dst, objects, !v.CountsOnly)
+	checks, err := inspect.Verify(ctx, src, dst, objects, !cmd.CountsOnly)
 	if err != nil {
 		return err
 	}
-	bad, tables, badTables := 0, 0, 0
-	for _, c := range checks {
-		if !c.Equal() {
-			bad++
-		}
-		if c.Kind == apply.KindTable {
-			tables++
-			if !c.Equal() {
-				badTables++
-			}
-		}
-	}
-	if v.Format == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(struct {
-			Checks    []apply.TableCheck `json:"checks"`
-			Different int                `json:"different"`
-		}{checks, bad}); err != nil {
-			return err
-		}
-	} else if err := v.render(stdout, checks, tables, badTables); err != nil {
+	v := view.NewVerify(checks)
+	if err := view.Render(stdout, v, view.Format(cmd.Format)); err != nil {
 		return err
 	}
-	if bad > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d tables differ, %d checks in all", badTables, tables, bad)}
+	if v.Different > 0 {
+		tables, different := v.Tables()
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d tables differ, %d checks in all", different, tables, v.Different)}
 	}
 	return nil
-}
-
-func (v *VerifyCmd) render(stdout io.Writer, checks []apply.TableCheck, tables, badTables int) error {
-	header := []string{"DATABASE", "OBJECT", "SOURCE", "TARGET", "RESULT"}
-	var rows [][]string
-	for _, c := range checks {
-		result := "equal"
-		if !c.Equal() {
-			result = "DIFFERENT"
-			if c.Err != "" {
-				result = "ERROR: " + c.Err
-			}
-		}
-		rows = append(rows, []string{c.Database, c.Name(), side(c.Kind, c.SourceRows, c.SourceHash), side(c.Kind, c.TargetRows, c.TargetHash), result})
-	}
-	if err := plan.RenderTable(stdout, header, rows); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%d of %d tables equal\n", tables-badTables, tables)
-	return nil
-}
-
-// side is one side of a check: its count and hash.
-func side(kind string, n int64, hash string) string {
-	noun := map[string]string{apply.KindSequences: "sequence", apply.KindLargeObjects: "object"}[kind]
-	if noun == "" {
-		noun = "row"
-	}
-	s := fmt.Sprintf("%d %s", n, noun)
-	if n != 1 {
-		s += "s"
-	}
-	if hash != "" {
-		s += " " + hash
-	}
-	return s
 }

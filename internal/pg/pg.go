@@ -442,3 +442,11 @@ func HasCode(err error, code string) bool {
 	var pge *pgconn.PgError
 	return errors.As(err, &pge) && pge.Code == code
 }
+
+// ServerMajor is the major version of the server conn is connected to,
+// from the server_version it reported at startup (0 when unknown).
+func ServerMajor(conn *pgx.Conn) int {
+	var n int
+	fmt.Sscan(conn.PgConn().ParameterStatus("server_version"), &n)
+	return n
+}

@@ -8,8 +8,8 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/pghaul/pghaul/apply"
 	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/inspect"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/plan"
 	"github.com/pghaul/pghaul/state"
@@ -50,18 +50,18 @@ func Names(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint) (map[
 // VerifiedObjects are the objects verify compares, by database: the
 // tables the migration moves rows of (verifiedTables) and their
 // databases' materialized views, sequences and large objects.
-func VerifiedObjects(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (map[string]apply.Objects, error) {
+func VerifiedObjects(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (map[string]inspect.Objects, error) {
 	tables, p, err := verifiedTables(ctx, cfg, src, dst, log)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]apply.Objects{}
+	out := map[string]inspect.Objects{}
 	for _, d := range p.Databases {
 		if d.Tables > 0 && len(tables[d.Name]) == 0 {
 			// Comparing nothing would say "0 of 0 tables equal".
 			return nil, fmt.Errorf("database %s: the migration lists none of the %d tables it copies, so there is nothing to compare; run apply first (or remove the state directory %s to verify against a fresh plan)", d.Name, d.Tables, cfg.State)
 		}
-		out[d.Name] = apply.Objects{Tables: tables[d.Name], MatViews: d.MatViews, Sequences: true, LargeObjects: true}
+		out[d.Name] = inspect.Objects{Tables: tables[d.Name], MatViews: d.MatViews, Sequences: true, LargeObjects: true}
 	}
 	if len(out) == 0 {
 		return nil, errors.New("the migration selects no database: there is nothing to verify")

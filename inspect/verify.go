@@ -1,4 +1,4 @@
-package apply
+package inspect
 
 import (
 	"context"
@@ -60,8 +60,8 @@ const (
 	hashSQL  = `SELECT count(*), coalesce(sum(('x' || substr(md5(r::text), 1, 16))::bit(64)::bigint::numeric), 0)::text FROM ONLY %s AS r`
 )
 
-// verifySession makes the rows' text identical on both sides.
-var verifySession = map[string]string{"DateStyle": "ISO", "IntervalStyle": "postgres", "extra_float_digits": "3", "TimeZone": "UTC", "statement_timeout": "0"}
+// VerifySession makes the rows' text identical on both sides.
+var VerifySession = map[string]string{"DateStyle": "ISO", "IntervalStyle": "postgres", "extra_float_digits": "3", "TimeZone": "UTC", "statement_timeout": "0"}
 
 // Objects are what verify compares in one database.
 type Objects struct {
@@ -87,7 +87,7 @@ func Verify(ctx context.Context, src, dst *pg.Endpoint, objects map[string]Objec
 }
 
 func verifyDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, objects Objects, checksums bool) ([]TableCheck, error) {
-	sc, err := src.Connect(ctx, db, pg.Options{ReadOnly: true, Settings: verifySession})
+	sc, err := src.Connect(ctx, db, pg.Options{ReadOnly: true, Settings: VerifySession})
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func verifyDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, objec
 		return nil, err
 	}
 	settings := map[string]string{"lc_monetary": monetary}
-	for k, v := range verifySession {
+	for k, v := range VerifySession {
 		settings[k] = v
 	}
 	dc, err := dst.Connect(ctx, db, pg.Options{ReadOnly: true, Settings: settings})
@@ -105,11 +105,11 @@ func verifyDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, objec
 		return nil, err
 	}
 	defer dc.Close(context.WithoutCancel(ctx))
-	out, err := verifyOn(ctx, sc, dc, db, objects.Tables, checksums)
+	out, err := CompareTables(ctx, sc, dc, db, objects.Tables, checksums)
 	if err != nil {
 		return nil, err
 	}
-	views, err := verifyOn(ctx, sc, dc, db, objects.MatViews, checksums)
+	views, err := CompareTables(ctx, sc, dc, db, objects.MatViews, checksums)
 	if err != nil {
 		return nil, err
 	}
@@ -147,10 +147,10 @@ func compareDigest(ctx context.Context, sc, dc *pgx.Conn, db, kind, sql string) 
 	return c
 }
 
-// verifyOn compares tables on sc and dc, sessions in database db with
-// verifySession's settings (the target's with the source's lc_monetary).
+// CompareTables compares tables on sc and dc, sessions in database db with
+// VerifySession's settings (the target's with the source's lc_monetary).
 // A table that cannot be read on either side is a difference (Err).
-func verifyOn(ctx context.Context, sc, dc *pgx.Conn, db string, tables []plan.TableRef, checksums bool) ([]TableCheck, error) {
+func CompareTables(ctx context.Context, sc, dc *pgx.Conn, db string, tables []plan.TableRef, checksums bool) ([]TableCheck, error) {
 	query := countSQL
 	if checksums {
 		query = hashSQL
@@ -158,7 +158,7 @@ func verifyOn(ctx context.Context, sc, dc *pgx.Conn, db string, tables []plan.Ta
 	out := make([]TableCheck, len(tables))
 	for i, t := range tables {
 		c := TableCheck{Database: db, Kind: KindTable, Table: t}
-		q := fmt.Sprintf(query, ident(t.Schema, t.Name))
+		q := fmt.Sprintf(query, pgx.Identifier{t.Schema, t.Name}.Sanitize())
 		var wg sync.WaitGroup
 		var serr, derr error
 		wg.Go(func() { serr = sc.QueryRow(ctx, q).Scan(&c.SourceRows, &c.SourceHash) })

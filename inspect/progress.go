@@ -1,4 +1,4 @@
-package apply
+package inspect
 
 import (
 	"context"
@@ -93,14 +93,14 @@ func lastStep(st *state.State, db string) string {
 func replicationStatus(ctx context.Context, src, dst *pg.Endpoint, d plan.DatabasePlan, p *Progress, every time.Duration) error {
 	sc, err := src.Connect(ctx, d.Name, pg.Options{ReadOnly: true})
 	if err != nil {
-		if missingDatabase(err) {
+		if pg.HasCode(err, pg.InvalidCatalogName) {
 			return nil
 		}
 		return err
 	}
 	defer sc.Close(context.WithoutCancel(ctx))
 	walStatus := "''"
-	if serverMajor(sc) >= 13 {
+	if pg.ServerMajor(sc) >= 13 {
 		walStatus = "COALESCE(wal_status, '')"
 	}
 	q := fmt.Sprintf(slotStatusSQL, walStatus)
@@ -120,7 +120,7 @@ func replicationStatus(ctx context.Context, src, dst *pg.Endpoint, d plan.Databa
 	}
 	dc, err := dst.Connect(ctx, d.Name, pg.Options{ReadOnly: true})
 	if err != nil {
-		if missingDatabase(err) {
+		if pg.HasCode(err, pg.InvalidCatalogName) {
 			p.Subscription = "missing"
 			return nil
 		}
