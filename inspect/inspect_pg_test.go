@@ -89,6 +89,7 @@ func inspectCluster(t *testing.T, c *cluster.Cluster, rows bool, queries *atomic
 }
 
 func TestInspectRichCluster(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	load(t, src, sourceSQL)
 	load(t, dst, targetSQL)

@@ -79,6 +79,7 @@ func installAivenExtras(t *testing.T, c *cluster.Cluster) {
 // initial_copy modes; the subscription mode ends only once every table is
 // synced (state r).
 func TestAivenExtras(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"snapshot", "subscription"} {
 		t.Run(mode, func(t *testing.T) {
 			src, dst := pgtest.Pair(t)

@@ -290,6 +290,7 @@ func firstDiff(a, b string) string {
 // TestApplyDumpEndToEnd migrates the rich source with the built binary
 // and compares both sides; a second apply is a no-op.
 func TestApplyDumpEndToEnd(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	loadRich(t, src)
 	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), richConfig)
@@ -377,6 +378,7 @@ func crashThenRerun(t *testing.T, cfg, at string, flags ...string) result {
 // reruns it: the data ends equal, nothing doubled, and the run after
 // completion is a no-op.
 func TestApplyResumesAfterCrashes(t *testing.T) {
+	t.Parallel()
 	points := []string{
 		"role:app",                // during roles: one created, the rest not
 		"after:restore_pre_data",  // pre-data committed but not recorded
@@ -421,6 +423,7 @@ func TestApplyResumesAfterCrashes(t *testing.T) {
 // refused naming the holder; SIGINT makes the first exit 130 saying to
 // rerun; a SIGKILLed holder does not block the next run.
 func TestApplyInterruptAndLock(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	loadRich(t, src)
 	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), richConfig)
@@ -454,6 +457,7 @@ func TestApplyInterruptAndLock(t *testing.T) {
 // TestApplyBadInput: each bad input is one line and a non-zero exit, and
 // leaves nothing a rerun cannot finish.
 func TestApplyBadInput(t *testing.T) {
+	t.Parallel()
 	const pw = "Corr3ct-horse"
 	src, dst := pgtest.Pair(t, pgtest.WithPassword(pw))
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
@@ -509,6 +513,7 @@ func TestApplyBadInput(t *testing.T) {
 // PGPASSWORD or a passfile, not from the URIs, reaches pg_dump, pg_restore
 // and the target's subscription too.
 func TestApplyPasswordFromEnvironment(t *testing.T) {
+	t.Parallel()
 	const pw = "Env-pass 7"
 	src, dst := pgtest.Pair(t, pgtest.WithPassword(pw))
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
@@ -549,6 +554,7 @@ func TestApplyPasswordFromEnvironment(t *testing.T) {
 // (source.uri_from_target still in it) is this migration's: apply takes it
 // and stores the key it computes now.
 func TestApplyEarlierStateKey(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
 	pgtest.Exec(t, src, "shop", "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)")
@@ -590,6 +596,7 @@ func TestApplyEarlierStateKey(t *testing.T) {
 // TestApplyPlaceholderPasswords: placeholders are shown only with
 // --show-passwords and kept 0600 in the state directory.
 func TestApplyPlaceholderPasswords(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE ROLE app LOGIN PASSWORD 'source-pw'", "CREATE ROLE grp NOLOGIN")
 	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\nroles: {passwords: placeholder}\ndatabases: {exclude: [\"*\"]}\n")
@@ -624,6 +631,7 @@ func TestApplyPlaceholderPasswords(t *testing.T) {
 // a role the target user cannot create is reported failed and the
 // migration goes on.
 func TestApplySavedPlanAndState(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop", "CREATE ROLE boss SUPERUSER NOLOGIN")
 	pgtest.Exec(t, src, "shop", "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)")
@@ -660,6 +668,7 @@ func TestApplySavedPlanAndState(t *testing.T) {
 // checks that it verifies equal data and removes everything; interrupted,
 // it removes everything too.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	demo := func(env []string) (*exec.Cmd, *strings.Builder) {
 		cmd := exec.Command(binary, "demo")
 		cmd.Dir = filepath.Join("..", "..")
@@ -715,6 +724,7 @@ func exists(path string) bool {
 // in one transaction is restored in chunks, each committed and recorded; a
 // crash between chunks resumes after the last one.
 func TestApplyPreDataInChunks(t *testing.T) {
+	t.Parallel()
 	src := pgtest.Start(t, pgtest.Source)
 	dst := pgtest.Start(t, pgtest.Target, pgtest.WithSettings(map[string]string{"max_locks_per_transaction": "10", "max_connections": "20"}))
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE big")
@@ -748,6 +758,7 @@ func lastLines(s string, n int) string {
 // role left on the source is skipped and counted; the object, its owner and
 // its other grants arrive.
 func TestApplyLargeObjectGrantToExcludedRole(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE ROLE viewer NOLOGIN", "CREATE ROLE keeper NOLOGIN", "CREATE ROLE auditor NOLOGIN", "CREATE DATABASE files")
 	pgtest.Exec(t, src, "files", "SELECT lo_from_bytea(4242, 'granted twice')", "GRANT SELECT ON LARGE OBJECT 4242 TO viewer", "GRANT SELECT ON LARGE OBJECT 4242 TO auditor",
@@ -773,6 +784,7 @@ func TestApplyLargeObjectGrantToExcludedRole(t *testing.T) {
 // the standard rows, the copy replaces only the rows the user added
 // (extcondition) — after a crash too, without doubling them.
 func TestApplyExtensionConfigTable(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	if pgtest.QueryString(t, src, "postgres", "SELECT count(*)::text FROM pg_available_extensions WHERE name = 'postgis'") != "1" {
 		t.Skip("PostGIS is not installed: apt-get install -y postgresql-<major>-postgis-3 (.ci/run does)")
@@ -810,6 +822,7 @@ func TestApplyExtensionConfigTable(t *testing.T) {
 // by a plain COPY; after a crash between the small table's commit and its
 // record, the rerun empties both first and the rows are there once.
 func TestApplyFreezesLargeTables(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	for _, run := range []struct{ db, crash string }{{"frz", ""}, {"frz2", "table:frz2/public.small"}} {
 		pgtest.Exec(t, src, "postgres", "CREATE DATABASE "+run.db)
@@ -854,6 +867,7 @@ func TestApplyFreezesLargeTables(t *testing.T) {
 // the rerun after a crash match the archive's entries (listed in LATIN1)
 // with the catalog's names.
 func TestApplyLatin1Database(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE lat TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'")
 	pgtest.Exec(t, src, "lat", `CREATE SCHEMA "ñ"`,
@@ -900,6 +914,7 @@ func TestApplyLatin1Database(t *testing.T) {
 // refuses it; then pg_restore restores the section and reports the
 // failing entry.
 func TestApplyRestoreFallsBack(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE plain", "CREATE DATABASE slash", "CREATE DATABASE clash")
 	schema := []string{"CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g",
@@ -948,6 +963,7 @@ func TestApplyRestoreFallsBack(t *testing.T) {
 // bytes that are not UTF-8 included; one whose names are not UTF-8 is a
 // blocker that names them.
 func TestApplySQLASCIIDatabase(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE legacy TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'",
 		"CREATE DATABASE odd TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'")

@@ -47,6 +47,7 @@ func assertOneLineErrors(t *testing.T, r result) {
 }
 
 func TestValidateExamples(t *testing.T) {
+	t.Parallel()
 	files, _ := filepath.Glob(filepath.Join("..", "..", "examples", "*.yaml"))
 	if len(files) == 0 {
 		t.Fatal("no examples")
@@ -60,6 +61,7 @@ func TestValidateExamples(t *testing.T) {
 }
 
 func TestValidateRejects(t *testing.T) {
+	t.Parallel()
 	base := "version: 1\nsource: {uri: \"postgres://a@src/postgres\"}\ntarget: {uri: \"postgres://b@dst/postgres\"}\n"
 	tests := []struct {
 		name, doc, want string
@@ -109,6 +111,7 @@ func TestValidateRejects(t *testing.T) {
 }
 
 func TestUsageErrorsAreOneLine(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args []string
 		want string
@@ -132,6 +135,7 @@ func TestUsageErrorsAreOneLine(t *testing.T) {
 }
 
 func TestHelpAndVersion(t *testing.T) {
+	t.Parallel()
 	r := runCLI(t, nil, "--help")
 	if r.code != 0 || !strings.Contains(r.stdout, "Exit codes: 0 success, 1 error") {
 		t.Errorf("--help = exit %d, stdout %q", r.code, r.stdout)
@@ -145,6 +149,7 @@ func TestHelpAndVersion(t *testing.T) {
 // and checks that validate accepts it once the variables are exported and
 // that it means the same migration, without any password in the output.
 func TestInitRoundTrip(t *testing.T) {
+	t.Parallel()
 	const srcPW, dstPW = "s3cr@t/pw$x", "hunter2 it's"
 	r := runCLI(t, nil, "init",
 		"-s", "postgres://admin:s3cr%40t%2Fpw$x@src.example.com:5432/postgres",
@@ -207,6 +212,7 @@ func TestInitRoundTrip(t *testing.T) {
 }
 
 func TestInitServiceURIsWin(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"SOURCE_SERVICE_URI": "postgres://env-src/postgres", "TARGET_SERVICE_URI": "postgres://env-dst/postgres"}
 	r := runCLI(t, env, "init", "-s", "postgres://flag-src/postgres")
 	if r.code != 0 || !strings.Contains(r.stdout, "env-src") || !strings.Contains(r.stdout, "env-dst") || strings.Contains(r.stdout, "flag-src") {

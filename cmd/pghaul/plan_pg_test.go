@@ -66,6 +66,7 @@ func describe(p plan.Plan) string {
 // clusters (plan only reads, so the cases share it, a database each) and
 // checks the finding and the exit code.
 func TestPlanFindsRealProblems(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres",
 		"CREATE ROLE mig LOGIN", "CREATE ROLE repl_role LOGIN REPLICATION",
@@ -168,6 +169,7 @@ func cmpOr(a, b string) string {
 // TestPlanFallsBackWithReplicaWALLevel: a wal_level=replica source makes
 // method auto choose dump, with an info finding saying why.
 func TestPlanFallsBackWithReplicaWALLevel(t *testing.T) {
+	t.Parallel()
 	src := pgtest.Start(t, pgtest.Source, pgtest.WithSettings(map[string]string{"wal_level": "replica"}))
 	dst := pgtest.Start(t, pgtest.Target)
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
@@ -185,6 +187,7 @@ func TestPlanFallsBackWithReplicaWALLevel(t *testing.T) {
 // TestPlanWritesNothing runs plan as roles whose sessions are read-only and
 // checks that no object appeared on either side.
 func TestPlanWritesNothing(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	for _, c := range []*cluster.Cluster{src, dst} {
 		pgtest.Exec(t, c, "postgres", "CREATE ROLE ro SUPERUSER LOGIN", "ALTER ROLE ro SET default_transaction_read_only = on")

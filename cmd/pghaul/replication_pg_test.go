@@ -124,6 +124,7 @@ func assertFrozen(t *testing.T, c *cluster.Cluster, db string) {
 // the same file with stop: true plans only the cut-over. With lostState
 // the state directory is deleted first and the servers alone tell.
 func TestReplicationLiveCutover(t *testing.T) {
+	t.Parallel()
 	for _, lostState := range []bool{false, true} {
 		t.Run(fmt.Sprintf("lost state %v", lostState), func(t *testing.T) {
 			src, dst := pgtest.Pair(t)
@@ -179,6 +180,7 @@ func TestReplicationLiveCutover(t *testing.T) {
 // slot is dropped and the copy starts over under a new one) and during the
 // lag wait, then reruns to the cut-over.
 func TestReplicationResumesAfterCrashes(t *testing.T) {
+	t.Parallel()
 	for _, point := range []string{"copy:shop/public.orders", "lag:shop"} {
 		t.Run(point, func(t *testing.T) {
 			src, dst := pgtest.Pair(t)
@@ -223,6 +225,7 @@ func replicating(t *testing.T, sourceSQL ...string) (src, dst *cluster.Cluster, 
 // TestReplicationDrift: a column added on the source while replicating is
 // reported by name; replication is left running.
 func TestReplicationDrift(t *testing.T) {
+	t.Parallel()
 	src, dst, cfg, env := replicating(t)
 	pgtest.Exec(t, src, "shop", "ALTER TABLE events ADD COLUMN extra int")
 	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true}\n"))
@@ -245,6 +248,7 @@ func TestReplicationDrift(t *testing.T) {
 // subscription and lag; cleanup drops exactly this migration's objects and
 // is safe to run twice.
 func TestStatusAndCleanup(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop", "CREATE DATABASE other")
 	pgtest.Exec(t, src, "shop", liveSource...)
@@ -293,6 +297,7 @@ func TestStatusAndCleanup(t *testing.T) {
 // wait_timeout ends apply with exit 1 and status waiting, replication left
 // running; once it can hold, apply finishes the cut-over.
 func TestReplicationWaitTimeout(t *testing.T) {
+	t.Parallel()
 	src, dst, cfg, env := replicating(t)
 	sub := pgtest.QueryString(t, dst, "shop", "SELECT subname FROM pg_subscription")
 	pgtest.Exec(t, dst, "shop", "ALTER SUBSCRIPTION "+sub+" DISABLE")
@@ -337,6 +342,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // that goes wrong between runs fails at the publication step, before any
 // copy; fixing source.uri_from_target resumes the same migration.
 func TestReplicationUnreachableSource(t *testing.T) {
+	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
 	pgtest.Exec(t, src, "shop", liveSource...)
