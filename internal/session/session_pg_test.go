@@ -17,6 +17,7 @@ import (
 	"github.com/pghaul/pghaul/internal/cluster"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/internal/pgtest"
+	"github.com/pghaul/pghaul/internal/view"
 	"github.com/pghaul/pghaul/plan"
 	"github.com/pghaul/pghaul/state"
 )
@@ -171,4 +172,47 @@ func kinds(steps []plan.Step) []plan.StepKind {
 		out = append(out, s.Kind)
 	}
 	return out
+}
+
+// TestWhatVerifyAndCleanupTouch: verify compares the tables the stored
+// plan copies, with each database's sequences and large objects; cleanup
+// computes the same replication names as the plan, and with nothing
+// created drops nothing, even with --orphans, while a foreign inactive
+// pghaul slot is an orphan it would drop.
+func TestWhatVerifyAndCleanupTouch(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", "CREATE TABLE orders (id int PRIMARY KEY)", "CREATE TABLE notes (id int PRIMARY KEY)")
+	m := open(t, src, dst, "method: replication\ntables: {skip: [public.notes]}\n")
+	st, _, _, err := m.begin(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects, err := VerifiedObjects(t.Context(), m.cfg, m.src, m.dst, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop := objects["shop"]
+	if len(objects) != 1 || len(shop.Tables) != 1 || shop.Tables[0].Name != "orders" || !shop.Sequences || !shop.LargeObjects {
+		t.Errorf("verify would compare %+v, want shop's orders (not the skipped notes), sequences and large objects", objects)
+	}
+	names, err := Names(t.Context(), m.cfg, m.src, m.dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := st.Plan.DatabaseNames("shop"); names["shop"] != want || want.Slot == "" {
+		t.Errorf("cleanup's names for shop = %+v, the plan's %+v", names["shop"], want)
+	}
+	pgtest.Exec(t, src, "shop", "SELECT pg_create_logical_replication_slot('pghaul_shop_0badcafe_slot', 'pgoutput')")
+	var out view.Cleanup
+	if err := Cleanup(t.Context(), m.cfg, m.src, m.dst, m.store, st, CleanupOptions{DryRun: true, Orphans: true}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Actions) != 1 || out.Actions[0].Action != "would drop" || !strings.Contains(out.Actions[0].Object, "pghaul_shop_0badcafe_slot") {
+		t.Errorf("cleanup --dry-run --orphans: %+v, want only the orphan slot", out.Actions)
+	}
+	if n := pgtest.QueryString(t, src, "postgres", "SELECT count(*)::text FROM pg_replication_slots"); n != "1" {
+		t.Errorf("a dry run changed the slots: %s left", n)
+	}
 }
