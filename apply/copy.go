@@ -15,6 +15,7 @@ import (
 	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/internal/copyrelay"
 	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/internal/words"
 	"github.com/pghaul/pghaul/plan"
 	"github.com/pghaul/pghaul/state"
 )
@@ -164,9 +165,9 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 		return "", err
 	}
 	ds := d.m.dbState(d.name)
-	msg := fmt.Sprintf("%d tables, %s", len(tables), byteString(ds.Bytes))
+	msg := fmt.Sprintf("%s, %s", words.Count(len(tables), "table"), byteString(ds.Bytes))
 	if built > 0 {
-		msg += fmt.Sprintf(", %d indexes built as their tables finished", built)
+		msg += fmt.Sprintf(", %s built as their tables finished", words.Count(built, "index"))
 	}
 	return msg, nil
 }
@@ -274,7 +275,7 @@ func (d *dbRun) restartCopy(ctx context.Context, tables []copyTable) (todo []cop
 		d.m.emit(Notice{Message: fmt.Sprintf("%s: resuming the copy under a new snapshot, keeping %d finished tables (consistent only if the source took no writes)", d.name, len(tables)-len(todo))})
 		return todo, false, d.m.save()
 	}
-	d.m.emit(Notice{Message: fmt.Sprintf("%s: the copy was interrupted; a snapshot cannot be resumed, so its %d tables are emptied and copied again under a new one", d.name, len(tables))})
+	d.m.emit(Notice{Message: fmt.Sprintf("%s: the copy was interrupted; a snapshot cannot be resumed, so its %s emptied and copied again under a new one", d.name, words.Count(len(tables), "table")+" "+words.Agree(len(tables), "is", "are"))})
 	dst, err := d.m.Target.Connect(ctx, d.name, pg.Options{})
 	if err != nil {
 		return nil, false, err

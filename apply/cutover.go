@@ -14,6 +14,7 @@ import (
 	"github.com/pghaul/pghaul/inspect"
 	"github.com/pghaul/pghaul/internal/copyrelay"
 	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/internal/words"
 	"github.com/pghaul/pghaul/plan"
 	"github.com/pghaul/pghaul/state"
 )
@@ -61,7 +62,7 @@ func (e *FreezeTimeoutError) Error() string {
 type VerifyError struct{ Tables []string }
 
 func (e *VerifyError) Error() string {
-	return fmt.Sprintf("%d tables differ between the frozen source and the target: %s", len(e.Tables), strings.Join(e.Tables, "; "))
+	return fmt.Sprintf("%s between the frozen source and the target: %s", words.Count(len(e.Tables), "table")+" "+words.Agree(len(e.Tables), "differs", "differ"), strings.Join(e.Tables, "; "))
 }
 
 var errFreezeTimeout = errors.New("replication.freeze_timeout ran out")
@@ -339,7 +340,7 @@ func (c *cutover) endSessions(ctx context.Context, admin *pgx.Conn, fr *state.Fr
 	if err := m.runHooks(ctx, "after_freeze", c.r.Hooks.AfterFreeze, c.hookEnv("frozen", "")); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("new connections refused, %s ended", plural(n, "client session")), nil
+	return fmt.Sprintf("new connections refused, %s ended", words.Count(n, "client session")), nil
 }
 
 // fenceSQL: pghaul's own transaction, committed with synchronous_commit
@@ -443,7 +444,7 @@ func (c *cutover) sequences(ctx context.Context, _ plan.Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return plural(n, "sequence") + " set", nil
+	return words.Count(n, "sequence") + " set", nil
 }
 
 // unlogged copies the unlogged tables again, each in one target
@@ -475,7 +476,7 @@ func (c *cutover) unlogged(ctx context.Context, st plan.Step) (string, error) {
 		}
 		rows += n
 	}
-	return fmt.Sprintf("%s copied again (%s)", plural(len(tables), "unlogged table"), plural(int(rows), "row")), nil
+	return fmt.Sprintf("%s copied again (%s)", words.Count(len(tables), "unlogged table"), words.Count(int(rows), "row")), nil
 }
 
 // verify compares the copied tables on the frozen source and the target;
@@ -504,7 +505,7 @@ func (c *cutover) verify(ctx context.Context, st plan.Step) (string, error) {
 	if st.Params.Checksums {
 		what = "row counts and checksums"
 	}
-	return fmt.Sprintf("%s equal (%s)", plural(len(checks), "table"), what), nil
+	return fmt.Sprintf("%s equal (%s)", words.Count(len(checks), "table"), what), nil
 }
 
 // switchOver ends replication: the publication first, on pghaul's own
@@ -692,7 +693,7 @@ func (c *cutover) largeObjects(ctx context.Context, _ plan.Step) (string, error)
 			return "", fmt.Errorf("large objects %d to %d: %w", batch[0].oid, batch[len(batch)-1].oid, err)
 		}
 	}
-	return fmt.Sprintf("%s brought over, %s removed", plural(len(changed), "large object"), plural(len(gone), "large object")), nil
+	return fmt.Sprintf("%s brought over, %s removed", words.Count(len(changed), "large object"), words.Count(len(gone), "large object")), nil
 }
 
 func loDigests(ctx context.Context, conn *pgx.Conn) (map[uint32]string, error) {

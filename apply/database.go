@@ -13,6 +13,7 @@ import (
 
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/internal/pgdump"
+	"github.com/pghaul/pghaul/internal/words"
 	"github.com/pghaul/pghaul/plan"
 	"github.com/pghaul/pghaul/state"
 )
@@ -402,7 +403,7 @@ func (d *dbRun) configureDatabase(ctx context.Context, _ plan.Step) (string, err
 			return "", fmt.Errorf("%s: %w", sql, err)
 		}
 	}
-	return strings.Join(append([]string{fmt.Sprintf("%d statements", len(stmts))}, notes...), "; "), nil
+	return strings.Join(append([]string{words.Count(len(stmts), "statement")}, notes...), "; "), nil
 }
 
 // created reports that the plan creates the database on the target.

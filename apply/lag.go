@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/internal/words"
 	"github.com/pghaul/pghaul/plan"
 )
 
@@ -212,7 +213,7 @@ func (d *dbRun) waitForSync(ctx context.Context, st plan.Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d tables synced", total), nil
+	return words.Count(total, "table") + " synced", nil
 }
 
 // applyWorker reports whether the subscription's apply worker runs on the

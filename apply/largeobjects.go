@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pghaul/pghaul/internal/words"
 	"github.com/pghaul/pghaul/plan"
 )
 
@@ -67,9 +68,9 @@ func (d *dbRun) copyLargeObjects(ctx context.Context, _ plan.Step) (string, erro
 		}
 		crashPoint("lo:" + d.name)
 	}
-	msg := fmt.Sprintf("%s, %s", plural(len(los), "large object"), byteString(c.bytes))
+	msg := fmt.Sprintf("%s, %s", words.Count(len(los), "large object"), byteString(c.bytes))
 	if c.skipped > 0 {
-		msg += fmt.Sprintf("; %s to roles missing on the target skipped", plural(int(c.skipped), "grant"))
+		msg += fmt.Sprintf("; %s to roles missing on the target skipped", words.Count(int(c.skipped), "grant"))
 	}
 	return msg, nil
 }

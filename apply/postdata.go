@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/pghaul/pghaul/internal/pgdump"
+	"github.com/pghaul/pghaul/internal/words"
 	"github.com/pghaul/pghaul/plan"
 )
 
@@ -71,7 +72,7 @@ func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error
 		keep = append(keep, e)
 	}
 	if len(keep) == 0 {
-		return fmt.Sprintf("nothing left to restore, %d entries already built", skipped), nil
+		return fmt.Sprintf("nothing left to restore: %s already built", words.Count(skipped, "entry")), nil
 	}
 	list, err := d.writeList(keep, "post")
 	if err != nil {
@@ -93,9 +94,9 @@ func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error
 			return "", err
 		}
 	}
-	msg := plural(jobs, "job")
+	msg := fmt.Sprintf("restored %s with %s", words.Count(len(keep), "entry"), words.Count(jobs, "job"))
 	if skipped > 0 {
-		msg += fmt.Sprintf(", %d entries already built left out", skipped)
+		msg += fmt.Sprintf(" (%s built by an earlier run)", words.Count(skipped, "other"))
 	}
 	return msg, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pghaul/pghaul/internal/dsn"
 	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/internal/words"
 	"github.com/pghaul/pghaul/plan"
 )
 
@@ -79,7 +80,7 @@ func (d *dbRun) publish(ctx context.Context, st plan.Step) (string, error) {
 	if st.Params.AllTables {
 		return "FOR ALL TABLES", nil
 	}
-	return fmt.Sprintf("FOR TABLE with %d tables", len(tables)), nil
+	return "FOR TABLE with " + words.Count(len(tables), "table"), nil
 }
 
 // probePublication is the publication the probe subscribes to: one that

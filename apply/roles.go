@@ -13,6 +13,7 @@ import (
 	"github.com/pghaul/pghaul/inspect"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/internal/provider"
+	"github.com/pghaul/pghaul/internal/words"
 	"github.com/pghaul/pghaul/plan"
 	"github.com/pghaul/pghaul/state"
 )
@@ -307,9 +308,12 @@ func (m *Migration) grantMemberships(ctx context.Context, dst *pgx.Conn, roles [
 			granted++
 		}
 	}
-	msg := fmt.Sprintf("%d granted, %d skipped (role missing on the target)", granted, skipped)
+	msg := words.Count(granted, "membership") + " granted"
+	if skipped > 0 {
+		msg += fmt.Sprintf(", %s left out (a role missing on the target)", words.Count(skipped, "membership"))
+	}
 	if failed > 0 {
-		msg += fmt.Sprintf(", %d refused (see the roles table)", failed)
+		msg += fmt.Sprintf(", %s refused (see the roles table)", words.Count(failed, "membership"))
 	}
 	return msg, nil
 }
@@ -329,5 +333,5 @@ func (m *Migration) setRoleSettings(ctx context.Context, dst *pgx.Conn, roles []
 			n++
 		}
 	}
-	return fmt.Sprintf("%d settings", n), nil
+	return words.Count(n, "setting"), nil
 }

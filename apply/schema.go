@@ -12,6 +12,7 @@ import (
 
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/internal/pgdump"
+	"github.com/pghaul/pghaul/internal/words"
 	"github.com/pghaul/pghaul/plan"
 )
 
@@ -179,7 +180,7 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 			return "", err
 		}
 	}
-	done := fmt.Sprintf("%d tables", tables)
+	done := words.Count(tables, "table")
 	if !chunked {
 		err = d.restoreList(ctx, keep, args)
 		if !isLockExhaustion(err) {
@@ -194,7 +195,7 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 	if err != nil {
 		return "", err
 	}
-	return strings.Join(append([]string{done, fmt.Sprintf("restored in %d chunks (lock limits)", n)}, append(notes, extNotes...)...), "; "), nil
+	return strings.Join(append([]string{done, fmt.Sprintf("restored in %s (lock limits)", words.Count(n, "chunk"))}, append(notes, extNotes...)...), "; "), nil
 }
 
 func (d *dbRun) restoreList(ctx context.Context, entries []pgdump.Entry, args []string) error {
@@ -275,7 +276,7 @@ func (d *dbRun) prepareOwners(ctx context.Context, dst *pgx.Conn, entries []pgdu
 			if len(objects) > 5 {
 				objects = append(slices.Clone(objects[:5]), fmt.Sprintf("and %d more", len(objects)-5))
 			}
-			n := fmt.Sprintf("%s; %s keep it as owner: %s", note, plural(len(byOwner[o]), "object"), strings.Join(objects, ", "))
+			n := fmt.Sprintf("%s; %s keep it as owner: %s", note, words.Count(len(byOwner[o]), "object"), strings.Join(objects, ", "))
 			notes = append(notes, n)
 			d.m.warnDatabase(d.name, n)
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/internal/words"
 	"github.com/pghaul/pghaul/plan"
 )
 
@@ -23,7 +24,7 @@ func (d *dbRun) setSequences(ctx context.Context, _ plan.Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d sequences set", n), nil
+	return words.Count(n, "sequence") + " set", nil
 }
 
 // syncSequences sets every target sequence that also exists on the source

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/words"
 )
 
 // checkReplicationCaveats reports what the replication method does not
@@ -21,10 +22,10 @@ func (in *input) checkReplicationCaveats(db *dbInput) []Finding {
 	if n := db.src.LargeObjects; n > 0 {
 		if frozen {
 			out = append(out, finding("large-objects", Info, obj,
-				count(int(n), "large object")+" not replicated: copied with the data, and those made, changed or removed since are brought over at cut-over with the source frozen", ""))
+				words.Count(int(n), "large object")+" not replicated: copied with the data, and those made, changed or removed since are brought over at cut-over with the source frozen", ""))
 		} else {
 			out = append(out, finding("large-objects", Warning, obj,
-				count(int(n), "large object")+" not replicated: brought over again at cut-over, but without a write freeze a change made meanwhile can be missed",
+				words.Count(int(n), "large object")+" not replicated: brought over again at cut-over, but without a write freeze a change made meanwhile can be missed",
 				"avoid changing large objects until cut-over, set replication.write_freeze: true, or use method: dump"))
 		}
 	}
@@ -56,10 +57,10 @@ func (in *input) checkReplicationCaveats(db *dbInput) []Finding {
 	if len(db.src.Sequences) > 0 {
 		if in.cfg.Replication.SyncSequences {
 			out = append(out, finding("sequences", Info, obj,
-				count(len(db.src.Sequences), "sequence")+" not replicated: their values are copied at cut-over", ""))
+				words.Count(len(db.src.Sequences), "sequence")+" not replicated: their values are copied at cut-over", ""))
 		} else {
 			out = append(out, finding("sequences", Warning, obj,
-				count(len(db.src.Sequences), "sequence")+" not replicated and replication.sync_sequences is false: the target's sequences stay behind",
+				words.Count(len(db.src.Sequences), "sequence")+" not replicated and replication.sync_sequences is false: the target's sequences stay behind",
 				"set replication.sync_sequences: true, or set them yourself before switching writes"))
 		}
 	}
@@ -192,7 +193,7 @@ func (in *input) checkLeftovers() []Finding {
 		return nil
 	}
 	return []Finding{finding("leftover-replication-objects", Warning, "source and target",
-		fmt.Sprintf("%s not a complete set of this migration: %s", count(len(found), "pghaul replication object"), listSome(found, 4)),
+		fmt.Sprintf("%s not a complete set of this migration: %s", words.Count(len(found), "pghaul replication object"), listSome(found, 4)),
 		"pghaul cleanup -c FILE drops this migration's objects, and with --orphans the inactive pghaul_* slots no migration of this file owns (a rebuilt target's, a failed run's)")}
 }
 

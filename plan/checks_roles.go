@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/words"
 )
 
 // selectedRoles are the source roles the config migrates: never a managed
@@ -63,7 +64,7 @@ func (in *input) checkOwnersKept() []Finding {
 		if strings.HasPrefix(o, "pg_") {
 			continue
 		}
-		objects := fmt.Sprintf("%s keep the migration user as owner: %s", count(len(owners[o]), "object"), listSome(owners[o], 3))
+		objects := fmt.Sprintf("%s keep the migration user as owner: %s", words.Count(len(owners[o]), "object"), listSome(owners[o], 3))
 		if existing := in.dst.Role(o); existing != nil {
 			if why := in.cannotHandTo(*existing); why != "" {
 				out = append(out, finding("owner-not-kept", Warning, "role "+o,

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/pghaul/pghaul/config"
+	"github.com/pghaul/pghaul/internal/words"
 )
 
 // steps lays out the plan's steps in DESIGN.md section 4's order: cluster
@@ -35,11 +36,11 @@ func (in *input) clusterSteps() []Step {
 	}
 	if len(create) > 0 {
 		steps = append(steps, Step{ID: "cluster/roles", Kind: StepCreateRoles, Scope: ClusterScope,
-			Detail: fmt.Sprintf("create %s: %s (passwords: %s)", count(len(create), "role"), listSome(create, 5), in.cfg.Roles.Passwords), Params: Params{Roles: create}})
+			Detail: fmt.Sprintf("create %s: %s (passwords: %s)", words.Count(len(create), "role"), listSome(create, 5), in.cfg.Roles.Passwords), Params: Params{Roles: create}})
 	}
 	if len(members) > 0 {
 		steps = append(steps, Step{ID: "cluster/memberships", Kind: StepGrantMemberships, Scope: ClusterScope,
-			Detail: fmt.Sprintf("grant %s: %s", count(len(members), "membership"), listSome(members, 3))})
+			Detail: fmt.Sprintf("grant %s: %s", words.Count(len(members), "membership"), listSome(members, 3))})
 	}
 	if len(settings) > 0 {
 		steps = append(steps, Step{ID: "cluster/role-settings", Kind: StepSetRoleSettings, Scope: ClusterScope,
@@ -83,7 +84,7 @@ func (in *input) dumpSteps(b *stepList) {
 	b.add("snapshot", StepExportSnapshot, "export a snapshot (pg_export_snapshot) that the schema dump and the copy share", Params{})
 	in.schemaAndCopySteps(b, true)
 	if n := len(b.db.src.Sequences); n > 0 {
-		b.add("sequences", StepSetSequences, fmt.Sprintf("set %s read after the copy", count(n, "sequence value")), Params{})
+		b.add("sequences", StepSetSequences, fmt.Sprintf("set %s read after the copy", words.Count(n, "sequence value")), Params{})
 	}
 }
 
@@ -93,7 +94,7 @@ func (in *input) replicationSteps(b *stepList) {
 	pubDetail := "FOR ALL TABLES"
 	if !pub.AllTables {
 		pub.Tables = refs(published(db))
-		pubDetail = fmt.Sprintf("FOR TABLE with %s", count(len(pub.Tables), "table"))
+		pubDetail = fmt.Sprintf("FOR TABLE with %s", words.Count(len(pub.Tables), "table"))
 	}
 	b.add("publication", StepCreatePublication, fmt.Sprintf("create publication %s %s", n.Publication, pubDetail), pub)
 	snapshot := in.cfg.Replication.InitialCopy == config.InitialCopySnapshot
@@ -126,16 +127,16 @@ func (in *input) schemaAndCopySteps(b *stepList, copy bool) {
 		for _, t := range db.copy {
 			bytes += t.Bytes
 		}
-		detail := fmt.Sprintf("copy %s (%s) with up to %s", count(len(db.copy), "table"), byteString(bytes), count(in.cfg.Parallel.Tables, "stream"))
+		detail := fmt.Sprintf("copy %s (%s) with up to %s", words.Count(len(db.copy), "table"), byteString(bytes), words.Count(in.cfg.Parallel.Tables, "stream"))
 		if len(db.skipped) > 0 {
 			detail += fmt.Sprintf(", %d skipped", len(db.skipped))
 		}
 		b.add("copy-data", StepCopyData, detail, Params{Tables: refs(db.copy), Skipped: refs(db.skipped)})
 	}
 	if n := db.src.LargeObjects; n > 0 && copy {
-		b.add("large-objects", StepCopyLargeObjects, fmt.Sprintf("copy %s with owners and privileges", count(int(n), "large object")), Params{})
+		b.add("large-objects", StepCopyLargeObjects, fmt.Sprintf("copy %s with owners and privileges", words.Count(int(n), "large object")), Params{})
 	}
-	b.add("post-data", StepRestorePostData, fmt.Sprintf("restore post-data (indexes, constraints, triggers) with up to %d jobs", in.cfg.Parallel.Indexes), Params{})
+	b.add("post-data", StepRestorePostData, fmt.Sprintf("restore post-data (indexes, constraints, triggers) with up to %s", words.Count(in.cfg.Parallel.Indexes, "job")), Params{})
 }
 
 func (in *input) cutoverSteps(b *stepList) {
@@ -166,21 +167,21 @@ func CutoverSteps(r config.Replication, dp DatabasePlan) []Step {
 			Params{Slot: n.Slot, Subscription: n.Subscription, Publication: n.Publication})
 	}
 	if dp.Sequences > 0 && r.SyncSequences {
-		b.add("sync-sequences", StepSyncSequences, fmt.Sprintf("set %s read on the source%s", count(dp.Sequences, "sequence value"), frozenNote(r)), Params{})
+		b.add("sync-sequences", StepSyncSequences, fmt.Sprintf("set %s read on the source%s", words.Count(dp.Sequences, "sequence value"), frozenNote(r)), Params{})
 	}
 	if len(dp.Unlogged) > 0 {
-		b.add("unlogged", StepCopyUnlogged, fmt.Sprintf("copy %s again (replication does not carry them)", count(len(dp.Unlogged), "unlogged table")), Params{Tables: dp.Unlogged})
+		b.add("unlogged", StepCopyUnlogged, fmt.Sprintf("copy %s again (replication does not carry them)", words.Count(len(dp.Unlogged), "unlogged table")), Params{Tables: dp.Unlogged})
 	}
 	b.add("large-objects", StepSyncLargeObjects, "bring over the large objects made, changed or removed since the copy", Params{})
 	if len(dp.MatViews) > 0 {
-		b.add("refresh-matviews", StepRefreshMatViews, fmt.Sprintf("refresh %s", count(len(dp.MatViews), "materialized view")), Params{Tables: dp.MatViews})
+		b.add("refresh-matviews", StepRefreshMatViews, fmt.Sprintf("refresh %s", words.Count(len(dp.MatViews), "materialized view")), Params{Tables: dp.MatViews})
 	}
 	if r.Verify != config.VerifyNone && len(dp.Copied) > 0 {
 		what := "row counts"
 		if r.Verify == config.VerifyChecksums {
 			what = "row counts and checksums"
 		}
-		b.add("verify", StepVerifyCutover, fmt.Sprintf("compare the %s of %s on the source%s and the target; a difference aborts", what, count(len(dp.Copied), "table"), frozenNote(r)),
+		b.add("verify", StepVerifyCutover, fmt.Sprintf("compare the %s of %s on the source%s and the target; a difference aborts", what, words.Count(len(dp.Copied), "table"), frozenNote(r)),
 			Params{Tables: dp.Copied, Checksums: r.Verify == config.VerifyChecksums})
 	}
 	stays := ""

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/internal/dsn"
+	"github.com/pghaul/pghaul/internal/words"
 )
 
 // ValidateCmd checks a migration file without connecting anywhere.
@@ -34,7 +35,9 @@ func summary(c *config.Config) string {
 	parts = appendList(parts, "table pattern", "only", c.Tables.Only.Strings())
 	parts = appendList(parts, "role", "excluded", c.Roles.Exclude.Strings())
 	parts = appendList(parts, "extension", "excluded", c.Extensions.Exclude.Strings())
-	parts = append(parts, replicationPolicy(c.Replication))
+	if c.Method != config.MethodDump {
+		parts = append(parts, replicationPolicy(c.Replication))
+	}
 	return fmt.Sprintf("config OK: %s; source %s; target %s; state %s",
 		strings.Join(parts, ", "), dsn.Redact(c.Source.URI), dsn.Redact(c.Target.URI), c.State)
 }
@@ -43,19 +46,12 @@ func appendList(parts []string, noun, verb string, names []string) []string {
 	if len(names) == 0 {
 		return parts
 	}
-	return append(parts, fmt.Sprintf("%s %s (%s)", plural(len(names), noun), verb, strings.Join(names, ", ")))
-}
-
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
+	return append(parts, fmt.Sprintf("%s %s (%s)", words.Count(len(names), noun), verb, strings.Join(names, ", ")))
 }
 
 func replicationPolicy(r config.Replication) string {
 	if r.MaxLagBytes == nil {
-		return "replication left running without waiting"
+		return "replication (where used) left running without a lag wait"
 	}
 	s := fmt.Sprintf("wait for lag <= %d bytes (timeout %s)", *r.MaxLagBytes, r.WaitTimeout)
 	if r.Stop {
