@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -363,11 +364,41 @@ func Describe(err error) string {
 		}
 		return s
 	}
+	if msg := describeDial(err); msg != "" {
+		return msg
+	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) && ce.Unwrap() != nil {
 		return Describe(ce.Unwrap())
 	}
 	return err.Error()
+}
+
+// describeDial says what a failed dial means, once (pgx tries each address
+// and TLS mode, and reports every attempt), with what to check; "" when
+// err is no dial failure.
+func describeDial(err error) string {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return fmt.Sprintf("host %s not found (%s): is the host name right?", dns.Name, dns.Err)
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return ""
+	}
+	addr := "the server"
+	if op.Addr != nil {
+		addr = op.Addr.String()
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("nothing listens on %s (connection refused): is the server running, and is the port right?", addr)
+	case op.Timeout():
+		return fmt.Sprintf("no answer from %s (timed out): is the address right, and does a firewall let pghaul through?", addr)
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return fmt.Sprintf("%s cannot be reached (%v): is the address right?", addr, op.Err)
+	}
+	return ""
 }
 
 // ConnectRaw opens a low-level connection, for COPY streams that never
