@@ -18,8 +18,11 @@ type Progress struct {
 	Database string `json:"database"`
 	Method   string `json:"method"`
 	Status   string `json:"status"`
-	// Step is the last step done (or the one failed or waiting).
+	// Step is the last step done, the one failed or waiting, or "cut over
+	// at <time>".
 	Step string `json:"step,omitempty"`
+	// Message says why a step failed or waits, or how far the database got.
+	Message string `json:"message,omitempty"`
 	// Subscription is "enabled", "disabled" or "missing" (replication only).
 	Subscription string `json:"subscription,omitempty"`
 	Worker       bool   `json:"apply_worker,omitempty"`
@@ -53,19 +56,22 @@ func ReadProgress(ctx context.Context, src, dst *pg.Endpoint, st *state.State, e
 	var out []Progress
 	for _, d := range st.Plan.Databases {
 		status, msg := st.DatabaseStatus(d.Name)
-		p := Progress{Database: d.Name, Method: string(d.Method), Status: string(status), Step: lastStep(st, d.Name)}
-		if msg != "" && status != state.StatusDone {
-			p.Step = msg
+		p := Progress{Database: d.Name, Method: string(d.Method), Status: string(status)}
+		p.Step, p.Message = stepOf(st, d.Name)
+		if p.Message == "" && status != state.StatusDone {
+			p.Message = msg
 		}
 		if fr := st.Freezes[d.Name]; fr != nil {
 			p.Frozen = fr.Describe()
 			if fr.Switched() {
-				p.Step = fmt.Sprintf("cut over at %s", fr.SwitchedAt.Format(time.RFC3339))
+				// The switch is recorded in the freeze before its step is
+				// marked done: a crash in between has cut over too.
+				p.Step = "cut over at " + fr.SwitchedAt.UTC().Format(time.RFC3339)
 			}
 			out = append(out, p)
 			continue // the frozen database lets no session in
 		}
-		if d.Names.Slot != "" {
+		if d.Names.Slot != "" && !st.CutOver(d.Name) {
 			if err := replicationStatus(ctx, src, dst, d, &p, every); err != nil {
 				return nil, err
 			}
@@ -80,14 +86,26 @@ func ReadProgress(ctx context.Context, src, dst *pg.Endpoint, st *state.State, e
 	return out, nil
 }
 
-func lastStep(st *state.State, db string) string {
+// stepOf is where a database is: the step that failed or waits (with its
+// message), else "cut over at <time>" once its cut-over switched, else the
+// last step done.
+func stepOf(st *state.State, db string) (step, message string) {
 	last := ""
 	for _, s := range st.Plan.Steps {
-		if s.Params.Database == db && st.Steps[s.ID].Status == state.StatusDone {
+		if s.Params.Database != db {
+			continue
+		}
+		switch ss := st.Steps[s.ID]; ss.Status {
+		case state.StatusFailed, state.StatusWaiting:
+			return s.ID, ss.Message
+		case state.StatusDone:
 			last = s.ID
+			if s.Kind == plan.StepStopReplication {
+				return "cut over at " + ss.Finished.UTC().Format(time.RFC3339), ""
+			}
 		}
 	}
-	return last
+	return last, ""
 }
 
 func replicationStatus(ctx context.Context, src, dst *pg.Endpoint, d plan.DatabasePlan, p *Progress, every time.Duration) error {

@@ -66,7 +66,7 @@ func TestGoldenPlans(t *testing.T) {
 			p := Build(mustConfig(t, sc.config), src, dst, testEnv)
 			for _, f := range []Format{FormatTable, FormatMarkdown, FormatJSON} {
 				var b bytes.Buffer
-				if err := Render(&b, &p, f); err != nil {
+				if err := Render(&b, &p, f, 100); err != nil {
 					t.Fatal(err)
 				}
 				for _, secret := range []string{"s3cret"} {
@@ -245,7 +245,7 @@ func TestGoldenProviders(t *testing.T) {
 		}
 	}
 	var b bytes.Buffer
-	if err := table.Write(&b, []string{"PROVIDER", "CODE", "FIX"}, rows); err != nil {
+	if err := table.Write(&b, 100, []string{"PROVIDER", "CODE", "FIX"}, rows); err != nil {
 		t.Fatal(err)
 	}
 	golden.Assert(t, "providers.table", b.Bytes())

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pghaul/pghaul/internal/table"
+	"github.com/pghaul/pghaul/internal/words"
 )
 
 // Format is an output format of a rendered plan.
@@ -20,15 +21,17 @@ const (
 	FormatJSON     Format = "json"
 )
 
-// Render writes p in format f. Output is byte-stable for golden files.
-func Render(w io.Writer, p *Plan, f Format) error {
+// Render writes p in format f, its tables fitted to width columns (0: no
+// limit; markdown and JSON are never fitted). Output is byte-stable for
+// golden files.
+func Render(w io.Writer, p *Plan, f Format, width int) error {
 	switch f {
 	case FormatJSON:
 		return RenderJSON(w, p)
 	case FormatMarkdown:
 		return renderMarkdown(w, p)
 	case FormatTable, "":
-		return renderText(w, p)
+		return renderText(w, p, width)
 	}
 	return fmt.Errorf("unknown format %q: use table, markdown or json", f)
 }
@@ -44,18 +47,11 @@ func RenderJSON(w io.Writer, p *Plan) error {
 // 1.2 GiB in 42 tables".
 func (p *Plan) Summary() string {
 	t := p.Totals
-	return fmt.Sprintf("%s, %s, %s, %s in %s", count(t.Blockers, "blocker"), count(t.Warnings, "warning"), count(t.Steps, "step"),
-		byteString(t.Bytes), count(t.Tables, "table"))
+	return fmt.Sprintf("%s, %s, %s, %s in %s", words.Count(t.Blockers, "blocker"), words.Count(t.Warnings, "warning"), words.Count(t.Steps, "step"),
+		byteString(t.Bytes), words.Count(t.Tables, "table"))
 }
 
-func count(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return strconv.Itoa(n) + " " + noun + "s"
-}
-
-func renderText(w io.Writer, p *Plan) error {
+func renderText(w io.Writer, p *Plan, width int) error {
 	fmt.Fprintf(w, "Source: %s (PostgreSQL %s)\nTarget: %s (PostgreSQL %s)\n\n", p.Source.URI, p.Source.Version, p.Target.URI, p.Target.Version)
 	sections := []struct {
 		title  string
@@ -63,7 +59,7 @@ func renderText(w io.Writer, p *Plan) error {
 		rows   [][]string
 	}{
 		{"Databases", []string{"DATABASE", "METHOD", "TARGET", "TABLES", "SIZE", "WHY"}, databaseRows(p)},
-		{"Findings", []string{"SEVERITY", "CODE", "OBJECT", "MESSAGE", "FIX"}, findingRows(p)},
+		{"Findings", []string{"SEVERITY", "CODE", "FINDING"}, findingTextRows(p)},
 		{"Steps", stepHeader(p, "#", "SCOPE", "ACTION", "DETAIL", "STATUS"), stepRows(p)},
 	}
 	for _, s := range sections {
@@ -72,7 +68,7 @@ func renderText(w io.Writer, p *Plan) error {
 			continue
 		}
 		fmt.Fprintf(w, "%s:\n", s.title)
-		if err := table.Write(w, s.header, s.rows); err != nil {
+		if err := table.Write(w, width, s.header, s.rows); err != nil {
 			return err
 		}
 		fmt.Fprintln(w)
@@ -97,6 +93,20 @@ func findingRows(p *Plan) [][]string {
 	var rows [][]string
 	for _, f := range p.Findings {
 		rows = append(rows, []string{string(f.Severity), f.Code, f.Object, f.Message, f.Fix})
+	}
+	return rows
+}
+
+// findingTextRows are the findings for a terminal: the object, message
+// and fix in one column, which takes what the table's width leaves.
+func findingTextRows(p *Plan) [][]string {
+	var rows [][]string
+	for _, f := range p.Findings {
+		text := f.Object + ": " + f.Message
+		if f.Fix != "" {
+			text += "\nfix: " + f.Fix
+		}
+		rows = append(rows, []string{string(f.Severity), f.Code, text})
 	}
 	return rows
 }

@@ -42,7 +42,7 @@ func TestGoldenReplan(t *testing.T) {
 		t.Errorf("no-write-freeze: findings %v, warnings %d (was %d)", findingKeys(got.Findings), got.Totals.Warnings, running.Totals.Warnings)
 	}
 	var b bytes.Buffer
-	if err := Render(&b, &got, FormatTable); err != nil {
+	if err := Render(&b, &got, FormatTable, 100); err != nil {
 		t.Fatal(err)
 	}
 	golden.Assert(t, "replan.table", b.Bytes())

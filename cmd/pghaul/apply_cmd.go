@@ -27,6 +27,8 @@ type ApplyCmd struct {
 	Format        string `enum:"table,json" default:"table" help:"Output format of the result: table or json."`
 
 	view *liveView
+	// width is how wide the result's tables may be.
+	width int
 	// env is the tools probed for this run's plan, reused to pick them.
 	env *plan.Env
 }
@@ -38,6 +40,7 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 		return err
 	}
 	defer closeIdle(ctx, src, dst)
+	c.width = outputWidth(stdout, env)
 	store := &state.FileStore{Dir: cfg.State}
 	if err := store.Open(); err != nil {
 		return err

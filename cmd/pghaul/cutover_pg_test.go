@@ -307,7 +307,7 @@ func TestCutoverAborts(t *testing.T) {
 	}{
 		{name: "hook", policy: "hooks: {after_freeze: ['exit 3']}", want: "after_freeze hook 1 failed: exit status 3"},
 		{name: "drift", policy: "hooks: {before_freeze: [%q]}", want: "table public.orders has columns"},
-		{name: "verify", policy: "", want: "tables differ between the frozen source and the target: public.orders (20000 rows on the source, 19999 on the target)",
+		{name: "verify", policy: "", want: "1 table differs between the frozen source and the target: public.orders (20000 rows on the source, 19999 on the target)",
 			setup: func(t *testing.T, src, dst *cluster.Cluster) {
 				pgtest.Exec(t, dst, "shop", "DELETE FROM orders WHERE id = 1")
 			}},

@@ -17,6 +17,9 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// Tables are fitted to COLUMNS off a terminal: the tests read them at
+	// the default width.
+	os.Unsetenv("COLUMNS")
 	dir, err := os.MkdirTemp("", "pghaul-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

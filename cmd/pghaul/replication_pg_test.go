@@ -259,9 +259,17 @@ func TestStatusAndCleanup(t *testing.T) {
 	if r := runBin(t, nil, "apply", "-c", cfg); r.code != 0 {
 		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
 	}
-	s := runBin(t, nil, "status", "-c", cfg)
+	s := runBin(t, []string{"COLUMNS=200"}, "status", "-c", cfg)
 	if s.code != 0 || !strings.Contains(s.stdout, "| shop ") || !strings.Contains(s.stdout, "enabled, worker running") || !strings.Contains(s.stdout, "running") {
 		t.Errorf("status: exit %d\n%s\n%s", s.code, s.stdout, s.stderr)
+	}
+	// Off a terminal without COLUMNS, the table fits 100 columns.
+	s = runBin(t, nil, "status", "-c", cfg)
+	for _, l := range strings.Split(s.stdout, "\n") {
+		if len(l) > 100 && strings.HasPrefix(l, "|") {
+			t.Errorf("status: a table line of %d characters:\n%s", len(l), s.stdout)
+			break
+		}
 	}
 	s = runBin(t, nil, "status", "-c", cfg, "--format", "json")
 	if s.code != 0 || !strings.Contains(s.stdout, `"subscription": "enabled"`) || !strings.Contains(s.stdout, `"lag_bytes"`) || !strings.Contains(s.stdout, `"wal_status": "reserved"`) {

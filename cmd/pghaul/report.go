@@ -50,5 +50,5 @@ func eventLogger(log *slog.Logger) func(apply.Event) {
 
 // result prints apply's result (view.ApplyResult) in the chosen format.
 func (c *ApplyCmd) result(w io.Writer, st *state.State, passwords state.Passwords, took time.Duration, copied int64) error {
-	return view.Render(w, view.NewApplyResult(st, passwords, c.ShowPasswords, took, copied), view.Format(c.Format))
+	return view.Render(w, view.NewApplyResult(st, passwords, c.ShowPasswords, took, copied), view.Format(c.Format), c.width)
 }

@@ -37,5 +37,5 @@ func (s *StatusCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slo
 	if err != nil {
 		return err
 	}
-	return view.Render(stdout, view.Status{StepsDone: st.Done(), Steps: len(st.Plan.Steps), StateDir: cfg.State, Databases: progress}, view.Format(s.Format))
+	return view.Render(stdout, view.Status{StepsDone: st.Done(), Steps: len(st.Plan.Steps), StateDir: cfg.State, Databases: progress}, view.Format(s.Format), outputWidth(stdout, env))
 }

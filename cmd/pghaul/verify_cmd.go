@@ -35,7 +35,7 @@ func (cmd *VerifyCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *s
 		return err
 	}
 	v := view.NewVerify(checks)
-	if err := view.Render(stdout, v, view.Format(cmd.Format)); err != nil {
+	if err := view.Render(stdout, v, view.Format(cmd.Format), outputWidth(stdout, env)); err != nil {
 		return err
 	}
 	if v.Different > 0 {

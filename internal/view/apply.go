@@ -73,7 +73,7 @@ func NewApplyResult(st *state.State, passwords state.Passwords, showPasswords bo
 }
 
 // Table writes the roles and databases tables and the run's line.
-func (r ApplyResult) Table(w io.Writer) error {
+func (r ApplyResult) Table(w io.Writer, width int) error {
 	if len(r.Roles) > 0 {
 		header := []string{"ROLE", "STATUS", "MESSAGE"}
 		if r.ShowPasswords {
@@ -88,7 +88,7 @@ func (r ApplyResult) Table(w io.Writer) error {
 			rows = append(rows, row)
 		}
 		fmt.Fprintln(w, "Roles:")
-		if err := table.Write(w, header, rows); err != nil {
+		if err := table.Write(w, width, header, rows); err != nil {
 			return err
 		}
 	}
@@ -97,7 +97,7 @@ func (r ApplyResult) Table(w io.Writer) error {
 		rows = append(rows, []string{d.Name, d.Method, d.Status, config.ByteSize(d.CopiedBytes).String(), d.Message})
 	}
 	fmt.Fprintln(w, "Databases:")
-	if err := table.Write(w, []string{"DATABASE", "METHOD", "STATUS", "COPIED", "MESSAGE"}, rows); err != nil {
+	if err := table.Write(w, width, []string{"DATABASE", "METHOD", "STATUS", "COPIED", "MESSAGE"}, rows); err != nil {
 		return err
 	}
 	if s := r.Run; s != nil {

@@ -34,7 +34,7 @@ func (c Cleanup) MarshalJSON() ([]byte, error) {
 }
 
 // Table writes a line per action, or that there was nothing to do.
-func (c Cleanup) Table(w io.Writer) error {
+func (c Cleanup) Table(w io.Writer, width int) error {
 	if len(c.Actions) == 0 {
 		_, err := fmt.Fprintln(w, "nothing to clean up: no replication object of this migration exists")
 		return err

@@ -3,8 +3,9 @@ package view
 import (
 	"fmt"
 	"io"
-	"strconv"
+	"strings"
 
+	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/inspect"
 	"github.com/pghaul/pghaul/internal/table"
 )
@@ -18,17 +19,21 @@ type Status struct {
 	Databases []inspect.Progress `json:"databases"`
 }
 
-// Table writes the summary line, the databases table and a line per
-// frozen source database.
-func (s Status) Table(w io.Writer) error {
+// Table writes the summary line, the databases table, then a line per
+// database with a message and per frozen source database.
+func (s Status) Table(w io.Writer, width int) error {
 	var rows [][]string
 	for _, p := range s.Databases {
-		rows = append(rows, []string{p.Database, p.Method, p.Status, p.Step, p.Subscription + worker(p), tables(p),
-			optBytes(p.LagBytes), p.ETA, optBytes(p.WALRetained), p.WALStatus})
+		rows = append(rows, []string{p.Database, p.Method, p.Status, p.Step, replication(p), lag(p), wal(p)})
 	}
 	fmt.Fprintf(w, "%d of %d steps done; state in %s\n", s.StepsDone, s.Steps, s.StateDir)
-	if err := table.Write(w, []string{"DATABASE", "METHOD", "STATUS", "STEP", "SUBSCRIPTION", "TABLES SYNCED", "LAG", "ETA", "WAL RETAINED", "WAL STATUS"}, rows); err != nil {
+	if err := table.Write(w, width, []string{"DATABASE", "METHOD", "STATUS", "STEP", "REPLICATION", "LAG", "WAL RETAINED"}, rows); err != nil {
 		return err
+	}
+	for _, p := range s.Databases {
+		if p.Message != "" {
+			fmt.Fprintf(w, "%s: %s\n", p.Database, p.Message)
+		}
 	}
 	for _, p := range s.Databases {
 		if p.Frozen != "" {
@@ -38,23 +43,35 @@ func (s Status) Table(w io.Writer) error {
 	return nil
 }
 
-func worker(p inspect.Progress) string {
+// replication is the subscription's state: enabled or not, its apply
+// worker, the tables it synced.
+func replication(p inspect.Progress) string {
+	s := p.Subscription
 	if p.Worker {
-		return ", worker running"
+		s += ", worker running"
 	}
-	return ""
+	if p.TablesTotal > 0 {
+		s += fmt.Sprintf(", %d/%d tables synced", p.TablesReady, p.TablesTotal)
+	}
+	return s
 }
 
-func tables(p inspect.Progress) string {
-	if p.TablesTotal == 0 {
+// lag is the unconfirmed WAL, with the time to catch up at the recent rate.
+func lag(p inspect.Progress) string {
+	if p.LagBytes == nil {
 		return ""
 	}
-	return fmt.Sprintf("%d/%d", p.TablesReady, p.TablesTotal)
+	s := config.ByteSize(*p.LagBytes).String()
+	if p.ETA != "" {
+		s += " (" + p.ETA + ")"
+	}
+	return s
 }
 
-func optBytes(n *int64) string {
-	if n == nil {
-		return ""
+// wal is what the slot holds back, and its wal_status.
+func wal(p inspect.Progress) string {
+	if p.WALRetained == nil {
+		return p.WALStatus
 	}
-	return strconv.FormatInt(*n, 10) + " B"
+	return strings.TrimSpace(config.ByteSize(*p.WALRetained).String() + " " + p.WALStatus)
 }

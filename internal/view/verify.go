@@ -6,6 +6,7 @@ import (
 
 	"github.com/pghaul/pghaul/inspect"
 	"github.com/pghaul/pghaul/internal/table"
+	"github.com/pghaul/pghaul/internal/words"
 )
 
 // Verify is what verify prints: a row per compared object.
@@ -38,20 +39,14 @@ func (v Verify) Tables() (tables, different int) {
 	return tables, different
 }
 
-// Table writes the checks and how many tables are equal.
-func (v Verify) Table(w io.Writer) error {
+// Table writes the checks and how many tables are equal: each side's
+// count, and the hash once when both sides have the same.
+func (v Verify) Table(w io.Writer, width int) error {
 	var rows [][]string
 	for _, c := range v.Checks {
-		result := "equal"
-		if !c.Equal() {
-			result = "DIFFERENT"
-			if c.Err != "" {
-				result = "ERROR: " + c.Err
-			}
-		}
-		rows = append(rows, []string{c.Database, c.Name(), side(c.Kind, c.SourceRows, c.SourceHash), side(c.Kind, c.TargetRows, c.TargetHash), result})
+		rows = append(rows, []string{c.Database, c.Name(), count(c.Kind, c.SourceRows), count(c.Kind, c.TargetRows), result(c)})
 	}
-	if err := table.Write(w, []string{"DATABASE", "OBJECT", "SOURCE", "TARGET", "RESULT"}, rows); err != nil {
+	if err := table.Write(w, width, []string{"DATABASE", "OBJECT", "SOURCE", "TARGET", "RESULT"}, rows); err != nil {
 		return err
 	}
 	tables, different := v.Tables()
@@ -59,18 +54,25 @@ func (v Verify) Table(w io.Writer) error {
 	return nil
 }
 
-// side is one side of a check: its count and hash.
-func side(kind string, n int64, hash string) string {
-	noun := map[string]string{inspect.KindSequences: "sequence", inspect.KindLargeObjects: "object"}[kind]
+func result(c inspect.TableCheck) string {
+	switch {
+	case c.Err != "":
+		return "ERROR: " + c.Err
+	case !c.Equal() && c.SourceHash != c.TargetHash:
+		return fmt.Sprintf("DIFFERENT: hash %s on the source, %s on the target", c.SourceHash, c.TargetHash)
+	case !c.Equal():
+		return "DIFFERENT"
+	case c.SourceHash != "":
+		return "equal, hash " + c.SourceHash
+	}
+	return "equal"
+}
+
+// count is one side's count of rows, sequences or large objects.
+func count(kind string, n int64) string {
+	noun := map[string]string{inspect.KindSequences: "sequence", inspect.KindLargeObjects: "large object"}[kind]
 	if noun == "" {
 		noun = "row"
 	}
-	s := fmt.Sprintf("%d %s", n, noun)
-	if n != 1 {
-		s += "s"
-	}
-	if hash != "" {
-		s += " " + hash
-	}
-	return s
+	return words.Count(int(n), noun)
 }

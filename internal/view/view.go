@@ -20,16 +20,18 @@ const (
 
 // View renders itself as a table or as JSON.
 type View interface {
-	Table(w io.Writer) error
+	// Table writes the view for people, its tables fitted to width
+	// columns (0: no limit).
+	Table(w io.Writer, width int) error
 }
 
 // Render writes v in format f: JSON is v itself, indented (empty lists
-// as [], never null).
-func Render(w io.Writer, v View, f Format) error {
+// as [], never null); a table is fitted to width.
+func Render(w io.Writer, v View, f Format, width int) error {
 	if f == JSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
-	return v.Table(w)
+	return v.Table(w, width)
 }

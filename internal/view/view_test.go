@@ -17,7 +17,7 @@ func render(t *testing.T, name string, v View) {
 	t.Helper()
 	for _, f := range []Format{Table, JSON} {
 		var b bytes.Buffer
-		if err := Render(&b, v, f); err != nil {
+		if err := Render(&b, v, f, 100); err != nil {
 			t.Fatal(err)
 		}
 		golden.Assert(t, name+"."+string(f), b.Bytes())
@@ -62,10 +62,12 @@ func TestGoldenApplyResult(t *testing.T) {
 
 func TestGoldenStatus(t *testing.T) {
 	lag, retained := int64(4096), int64(1<<20)
-	render(t, "status", Status{StepsDone: 3, Steps: 4, StateDir: "migration.yaml.state", Databases: []inspect.Progress{
+	render(t, "status", Status{StepsDone: 9, Steps: 14, StateDir: "migration.yaml.state", Databases: []inspect.Progress{
 		{Database: "shop", Method: "replication", Status: "running", Step: "db:shop/wait-for-lag", Subscription: "enabled", Worker: true,
-			TablesReady: 4, TablesTotal: 5, LagBytes: &lag, ETA: "3s", WALRetained: &retained, WALStatus: "reserved", Frozen: "FROZEN since 2026-12-07T01:00:00Z by a cut-over that was interrupted"},
-		{Database: "crm", Method: "dump", Status: "failed", Step: "db:crm/post-data: ERROR: could not create unique index"},
+			TablesReady: 4, TablesTotal: 5, LagBytes: &lag, ETA: "3s", WALRetained: &retained, WALStatus: "reserved", Message: "replication left running"},
+		{Database: "crm", Method: "dump", Status: "failed", Step: "db:crm/post-data", Message: "ERROR: could not create unique index \"orders_pkey\""},
+		{Database: "inventory", Method: "replication", Status: "done", Step: "cut over at 2026-12-07T01:00:00Z",
+			Frozen: "frozen since 2026-12-07T00:59:58Z by the cut-over (switched at 2026-12-07T01:00:00Z): pghaul cleanup --unfreeze lifts it"},
 	}})
 }
 
