@@ -103,3 +103,9 @@ func canonical(n *yaml.Node) *yaml.Node {
 	}
 	return c
 }
+
+// PolicyKeys are the keys (or whole sections) that may change between
+// runs of one migration without starting it over, sorted.
+func PolicyKeys() []string {
+	return slices.Sorted(maps.Keys(policyKeys))
+}

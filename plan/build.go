@@ -3,6 +3,7 @@ package plan
 import (
 	"cmp"
 	"slices"
+	"strings"
 
 	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/internal/dsn"
@@ -168,3 +169,9 @@ func finding(code string, sev Severity, object, message, fix string) Finding {
 
 // DocLink is where docs/findings.md explains a finding code.
 func DocLink(code string) string { return "docs/findings.md#" + code }
+
+// DocLinkAt is code's documentation under base, the URL of pghaul's docs/
+// folder (for a link that must work outside the repository).
+func DocLinkAt(base, code string) string {
+	return strings.TrimSuffix(base, "/") + "/findings.md#" + code
+}

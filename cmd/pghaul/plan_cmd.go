@@ -16,9 +16,10 @@ import (
 
 // PlanCmd inspects both servers read-only and prints the plan.
 type PlanCmd struct {
-	Config string `short:"c" required:"" type:"path" placeholder:"FILE" help:"Migration file."`
-	Format string `enum:"table,markdown,json" default:"table" help:"Output format: table, markdown (for a pull request) or json."`
-	Output string `short:"o" type:"path" placeholder:"FILE" help:"Also save the plan file here, for apply."`
+	Config  string `short:"c" required:"" type:"path" placeholder:"FILE" help:"Migration file."`
+	Format  string `enum:"table,markdown,json" default:"table" help:"Output format: table, markdown (for a pull request) or json."`
+	Output  string `short:"o" type:"path" placeholder:"FILE" help:"Also save the plan file here, for apply."`
+	DocsURL string `name:"docs-url" env:"PGHAUL_DOCS_URL" placeholder:"URL" help:"Base URL of pghaul's docs/ for the findings' links (markdown, JSON); default: the relative path docs/, which breaks inside a pull request comment."`
 }
 
 // Run plans and renders; exit 2 when the plan has blockers.
@@ -32,7 +33,7 @@ func (c *PlanCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.
 		return err
 	}
 	defer closeIdle(ctx, src, dst)
-	if shown, err := c.showProgress(ctx, cfg, src, dst, stdout, log); shown || err != nil {
+	if shown, err := c.showProgress(ctx, cfg, src, dst, stdout, outputWidth(stdout, env), log); shown || err != nil {
 		return err
 	}
 	pl, err := session.Plan(ctx, cfg, src, dst, log)
@@ -40,7 +41,12 @@ func (c *PlanCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.
 		return err
 	}
 	p := &pl.Plan
-	if err := plan.Render(stdout, p, plan.Format(c.Format)); err != nil {
+	if c.DocsURL != "" {
+		for i, f := range p.Findings {
+			p.Findings[i].Doc = plan.DocLinkAt(c.DocsURL, f.Code)
+		}
+	}
+	if err := plan.Render(stdout, p, plan.Format(c.Format), outputWidth(stdout, env)); err != nil {
 		return err
 	}
 	if c.Output != "" {
@@ -57,13 +63,13 @@ func (c *PlanCmd) Run(ctx context.Context, stdout io.Writer, env Env, log *slog.
 
 // showProgress renders the stored plan of a migration under way, with each
 // step's status, instead of planning again.
-func (c *PlanCmd) showProgress(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, stdout io.Writer, log *slog.Logger) (bool, error) {
+func (c *PlanCmd) showProgress(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, stdout io.Writer, width int, log *slog.Logger) (bool, error) {
 	p, done, ok, err := session.Progress(ctx, cfg, src, dst, log)
 	if !ok || err != nil {
 		return false, err
 	}
 	log.Info(fmt.Sprintf("migration under way: %d of %d steps done; showing its plan", done, len(p.Steps)), "state", cfg.State)
-	return true, plan.Render(stdout, &p, plan.Format(c.Format))
+	return true, plan.Render(stdout, &p, plan.Format(c.Format), width)
 }
 
 func savePlan(path string, pl session.Planned) error {

@@ -353,3 +353,27 @@ func TestStandbyTarget(t *testing.T) {
 		t.Errorf("slots/publications on the source after the refused apply: %s", got)
 	}
 }
+
+// TestPlanMarkdownLinks: the markdown plan links each finding to its
+// documentation, relative by default and under --docs-url (or
+// PGHAUL_DOCS_URL) for a pull request comment.
+func TestPlanMarkdownLinks(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", "CREATE TABLE events (at int)") // no key: a finding
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "databases: {include: [shop]}\n")
+	r := runBin(t, nil, "plan", "-c", cfg, "--format", "markdown")
+	if !strings.Contains(r.stdout, "](docs/findings.md#no-replica-identity)") {
+		t.Errorf("default link missing:\n%s\n%s", r.stdout, r.stderr)
+	}
+	const base = "https://example.com/pghaul/blob/main/docs"
+	r = runBin(t, nil, "plan", "-c", cfg, "--format", "markdown", "--docs-url", base+"/")
+	if !strings.Contains(r.stdout, "]("+base+"/findings.md#no-replica-identity)") {
+		t.Errorf("--docs-url link missing:\n%s\n%s", r.stdout, r.stderr)
+	}
+	r = runBin(t, []string{"PGHAUL_DOCS_URL=" + base}, "plan", "-c", cfg, "--format", "json")
+	if !strings.Contains(r.stdout, `"`+base+`/findings.md#no-replica-identity"`) {
+		t.Errorf("PGHAUL_DOCS_URL link missing from the JSON:\n%s\n%s", r.stdout, r.stderr)
+	}
+}
