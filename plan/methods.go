@@ -29,6 +29,12 @@ func (in *input) chooseMethods() []Finding {
 			db.method, db.reason = MethodReplication, "replicating: this migration's publication, slot and subscription exist"
 			continue
 		}
+		if nothingToReplicate(db) {
+			db.method, db.reason = MethodDump, "no tables, sequences or large objects: nothing to replicate"
+			out = append(out, finding("nothing-to-replicate", Info, "database "+db.name,
+				"it has no tables, sequences or large objects: it gets no publication, slot or subscription, is moved once by the dump method (its schema, functions, types) and is done at once; a table created there after the plan is not migrated", ""))
+			continue
+		}
 		fails := append(slices.Clone(cluster), in.dbPrereqs(db)...)
 		out = append(out, in.settle(db, fails)...)
 		if db.method == MethodReplication {
@@ -41,6 +47,15 @@ func (in *input) chooseMethods() []Finding {
 		}
 	}
 	return out
+}
+
+// nothingToReplicate reports a database whose data nothing could change
+// while it migrates: no table, sequence or large object (the bootstrap
+// database, often). Replicating it would cost a slot and a subscription,
+// and the cut-over's wait for an apply worker, for no row.
+func nothingToReplicate(db *dbInput) bool {
+	c := db.src
+	return c != nil && c.Inspected && len(c.Tables) == 0 && len(c.Sequences) == 0 && c.LargeObjects == 0
 }
 
 // settle decides db's method from its failed prerequisites and returns

@@ -81,6 +81,7 @@ func TestRefusedProbeLogsNoPassword(t *testing.T) {
 	t.Parallel()
 	const pw = "Src-pw 9"
 	src, dst := pgtest.Pair(t, pgtest.WithPassword(pw))
+	pgtest.Exec(t, src, "postgres", "CREATE TABLE orders (id int PRIMARY KEY)") // something to replicate
 	pgtest.Exec(t, dst, "postgres", "CREATE ROLE migrator LOGIN CREATEDB CREATEROLE PASSWORD 'Mig-pw'")
 	cfg := writeConfig(t, src.URI("postgres"), dst.URIAs("migrator", "Mig-pw", "postgres"), "method: replication\n")
 	r := runBin(t, nil, "plan", "-c", cfg)
