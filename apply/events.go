@@ -36,6 +36,9 @@ type StepFailed struct {
 type TableStarted struct {
 	Database string
 	Table    plan.TableRef
+	// Size is the table's size on the source (heap and TOAST): what the
+	// copy will move, roughly.
+	Size int64
 }
 
 // TableCopied reports one table's copy committed.

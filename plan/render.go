@@ -60,7 +60,7 @@ func renderText(w io.Writer, p *Plan, width int) error {
 	}{
 		{"Databases", []string{"DATABASE", "METHOD", "TARGET", "TABLES", "SIZE", "WHY"}, databaseRows(p)},
 		{"Findings", []string{"SEVERITY", "CODE", "FINDING"}, findingTextRows(p)},
-		{"Steps", stepHeader(p, "#", "SCOPE", "ACTION", "DETAIL", "STATUS"), stepRows(p)},
+		{"Steps", stepHeader(p, "#", "SCOPE", "ACTION", "DETAIL", "STATUS"), shortScope(stepRows(p))},
 	}
 	for _, s := range sections {
 		if len(s.rows) == 0 {
@@ -93,6 +93,15 @@ func findingRows(p *Plan) [][]string {
 	var rows [][]string
 	for _, f := range p.Findings {
 		rows = append(rows, []string{string(f.Severity), f.Code, f.Object, f.Message, f.Fix})
+	}
+	return rows
+}
+
+// shortScope drops the "database " every database step's scope starts
+// with: a terminal has no room for it.
+func shortScope(rows [][]string) [][]string {
+	for _, r := range rows {
+		r[1] = strings.TrimPrefix(r[1], "database ")
 	}
 	return rows
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/pghaul/pghaul/apply"
@@ -81,10 +82,14 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 	}
 	events := eventLogger(log)
 	if isTerminal(errOut.Writer) && cli.LogFormat == "text" {
-		view, viewLog := newLiveView(errOut.Writer, cli.LogFormat, cli.Debug)
+		view, viewLog, err := newLiveView(errOut.Writer, &state.Plan, cfg.State, outputWidth(errOut.Writer, env), cli.Debug)
+		if err != nil {
+			return err
+		}
 		defer view.Close()
 		c.view = view
 		events, log = view.Event, viewLog
+		fmt.Fprintf(errOut.Writer, "applying; log lines go to %s\n", filepath.Join(cfg.State, logFileName))
 	}
 	return c.apply(ctx, stdout, cfg, src, dst, store, state, log, events)
 }
@@ -101,7 +106,7 @@ func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Conf
 	m := &apply.Migration{Config: cfg, Source: src, Target: dst, Tools: tools, Store: store, State: st, ResumeTables: c.ResumeTables,
 		Events: events, Log: log}
 	if c.view != nil {
-		m.ProgressEvery = 500 * time.Millisecond // a live view redraws often
+		m.ProgressEvery = 250 * time.Millisecond // a live view redraws often
 	}
 	if v, err := time.ParseDuration(os.Getenv("PGHAUL_LAG_POLL")); err == nil {
 		m.LagPoll = v // a test knob, not a key of the file

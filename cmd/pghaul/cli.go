@@ -84,6 +84,9 @@ func run(ctx context.Context, args []string, stdout, errOut io.Writer, env Env) 
 		return printError(errOut, usageError(err, args))
 	}
 	log := newLogger(errOut, cli.Debug, cli.LogFormat)
+	if cli.LogFormat == "text" && !cli.Debug && isTerminal(errOut) {
+		log = slog.New(newTerminalHandler(errOut))
+	}
 	if err := kctx.Run(log, &cli); err != nil {
 		return printError(errOut, err)
 	}

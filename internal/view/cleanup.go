@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+
+	"github.com/pghaul/pghaul/internal/table"
 )
 
 // Cleanup is what cleanup did (or would do, with --dry-run).
@@ -44,7 +46,7 @@ func (c Cleanup) Table(w io.Writer, width int) error {
 		if a.Detail != "" {
 			line += " " + a.Detail
 		}
-		if _, err := fmt.Fprintln(w, line); err != nil {
+		if _, err := fmt.Fprintln(w, table.Wrap(line, width)); err != nil {
 			return err
 		}
 	}
