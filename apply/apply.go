@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/plan"
@@ -41,6 +43,9 @@ type Migration struct {
 	LagPoll time.Duration
 
 	passwords state.Passwords
+	// copyLimit paces the bytes every COPY stream of the copy moves
+	// (parallel.max_rate), nil without a limit.
+	copyLimit *rate.Limiter
 	// bootstrapTurn is held by the database whose turn it is on the
 	// bootstrap sessions (dbRun.sourceDBAndTarget).
 	bootstrapTurn chan struct{}
@@ -80,6 +85,7 @@ func (m *Migration) Run(ctx context.Context) error {
 		return fmt.Errorf("read placeholder passwords: %w", err)
 	}
 	m.passwords = pw
+	m.copyLimit = CopyLimiter(m.Config.Parallel.MaxRate)
 	if m.State.Databases == nil {
 		m.State.Databases = map[string]*state.DatabaseState{}
 	}
@@ -300,4 +306,16 @@ func (m *Migration) emit(e Event) {
 	if m.Events != nil {
 		m.Events(e)
 	}
+}
+
+// CopyLimiter is the limiter of parallel.max_rate bytes per second, or
+// nil. Its burst, what may pass at once, is an eighth of a second's worth
+// (16 KiB to 256 KiB): the pace stays even, and a write of the relay's
+// 1 MiB passes in pieces.
+func CopyLimiter(maxRate *config.ByteSize) *rate.Limiter {
+	if maxRate == nil || *maxRate <= 0 {
+		return nil
+	}
+	burst := min(max(int(*maxRate/8), 16<<10), 256<<10)
+	return rate.NewLimiter(rate.Limit(*maxRate), burst)
 }

@@ -494,7 +494,8 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 	counter := e.track(t.key())
 	defer e.untrack(t.key())
 	e.d.m.emit(TableStarted{Database: e.d.name, Table: t.ref, Size: t.bytes})
-	rows, err := copyrelay.Relay(ctx, src, dst, out, in, copyrelay.Options{Stall: time.Duration(e.d.m.Config.Parallel.StallTimeout), Counted: counter, BeforeFirstWrite: func() { crashPoint("copy:" + e.d.name + "/" + t.key()) }})
+	rows, err := copyrelay.Relay(ctx, src, dst, out, in, copyrelay.Options{Stall: time.Duration(e.d.m.Config.Parallel.StallTimeout), Counted: counter, Limiter: e.d.m.copyLimit,
+		BeforeFirstWrite: func() { crashPoint("copy:" + e.d.name + "/" + t.key()) }})
 	if err != nil {
 		if begin != "" {
 			execAll(context.WithoutCancel(ctx), dst, "ROLLBACK")

@@ -136,6 +136,9 @@ type Parallel struct {
 	// StallTimeout fails a COPY stream that moved no byte for this long:
 	// a server that is connected but silent.
 	StallTimeout Duration `yaml:"stall_timeout"`
+	// MaxRate bounds the bytes per second all COPY streams of the copy
+	// move together (nil: no limit), to spare a busy source.
+	MaxRate *ByteSize `yaml:"max_rate"`
 }
 
 // Default returns a Config holding every default of DESIGN.md section 2.

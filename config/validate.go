@@ -31,6 +31,9 @@ func (d *decoder) validate(c *Config) {
 	if r.Stop && r.MaxLagBytes == nil {
 		d.addAt("replication.stop", "true requires replication.max_lag_bytes: replication stops only once the lag is at most that many bytes")
 	}
+	if r := c.Parallel.MaxRate; r != nil && *r < 64*1024 {
+		d.addAt("parallel.max_rate", "must be at least 64KiB (bytes per second); leave it unset for no limit")
+	}
 	if l := c.Limits.MaxTotalSize; l != nil && *l <= 0 {
 		d.addAt("limits.max_total_size", "must be more than 0 bytes; leave it unset for no limit")
 	}

@@ -128,6 +128,9 @@ func (in *input) schemaAndCopySteps(b *stepList, copy bool) {
 			bytes += t.Bytes
 		}
 		detail := fmt.Sprintf("copy %s (%s) with up to %s", words.Count(len(db.copy), "table"), byteString(bytes), words.Count(in.cfg.Parallel.Tables, "stream"))
+		if r := in.cfg.Parallel.MaxRate; r != nil {
+			detail += fmt.Sprintf(", at most %s/s in all", byteString(int64(*r)))
+		}
 		if len(db.skipped) > 0 {
 			detail += fmt.Sprintf(", %d skipped", len(db.skipped))
 		}

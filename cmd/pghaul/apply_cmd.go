@@ -82,7 +82,7 @@ func (c *ApplyCmd) Run(ctx context.Context, stdout io.Writer, errOut stderr, env
 	}
 	events := eventLogger(log)
 	if isTerminal(errOut.Writer) && cli.LogFormat == "text" {
-		view, viewLog, err := newLiveView(errOut.Writer, &state.Plan, cfg.State, outputWidth(errOut.Writer, env), cli.Debug)
+		view, viewLog, err := newLiveView(errOut.Writer, &state.Plan, cfg.State, cfg.Parallel.MaxRate, outputWidth(errOut.Writer, env), cli.Debug)
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -1032,4 +1033,36 @@ func TestTwoMigrationsOneTarget(t *testing.T) {
 	if got := pgtest.QueryString(t, dst, "shop", "SELECT count(*)::text FROM t"); got != "1000" {
 		t.Errorf("target rows = %s, want the first migration's 1000", got)
 	}
+}
+
+// TestCopyRateLimit: with parallel.max_rate 5MiB a 20 MiB table is copied
+// at 5 MiB/s on average (within 10 %), and its rows are equal.
+func TestCopyRateLimit(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", "CREATE TABLE big (id bigint PRIMARY KEY, pad text)",
+		"INSERT INTO big SELECT g, repeat('x', 120) FROM generate_series(1, 155000) g")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [shop]}\nparallel: {max_rate: 5MiB}\n")
+	if p := runBin(t, nil, "plan", "-c", cfg, "--format", "json"); !strings.Contains(p.stdout, "with up to 4 streams, at most 5.0 MiB/s in all") {
+		t.Errorf("the plan does not show the limit:\n%s", p.stdout)
+	}
+	r := runBin(t, nil, "apply", "-c", cfg)
+	if r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+	}
+	m := regexp.MustCompile(`msg="table copied" database=shop table=public.big rows=155000 bytes="([0-9.]+) MiB" took=([0-9.a-zµ]+)`).FindStringSubmatch(r.stderr)
+	if m == nil {
+		t.Fatalf("no table copied line for public.big:\n%s", r.stderr)
+	}
+	mib, _ := strconv.ParseFloat(m[1], 64)
+	took, err := time.ParseDuration(m[2])
+	if err != nil || mib < 18 {
+		t.Fatalf("copied %s MiB in %s", m[1], m[2])
+	}
+	t.Logf("copied %.1f MiB in %s (%.2f MiB/s)", mib, took, mib/took.Seconds())
+	if rate := mib / took.Seconds(); rate < 4.5 || rate > 5.5 {
+		t.Errorf("copied %.1f MiB in %s: %.2f MiB/s, want 5 MiB/s within 10 %%", mib, took, rate)
+	}
+	assertSameRows(t, src, dst, "shop")
 }

@@ -51,8 +51,10 @@ type liveView struct {
 	// database's last step, after which its line says it is done.
 	nameWidth int
 	last      map[string]plan.Step
-	logFile   *os.File
-	closed    sync.Once
+	// limit says the copy's rate limit, when there is one.
+	limit   string
+	logFile *os.File
+	closed  sync.Once
 }
 
 // dbState and tableState are read by mpb's render goroutine without the
@@ -76,7 +78,7 @@ type tableState struct {
 
 // newLiveView returns the view and the logger apply logs to: the state
 // directory's apply.log, and with debug the terminal as well.
-func newLiveView(w io.Writer, p *plan.Plan, stateDir string, width int, debug bool) (*liveView, *slog.Logger, error) {
+func newLiveView(w io.Writer, p *plan.Plan, stateDir string, maxRate *config.ByteSize, width int, debug bool) (*liveView, *slog.Logger, error) {
 	f, err := os.OpenFile(filepath.Join(stateDir, logFileName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the log file: %w", err)
@@ -88,6 +90,9 @@ func newLiveView(w io.Writer, p *plan.Plan, stateDir string, width int, debug bo
 	}
 	v := &liveView{progress: progress, width: width, dbs: map[string]*dbState{}, tables: map[string]*tableState{}, logFile: f,
 		nameWidth: len("cluster"), last: map[string]plan.Step{}}
+	if maxRate != nil {
+		v.limit = fmt.Sprintf(" (at most %s/s in all)", *maxRate)
+	}
 	for _, st := range p.Steps {
 		if st.Scope != plan.ClusterScope {
 			v.last[st.Params.Database] = st
@@ -138,7 +143,7 @@ func (v *liveView) Event(e apply.Event) {
 				}
 			}
 		}
-		v.db(e.Database).detail(fmt.Sprintf("%d of %d tables, %s", e.Done, e.Total, config.ByteSize(e.Bytes)))
+		v.db(e.Database).detail(fmt.Sprintf("%d of %d tables, %s%s", e.Done, e.Total, config.ByteSize(e.Bytes), v.limit))
 	case apply.TableCopied:
 		key := e.Database + "/" + e.Table.String()
 		if t := v.tables[key]; t != nil {

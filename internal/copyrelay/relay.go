@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"golang.org/x/time/rate"
 )
 
 // Options tune one Relay.
@@ -29,6 +30,9 @@ type Options struct {
 	// BeforeFirstWrite runs once, before the first bytes reach the
 	// target: a test build's crash point.
 	BeforeFirstWrite func()
+	// Limiter, shared by the streams it bounds, paces the bytes written
+	// to the target (nil: no limit).
+	Limiter *rate.Limiter
 }
 
 // relayBuffer is how many bytes one read from the source may take; the
@@ -77,6 +81,9 @@ func Relay(ctx context.Context, src, dst *pgconn.PgConn, out, in string, opt Opt
 	// the end (or on failure).
 	s := &wire{conn: src.Conn(), buf: *buf, side: "source", readStall: stall, stopped: &stopped}
 	d := &wire{conn: dst.Conn(), buf: make([]byte, answerBuffer), side: "target", writeStall: stall, stopped: &stopped}
+	if l := opt.Limiter; l != nil {
+		d.pace, d.burst = func(n int) error { return l.WaitN(ctx, n) }, l.Burst()
+	}
 	stop := context.AfterFunc(ctx, func() {
 		// Unblocks a read or write at once; the sessions are then lost.
 		stopped.Store(true)
@@ -173,6 +180,10 @@ var ErrTargetEnded = errors.New("the target ended the copy")
 type wire struct {
 	conn net.Conn
 	buf  []byte
+	// pace waits until n more bytes may be written (a rate limit), in
+	// pieces of at most burst; nil: no limit.
+	pace  func(n int) error
+	burst int
 	// r..w is what was read and not yet used.
 	r, w int
 	// side names the server ("source", "target") in errors.
@@ -236,6 +247,24 @@ func (c *wire) writeMsg(m pgproto3.FrontendMessage) error {
 }
 
 // write sends b, bounded by writeStall.
+// writePaced writes rows' bytes at the pace the limit allows.
+func (c *wire) writePaced(b []byte) error {
+	if c.pace == nil {
+		return c.write(b)
+	}
+	for len(b) > 0 {
+		n := min(len(b), c.burst)
+		if err := c.pace(n); err != nil {
+			return err
+		}
+		if err := c.write(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
 func (c *wire) write(b []byte) error {
 	c.deadline(c.conn.SetWriteDeadline, c.writeStall)
 	_, err := c.conn.Write(b)
@@ -381,7 +410,7 @@ func (c *wire) forward(dst *wire, counted *atomic.Int64, crash func(), targetEnd
 				first = false
 				crash()
 			}
-			if err := dst.write(c.buf[start:end]); err != nil {
+			if err := dst.writePaced(c.buf[start:end]); err != nil {
 				select {
 				case <-targetEnded:
 					return ErrTargetEnded
