@@ -92,7 +92,7 @@ func (m *Migration) Run(ctx context.Context) error {
 	if m.State.Steps == nil {
 		m.State.Steps = map[string]state.StepState{}
 	}
-	cluster, perDB, order := groupSteps(m.State.Plan.Steps)
+	cluster, perDB, order := plan.GroupSteps(m.State.Plan.Steps)
 	for _, st := range cluster {
 		if err := m.runStep(ctx, st, m.clusterStep); err != nil {
 			if ctx.Err() != nil {
@@ -105,24 +105,6 @@ func (m *Migration) Run(ctx context.Context) error {
 		return err
 	}
 	return m.revokeOwnerGrants(ctx)
-}
-
-// groupSteps splits steps into cluster steps and per-database lists, with
-// the databases in plan order.
-func groupSteps(steps []plan.Step) (cluster []plan.Step, perDB map[string][]plan.Step, order []string) {
-	perDB = map[string][]plan.Step{}
-	for _, st := range steps {
-		if st.Scope == plan.ClusterScope {
-			cluster = append(cluster, st)
-			continue
-		}
-		db := st.Params.Database
-		if _, seen := perDB[db]; !seen {
-			order = append(order, db)
-		}
-		perDB[db] = append(perDB[db], st)
-	}
-	return cluster, perDB, order
 }
 
 // runDatabases runs parallel.databases databases at once, the largest

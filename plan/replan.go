@@ -16,20 +16,7 @@ import (
 // done step that r still wants as it was keeps its ID and detail, a
 // replaced one must run again. Pure: p is not changed.
 func Replan(p Plan, r config.Replication, cutOver func(db string) bool) (Plan, map[string][]string) {
-	var cluster []Step
-	byDB := map[string][]Step{}
-	var order []string
-	for _, st := range p.Steps {
-		if st.Scope == ClusterScope {
-			cluster = append(cluster, st)
-			continue
-		}
-		db := st.Params.Database
-		if _, seen := byDB[db]; !seen {
-			order = append(order, db)
-		}
-		byDB[db] = append(byDB[db], st)
-	}
+	cluster, byDB, order := GroupSteps(p.Steps)
 	replaced := map[string][]string{}
 	steps := cluster
 	for _, db := range order {
@@ -54,6 +41,24 @@ func Replan(p Plan, r config.Replication, cutOver func(db string) bool) (Plan, m
 		out.Totals.Warnings--
 	}
 	return out, replaced
+}
+
+// GroupSteps splits steps into the cluster's and each database's, with
+// the databases in plan order.
+func GroupSteps(steps []Step) (cluster []Step, perDB map[string][]Step, order []string) {
+	perDB = map[string][]Step{}
+	for _, st := range steps {
+		if st.Scope == ClusterScope {
+			cluster = append(cluster, st)
+			continue
+		}
+		db := st.Params.Database
+		if _, seen := perDB[db]; !seen {
+			order = append(order, db)
+		}
+		perDB[db] = append(perDB[db], st)
+	}
+	return cluster, perDB, order
 }
 
 // replanDatabase replaces db's cut-over steps with those r asks for,
