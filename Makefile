@@ -15,10 +15,11 @@ demo: build
 
 # pghaul against pg_dump | pg_restore, pgcopydb and a native subscription
 # (SCALE=50 RUNS=5 make bench; TABLES=1000 adds a database of that many
-# small tables); results in bench/results/. pgcopydb is the Debian package
-# of that name.
+# small tables, DATABASES=100 TABLES=20 that many databases of them,
+# LARGE_OBJECTS=100000 a database of that many 1-10 KiB large objects);
+# results in bench/results/. pgcopydb is the Debian package of that name.
 bench:
-	$(GO) run ./bench/harness -scale $(or $(SCALE),20) -runs $(or $(RUNS),3) -tables $(or $(TABLES),0)
+	$(GO) run ./bench/harness -scale $(or $(SCALE),20) -runs $(or $(RUNS),3) -tables $(or $(TABLES),0) -databases $(or $(DATABASES),0) -large-objects $(or $(LARGE_OBJECTS),0)
 
 # Text against binary COPY per type family (source and target backend CPU);
 # results in bench/results/copy-formats.tsv.

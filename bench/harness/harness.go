@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -26,12 +27,23 @@ type harness struct {
 	databases []string
 }
 
-func (h *harness) prepare(ctx context.Context, tables int) error {
+func (h *harness) prepare(ctx context.Context, o options) error {
 	h.databases = []string{"bench", "mixed"}
 	loads := map[string][]string{"mixed": mixedSQL()}
-	if tables > 0 {
+	switch {
+	case o.databases > 0:
+		for i := range o.databases {
+			db := fmt.Sprintf("small%03d", i+1)
+			h.databases = append(h.databases, db)
+			loads[db] = manySQL(cmp.Or(o.tables, 20))
+		}
+	case o.tables > 0:
 		h.databases = append(h.databases, "many")
-		loads["many"] = manySQL(tables)
+		loads["many"] = manySQL(o.tables)
+	}
+	if o.largeObjects > 0 {
+		h.databases = append(h.databases, "blobs")
+		loads["blobs"] = blobsSQL(o.largeObjects)
 	}
 	for _, db := range h.databases {
 		stmts, ok := loads[db]
@@ -96,6 +108,34 @@ func (h *harness) verify(ctx context.Context, dst *cluster.Cluster, tables map[s
 				return fmt.Errorf("%s.%s: %s on the target, %s on the source", db, t, d[t], v)
 			}
 		}
+		if tables == nil {
+			if err := sameLargeObjects(ctx, h.src.URI(db), dst.URI(db)); err != nil {
+				return fmt.Errorf("%s: %w", db, err)
+			}
+		}
+	}
+	return nil
+}
+
+// largeObjectsSQL digests a database's large objects: their count, and an
+// md5 of each one's OID and contents in OID order.
+const largeObjectsSQL = `SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text || ':' || md5(lo_get(oid)), ',' ORDER BY oid)), '') FROM pg_largeobject_metadata`
+
+func sameLargeObjects(ctx context.Context, srcURI, dstURI string) error {
+	var digest [2]string
+	for i, uri := range []string{srcURI, dstURI} {
+		conn, err := pgx.Connect(ctx, uri)
+		if err != nil {
+			return err
+		}
+		err = conn.QueryRow(ctx, largeObjectsSQL).Scan(&digest[i])
+		conn.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("large objects: %w", err)
+		}
+	}
+	if digest[0] != digest[1] {
+		return fmt.Errorf("large objects: %s on the target, %s on the source", digest[1], digest[0])
 	}
 	return nil
 }

@@ -20,6 +20,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -38,6 +39,8 @@ import (
 type options struct {
 	scale, runs, tables int
 	out                 string
+	databases           int
+	largeObjects        int
 	methods             []string
 }
 
@@ -46,15 +49,23 @@ func main() {
 	var methods string
 	flag.IntVar(&o.scale, "scale", 20, "pgbench scale")
 	flag.IntVar(&o.runs, "runs", 3, "runs of each method")
-	flag.IntVar(&o.tables, "tables", 0, "also move a database of this many small tables")
+	flag.IntVar(&o.tables, "tables", 0, "also move a database of this many small tables (with -databases: in each)")
+	flag.IntVar(&o.databases, "databases", 0, "also move this many databases of -tables small tables each (default 20)")
+	flag.IntVar(&o.largeObjects, "large-objects", 0, "also move a database of this many large objects of 1-10 KiB")
 	flag.StringVar(&o.out, "out", "", "results file (default bench/results/scale-<N>.tsv)")
 	flag.StringVar(&methods, "methods", strings.Join(methodNames(), ","), "methods to run, comma-separated")
 	flag.Parse()
 	o.methods = strings.Split(methods, ",")
 	if o.out == "" {
 		o.out = fmt.Sprintf("bench/results/scale-%d.tsv", o.scale)
-		if o.tables > 0 {
+		switch {
+		case o.databases > 0:
+			o.out = fmt.Sprintf("bench/results/scale-%d-databases-%d-tables-%d.tsv", o.scale, o.databases, cmp.Or(o.tables, 20))
+		case o.tables > 0:
 			o.out = fmt.Sprintf("bench/results/scale-%d-tables-%d.tsv", o.scale, o.tables)
+		}
+		if o.largeObjects > 0 {
+			o.out = strings.TrimSuffix(o.out, ".tsv") + fmt.Sprintf("-large-objects-%d.tsv", o.largeObjects)
 		}
 	}
 	if err := run(o); err != nil {
@@ -74,7 +85,7 @@ func run(o options) error {
 	}
 	defer cleanup()
 	h := &harness{work: work, bin: bin, src: src, results: map[string][]result{}}
-	if err := h.prepare(ctx, o.tables); err != nil {
+	if err := h.prepare(ctx, o); err != nil {
 		return err
 	}
 	fmt.Printf("source ready: %s (pgbench scale %d); %d runs of %s\n", strings.Join(h.databases, ", "), o.scale, o.runs, strings.Join(o.methods, ", "))
@@ -83,6 +94,12 @@ func run(o options) error {
 			m, ok := methodByName(name)
 			if !ok {
 				return fmt.Errorf("unknown method %q (have %s)", name, strings.Join(methodNames(), ", "))
+			}
+			if o.largeObjects > 0 && m.noLargeObjects {
+				if i == 0 {
+					fmt.Printf("%s skipped: it does not move large objects\n", name)
+				}
+				continue
 			}
 			r, err := h.measure(ctx, m)
 			if ctx.Err() != nil {

@@ -73,3 +73,9 @@ func manySQL(n int) []string {
 	}
 	return stmts
 }
+
+// blobsSQL builds the "blobs" database: n large objects of 1 to 10 KiB,
+// where each object's round trips, not its bytes, are what is measured.
+func blobsSQL(n int) []string {
+	return []string{fmt.Sprintf("SELECT count(lo_from_bytea(0, convert_to(repeat(md5(g::text), 32 + g %% 290), 'UTF8'))) FROM generate_series(1, %d) g", n)}
+}
