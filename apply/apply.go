@@ -85,7 +85,7 @@ func (m *Migration) Run(ctx context.Context) error {
 		return fmt.Errorf("read placeholder passwords: %w", err)
 	}
 	m.passwords = pw
-	m.copyLimit = CopyLimiter(m.Config.Parallel.MaxRate)
+	m.copyLimit = copyLimiter(m.Config.Parallel.MaxRate)
 	if m.State.Databases == nil {
 		m.State.Databases = map[string]*state.DatabaseState{}
 	}
@@ -290,11 +290,11 @@ func (m *Migration) emit(e Event) {
 	}
 }
 
-// CopyLimiter is the limiter of parallel.max_rate bytes per second, or
+// copyLimiter is the limiter of parallel.max_rate bytes per second, or
 // nil. Its burst, what may pass at once, is an eighth of a second's worth
 // (16 KiB to 256 KiB): the pace stays even, and a write of the relay's
 // 1 MiB passes in pieces.
-func CopyLimiter(maxRate *config.ByteSize) *rate.Limiter {
+func copyLimiter(maxRate *config.ByteSize) *rate.Limiter {
 	if maxRate == nil || *maxRate <= 0 {
 		return nil
 	}

@@ -196,7 +196,7 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 	}
 	if !chunked {
 		d.m.emit(Notice{Message: fmt.Sprintf("%s: the schema does not fit in one transaction (%s, the target's lock table holds %d locks): restoring it in chunks, each in its own transaction",
-			d.name, words.Count(tables, "table"), capacity)})
+			d.name, done, capacity)})
 	}
 	n, err := d.restoreChunks(ctx, keep, args, chunkSize(capacity))
 	if err != nil {

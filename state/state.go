@@ -143,6 +143,15 @@ func (s *State) Done() int {
 	return n
 }
 
+// CopiedBytes sums the bytes the migration's copies have committed.
+func (s *State) CopiedBytes() int64 {
+	var n int64
+	for _, d := range s.Databases {
+		n += d.Bytes
+	}
+	return n
+}
+
 // ErrNoState means the state directory holds no migration yet.
 var ErrNoState = errors.New("no state")
 

@@ -102,7 +102,7 @@ func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Conf
 	if err != nil {
 		return err
 	}
-	start, before := time.Now(), copiedBytes(st)
+	start, before := time.Now(), st.CopiedBytes()
 	m := &apply.Migration{Config: cfg, Source: src, Target: dst, Tools: tools, Store: store, State: st, ResumeTables: c.ResumeTables,
 		Events: events, Log: log}
 	if c.view != nil {
@@ -116,10 +116,10 @@ func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Conf
 		c.view.Close() // the bars go before the result tables
 	}
 	if ctx.Err() != nil {
-		c.result(stdout, st, m.Placeholders(), time.Since(start), copiedBytes(st)-before)
+		c.result(stdout, st, m.Placeholders(), time.Since(start), st.CopiedBytes()-before)
 		return &exitError{code: 130, err: errors.New("interrupted; finished tables and steps are saved: rerun apply to resume")}
 	}
-	if err := c.result(stdout, st, m.Placeholders(), time.Since(start), copiedBytes(st)-before); err != nil {
+	if err := c.result(stdout, st, m.Placeholders(), time.Since(start), st.CopiedBytes()-before); err != nil {
 		return err
 	}
 	var wait *apply.WaitTimeoutError
@@ -131,13 +131,4 @@ func (c *ApplyCmd) apply(ctx context.Context, stdout io.Writer, cfg *config.Conf
 		return &exitError{code: 1, err: fmt.Errorf("%w; fix it and rerun apply to resume", runErr)}
 	}
 	return nil
-}
-
-// copiedBytes sums the bytes the migration's copies have committed.
-func copiedBytes(st *state.State) int64 {
-	var n int64
-	for _, d := range st.Databases {
-		n += d.Bytes
-	}
-	return n
 }

@@ -56,18 +56,16 @@ func NewApplyResult(st *state.State, passwords state.Passwords, showPasswords bo
 		}
 		r.Roles = append(r.Roles, row)
 	}
-	var total int64
 	for _, d := range st.Plan.Databases {
 		status, msg := st.DatabaseStatus(d.Name)
 		var bytes int64
 		if ds := st.Databases[d.Name]; ds != nil {
 			bytes = ds.Bytes
 		}
-		total += bytes
 		r.Databases = append(r.Databases, DatabaseResult{Name: d.Name, Method: string(d.Method), Status: string(status), CopiedBytes: bytes, Message: msg})
 	}
 	if took > 0 {
-		r.Run = &RunSummary{Took: took, TookSeconds: took.Round(time.Millisecond).Seconds(), CopiedBytes: copied, TotalBytes: total}
+		r.Run = &RunSummary{Took: took, TookSeconds: took.Round(time.Millisecond).Seconds(), CopiedBytes: copied, TotalBytes: st.CopiedBytes()}
 	}
 	return r
 }
