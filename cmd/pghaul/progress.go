@@ -54,7 +54,9 @@ type liveView struct {
 	// limit says the copy's rate limit, when there is one.
 	limit   string
 	logFile *os.File
-	closed  sync.Once
+	// log writes every event as a log line too, to apply.log.
+	log    func(apply.Event)
+	closed sync.Once
 }
 
 // dbState and tableState are read by mpb's render goroutine without the
@@ -99,11 +101,15 @@ func newLiveView(w io.Writer, p *plan.Plan, stateDir string, maxRate *config.Byt
 			v.nameWidth = max(v.nameWidth, utf8.RuneCountInString(st.Params.Database))
 		}
 	}
-	return v, slog.New(slog.NewMultiHandler(handlers...)), nil
+	log := slog.New(slog.NewMultiHandler(handlers...))
+	v.log = eventLogger(log)
+	return v, log, nil
 }
 
 // Event updates the lines; finished steps and notices print above them.
+// Every event is also a line of apply.log.
 func (v *liveView) Event(e apply.Event) {
+	v.log(e)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	switch e := e.(type) {
@@ -206,7 +212,7 @@ func (v *liveView) Close() {
 			d.bar.Abort(true)
 		}
 		v.mu.Unlock()
-		v.progress.Shutdown()
+		v.progress.Wait() // the last render flushes the lines printed above
 		v.logFile.Close()
 	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pghaul/pghaul/apply"
 	"github.com/pghaul/pghaul/plan"
 )
 
@@ -73,5 +75,33 @@ func TestLiveViewLines(t *testing.T) {
 	}
 	if got := tableLine("public.orders", 5<<20, 20<<20, 2*time.Second, 100); !strings.Contains(got, "5.0 MiB of 20.0 MiB") || !strings.Contains(got, "2.5 MiB/s") || !strings.Contains(got, "6s left") {
 		t.Errorf("tableLine = %q", got)
+	}
+}
+
+// TestLiveViewLogsEveryEvent: on a terminal the events are lines of the
+// view and, every one, lines of apply.log in the state directory.
+func TestLiveViewLogsEveryEvent(t *testing.T) {
+	dir := t.TempDir()
+	var term bytes.Buffer
+	st := plan.Step{ID: "db:shop/copy-data", Kind: plan.StepCopyData, Scope: "database shop", Params: plan.Params{Database: "shop"}}
+	v, _, err := newLiveView(&term, &plan.Plan{Steps: []plan.Step{st}}, dir, nil, 100, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Event(apply.StepStarted{Step: st})
+	v.Event(apply.TableCopied{Database: "shop", Table: plan.TableRef{Schema: "public", Name: "orders"}, Rows: 3, Bytes: 42})
+	v.Event(apply.StepDone{Step: st, Message: "1 table, 42 B", Took: time.Second})
+	v.Close()
+	b, err := os.ReadFile(filepath.Join(dir, logFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`msg="step started" step=db:shop/copy-data`, `msg="table copied" database=shop table=public.orders`, `msg="step done" step=db:shop/copy-data`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("apply.log lacks %s:\n%s", want, b)
+		}
+	}
+	if !strings.Contains(term.String(), "done    shop     copy_data: 1 table, 42 B (1s)") {
+		t.Errorf("the terminal lacks the step's line:\n%q", term.String())
 	}
 }
