@@ -68,9 +68,16 @@ func holder(file string) string {
 	return fmt.Sprintf("pid %d on %s since %s", info.PID, info.Host, info.Since.Format(time.RFC3339))
 }
 
-// Release frees the lock.
+// Release frees the lock. The session's advisory locks are released by a
+// statement, not left to the end of the session: closing the connection
+// does not wait for the server's backend to exit, and a next command of
+// the same migration (cleanup right after apply) could find the lock
+// still held.
 func (l *Lock) Release(ctx context.Context) {
 	os.Remove(l.file)
+	if !l.conn.IsClosed() {
+		l.conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
+	}
 	l.conn.Close(ctx)
 }
 
