@@ -322,6 +322,15 @@ func (d *dbRun) createDatabase(ctx context.Context, _ plan.Step) (string, error)
 		sql += " LOCALE_PROVIDER builtin BUILTIN_LOCALE " + literal(s.Locale)
 	}
 	if _, err := dst.Exec(ctx, sql); err != nil {
+		// After a crash, the killed run's CREATE DATABASE can still be
+		// finishing on the server when the rerun checked: it exists now,
+		// and is taken as it is, as above.
+		if pg.HasCode(err, pg.DuplicateDatabase) || pg.HasCode(err, pg.UniqueViolation) {
+			if cerr := d.checkNotAnothers(ctx); cerr != nil {
+				return "", cerr
+			}
+			return "already exists (created by the interrupted run)", nil
+		}
 		return "", err
 	}
 	return fmt.Sprintf("created (%s, %s/%s)", s.Encoding, s.Collate, s.Ctype), nil

@@ -461,7 +461,11 @@ const (
 	InsufficientPrivilege = "42501"
 	UndefinedObject       = "42704"
 	InvalidCatalogName    = "3D000" // the database does not exist
-	ObjectInUse           = "55006"
+	DuplicateDatabase     = "42P04"
+	// UniqueViolation: also what two CREATE DATABASE of one name at once
+	// end in (pg_database_datname_index), not DuplicateDatabase.
+	UniqueViolation = "23505"
+	ObjectInUse     = "55006"
 	// NotAcceptingConnections: ALLOW_CONNECTIONS false (a cut-over's
 	// write freeze), among other prerequisite states.
 	NotAcceptingConnections = "55000"
