@@ -111,6 +111,9 @@ func copySession(encoding string) map[string]string {
 // table known empty) so a crash never leaves it half copied and a rerun
 // copies it again from empty.
 func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
+	if d.resume {
+		return d.recopy(ctx, st)
+	}
 	id, err := d.snapshotID()
 	if err != nil {
 		return "", err
@@ -523,8 +526,14 @@ func (e *engine) finish(t copyTable, rows, bytes int64, took time.Duration) erro
 		ds.Tables[t.key()] = state.TableState{Status: state.StatusDone, Rows: rows, Bytes: bytes}
 		ds.Bytes += bytes
 	})
-	e.done.Add(1)
+	n := e.done.Add(1)
 	m.emit(TableCopied{Database: e.d.name, Table: t.ref, Rows: rows, Bytes: bytes, Took: took, Format: t.format()})
+	if point := fmt.Sprintf("copied:%s/%d", e.d.name, n); crashWanted(point) {
+		if err := m.save(); err != nil {
+			return err
+		}
+		crashPoint(point)
+	}
 	return m.saveProgress()
 }
 

@@ -27,6 +27,10 @@ func crashPoint(name string) {
 	}
 }
 
+// crashWanted reports that PGHAUL_CRASH_AT names point: the caller saves
+// what the crash must find first.
+func crashWanted(point string) bool { return os.Getenv("PGHAUL_CRASH_AT") == point }
+
 // failPoint lets a test build make a step fail: PGHAUL_FAIL_AT=<point>
 // returns an error there, as a server refusing the step would.
 func failPoint(name string) error {

@@ -41,6 +41,9 @@ type dbRun struct {
 	// builder while the copy runs (it resets what it sets) and the large
 	// objects. A backend costs tens of milliseconds of server CPU to start.
 	target *pgx.Conn
+	// resume: this run keeps the tables an interrupted copy finished under
+	// the slot's snapshot (resumeCopy).
+	resume bool
 	// disowned are the owners the target user cannot hand objects to
 	// (prepareOwners): the restore leaves out their OWNER TO statements.
 	disowned map[string]bool
@@ -56,8 +59,20 @@ func (d *dbRun) run(ctx context.Context) error {
 			needSnapshot = true
 		}
 	}
+	if needSnapshot {
+		resume, err := d.resumeCopy(ctx)
+		if err != nil {
+			return err
+		}
+		d.resume = resume
+	}
 	for _, st := range d.steps {
-		if needSnapshot && (st.Kind == plan.StepExportSnapshot || st.Kind == plan.StepCreateSlot && d.snapshotMode()) {
+		if needSnapshot && !d.resume && (st.Kind == plan.StepExportSnapshot || st.Kind == plan.StepCreateSlot && d.snapshotMode()) {
+			d.m.setStep(st.ID, state.StepState{Status: state.StatusPending})
+		}
+		if needSnapshot && !d.resume && d.snapshotMode() && d.has(plan.StepCreateSlot) && (st.Kind == plan.StepCopyData || st.Kind == plan.StepCopyLargeObjects) {
+			// A new slot starts after what the old one's snapshot copied:
+			// every row is copied again under the new one.
 			d.m.setStep(st.ID, state.StepState{Status: state.StatusPending})
 		}
 		if plan.IsCutover(st.Kind) {

@@ -93,7 +93,7 @@ func (d *dbRun) poll(ctx context.Context, what string, check func(report bool) (
 }
 
 // waitForLag waits until the slot's lag is at most max_lag_bytes with the
-// apply worker running, checking the published tables for drift while it
+// apply worker running and every table of the subscription synchronised, checking the published tables for drift while it
 // waits and once more when the lag is reached.
 func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 	src, dst, err := d.both(ctx)
@@ -136,6 +136,18 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 			}
 		}
 		if l == nil {
+			return false, nil
+		}
+		// Tables the subscription still copies (a resumed copy's) hold no
+		// lag of the slot's, but are not on the target yet.
+		var total, pending int
+		if err := dst.QueryRow(ctx, syncSQL, p.Subscription).Scan(&total, &pending); err != nil {
+			return false, err
+		}
+		if pending > 0 {
+			if report {
+				d.m.emit(SyncSample{Database: d.name, Tables: total, Pending: pending})
+			}
 			return false, nil
 		}
 		lag = *l

@@ -152,7 +152,7 @@ func ProbeSubscription(ctx context.Context, target *pg.Endpoint, conninfo string
 	// and only a superuser can turn that logging off. connect = false
 	// dials nothing; the password is a dummy that non-superusers' conninfo
 	// must hold from 16.
-	if _, err := tx.Exec(ctx, "CREATE SUBSCRIPTION pghaul_probe_privilege CONNECTION 'dbname=pghaul_probe password=none' PUBLICATION "+ident(probePublication)+" WITH (connect = false)"); err != nil {
+	if err := subscribePrivilege(ctx, tx); err != nil {
 		return err
 	}
 	_, err = tx.Exec(ctx, fmt.Sprintf("CREATE SUBSCRIPTION pghaul_probe CONNECTION %s PUBLICATION %s WITH (connect = true, enabled = false, create_slot = false, slot_name = NONE, copy_data = false)",
@@ -166,6 +166,16 @@ func ProbeSubscription(ctx context.Context, target *pg.Endpoint, conninfo string
 	case errors.As(err, &pge) && strings.HasPrefix(pge.Code, "08"):
 		return &SubscriptionRefusedError{Conninfo: conninfo, Message: redactIn(pge.Message, conninfo)}
 	}
+	return err
+}
+
+// subscribePrivilege creates, in tx (to be rolled back), a subscription
+// that dials nothing: an error says the role may not create subscriptions.
+// The statement holds no secret (the server logs a failed one with its
+// text); the password is a dummy that non-superusers' conninfo must hold
+// from 16.
+func subscribePrivilege(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "CREATE SUBSCRIPTION pghaul_probe_privilege CONNECTION 'dbname=pghaul_probe password=none' PUBLICATION "+ident(probePublication)+" WITH (connect = false)")
 	return err
 }
 
@@ -404,7 +414,8 @@ func (d *dbRun) createSubscription(ctx context.Context, st plan.Step) (string, e
 		return "", err
 	}
 	if exists {
-		return "already exists", nil
+		more, err := d.republish(ctx, dst, p)
+		return "already exists" + more, err
 	}
 	conninfo := SubscriptionConninfo(d.m.Config.Source.SubscriptionURI(), d.name)
 	if err := quietErrors(ctx, dst, "SET"); err != nil { // the session is closed after
@@ -422,7 +433,9 @@ func (d *dbRun) createSubscription(ctx context.Context, st plan.Step) (string, e
 		}
 		return "created through aiven_extras", nil
 	}
-	return fmt.Sprintf("subscribed to %s (copy_data = %t)", dsn.Redact(conninfo), p.CopyData), nil
+	crashPoint("subscribed:" + d.name)
+	more, err := d.republish(ctx, dst, p)
+	return fmt.Sprintf("subscribed to %s (copy_data = %t)%s", dsn.Redact(conninfo), p.CopyData, more), err
 }
 
 // quietErrors keeps the server from logging the statements of the session

@@ -63,6 +63,14 @@ func importSnapshot(ctx context.Context, conn *pgconn.PgConn, id string) error {
 // the exporting transaction itself when it can run queries, or a new
 // session importing it (release closes that one only).
 func (d *dbRun) snapshotSession(ctx context.Context) (*pgx.Conn, func(), error) {
+	if d.snap == nil && d.resume {
+		// A resumed copy keeps the slot, whose snapshot died with the
+		// earlier run. What still reads under a snapshot (large objects,
+		// made exact at the cut-over) takes a new one.
+		if _, err := d.exportSnapshot(ctx, plan.Step{}); err != nil {
+			return nil, nil, err
+		}
+	}
 	id, err := d.snapshotID()
 	if err != nil {
 		return nil, nil, err

@@ -34,6 +34,9 @@ type Progress struct {
 	ETA         string `json:"eta,omitempty"`
 	WALRetained *int64 `json:"wal_retained_bytes,omitempty"`
 	WALStatus   string `json:"wal_status,omitempty"`
+	// Copy says which tables an interrupted copy keeps and which the
+	// subscription copies again (state.CopyNote).
+	Copy string `json:"copy,omitempty"`
 	// Frozen says that a cut-over froze writes on the source database:
 	// since when, and whether it switched or was interrupted.
 	Frozen string `json:"frozen,omitempty"`
@@ -60,6 +63,9 @@ func ReadProgress(ctx context.Context, src, dst *pg.Endpoint, st *state.State, e
 		p.Step, p.Message = stepOf(st, d.Name)
 		if p.Message == "" && status != state.StatusDone {
 			p.Message = msg
+		}
+		if !st.CutOver(d.Name) {
+			p.Copy = st.CopyNote(d.Name)
 		}
 		if fr := st.Freezes[d.Name]; fr != nil {
 			p.Frozen = fr.Describe()

@@ -12,9 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/plan"
 )
 
@@ -113,6 +115,13 @@ type DatabaseState struct {
 	// Warnings are what the database's migration could not keep as on the
 	// source (an object's owner): its status is "done with warnings".
 	Warnings []string `json:"warnings,omitempty"`
+	// Recopy are the tables (as the publication names them: a partition
+	// tree by its root) whose interrupted copy the subscription's own table
+	// synchronisation makes again, each under its own snapshot, while the
+	// tables finished under the slot's snapshot are kept (DESIGN.md
+	// section 5); RecopyBytes is their size on the source then.
+	Recopy      []string `json:"recopy,omitempty"`
+	RecopyBytes int64    `json:"recopy_bytes,omitempty"`
 	// PreDataNext is set when the schema had to be restored in chunks
 	// (lock limits): one more than the archive entries restored so far.
 	PreDataNext int `json:"pre_data_next,omitempty"`
@@ -291,4 +300,37 @@ func (f *FileStore) SavePasswords(p Passwords) error {
 		return err
 	}
 	return writeAtomic(f.Dir, "passwords.json", b, 0o600)
+}
+
+// CopyNote says, for a database whose copy under a slot's snapshot was
+// interrupted, what a rerun keeps and what it has the subscription copy
+// again; and once the rerun decided, what it left to the subscription.
+// It is "" for any other database (and for the dump method, whose copy
+// restarts or, with --resume-tables, keeps tables without a snapshot).
+func (s *State) CopyNote(db string) string {
+	d := s.Databases[db]
+	if d == nil || s.Plan.DatabaseNames(db).Slot == "" {
+		return ""
+	}
+	if len(d.Recopy) > 0 {
+		return fmt.Sprintf("copied again by the subscription, each under its own snapshot (%s): %s", config.ByteSize(d.RecopyBytes), strings.Join(d.Recopy, ", "))
+	}
+	var kept, again []string
+	for _, st := range s.Plan.Steps {
+		if st.Kind != plan.StepCopyData || st.Params.Database != db || s.Steps[st.ID].Status == StatusDone {
+			continue
+		}
+		for _, t := range st.Params.Tables {
+			if d.Tables[t.String()].Status == StatusDone {
+				kept = append(kept, t.String())
+			} else {
+				again = append(again, t.String())
+			}
+		}
+	}
+	if len(kept) == 0 || len(again) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("interrupted: %d of %d tables kept (copied under the slot's snapshot); to be copied again by the subscription unless the rerun cannot resume: %s",
+		len(kept), len(kept)+len(again), strings.Join(again, ", "))
 }

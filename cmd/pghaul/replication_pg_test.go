@@ -53,7 +53,12 @@ func liveConfig(src, dst *cluster.Cluster, policy string) string {
 
 // writer inserts into orders until stopped, returning how many rows.
 func writer(t *testing.T, c *cluster.Cluster) (stop func() int64) {
-	conn := pgtest.Connect(t, c, "shop")
+	return writerAt(t, c.URI("shop"))
+}
+
+// writerAt is writer connected to uri.
+func writerAt(t *testing.T, uri string) (stop func() int64) {
+	conn := pgtest.ConnectURI(t, uri)
 	ctx, cancel := context.WithCancel(context.Background())
 	var n atomic.Int64
 	var wg sync.WaitGroup
@@ -177,15 +182,20 @@ func TestReplicationLiveCutover(t *testing.T) {
 }
 
 // TestReplicationResumesAfterCrashes crashes apply during the copy (the
-// slot is dropped and the copy starts over under a new one) and during the
-// lag wait, then reruns to the cut-over.
+// rerun keeps what finished under the slot's snapshot, or starts over
+// under a new slot when nothing did), after the tables and during the
+// large objects, and during the lag wait, then changes the source and
+// reruns to the cut-over. Before the large objects' step resumed under the
+// old slot, the rerun made a new slot and kept the tables: the changes
+// made between the two slots were lost.
 func TestReplicationResumesAfterCrashes(t *testing.T) {
 	t.Parallel()
-	for _, point := range []string{"copy:shop/public.orders", "lag:shop"} {
+	for _, point := range []string{"copy:shop/public.orders", "lo:shop", "lag:shop"} {
 		t.Run(point, func(t *testing.T) {
 			src, dst := pgtest.Pair(t)
 			pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
 			pgtest.Exec(t, src, "shop", liveSource...)
+			pgtest.Exec(t, src, "shop", "SELECT lo_from_bytea(0, convert_to('object ' || g, 'UTF8')) FROM generate_series(1, 20) g")
 			cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
 			writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true}\n"))
 			env := []string{"PGHAUL_LAG_POLL=200ms"}
@@ -198,8 +208,11 @@ func TestReplicationResumesAfterCrashes(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 			}
-			if point == "copy:shop/public.orders" && !strings.Contains(r.stderr, "a snapshot cannot be resumed") {
-				t.Errorf("the rerun does not say the copy starts over:\n%s", r.stderr)
+			if point == "copy:shop/public.orders" && !strings.Contains(r.stderr, "a snapshot cannot be resumed") && !strings.Contains(r.stderr, "resuming the copy under slot") {
+				t.Errorf("the rerun does not say how the copy goes on:\n%s", r.stderr)
+			}
+			if point == "lo:shop" && strings.Contains(r.stderr, "cannot be resumed") {
+				t.Errorf("the rerun made a new slot after the tables were copied:\n%s", r.stderr)
 			}
 			assertReplicated(t, src, dst, cfg)
 		})

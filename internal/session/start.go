@@ -192,6 +192,14 @@ func Progress(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, lo
 		if ss, ok := st.Steps[s.ID]; ok {
 			p.Steps[i].Status = string(ss.Status)
 		}
+		// Which tables an interrupted copy keeps and which are copied
+		// again: on the copy step until it is done, then on the
+		// subscription's.
+		note := st.CopyNote(s.Params.Database)
+		if note != "" && (s.Kind == plan.StepCopyData && p.Steps[i].Status != string(state.StatusDone) ||
+			s.Kind == plan.StepCreateSubscription && len(st.Databases[s.Params.Database].Recopy) > 0) {
+			p.Steps[i].Detail += "; " + note
+		}
 	}
 	return p, st.Done(), true, nil
 }

@@ -36,6 +36,11 @@ func (s Status) Table(w io.Writer, width int) error {
 		}
 	}
 	for _, p := range s.Databases {
+		if p.Copy != "" {
+			fmt.Fprintf(w, "%s: %s\n", p.Database, p.Copy)
+		}
+	}
+	for _, p := range s.Databases {
 		if p.Frozen != "" {
 			fmt.Fprintf(w, "source database %s: %s\n", p.Database, p.Frozen)
 		}

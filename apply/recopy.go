@@ -1,0 +1,371 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pghaul/pghaul/internal/pg"
+	"github.com/pghaul/pghaul/internal/words"
+	"github.com/pghaul/pghaul/plan"
+	"github.com/pghaul/pghaul/state"
+)
+
+// A copy under a slot's snapshot resumes (DESIGN.md section 5): the slot
+// outlives the run, and so do the tables that finished under its
+// snapshot, whose later changes all wait in the slot. A rerun keeps them;
+// the unfinished tables leave the publication before the subscription
+// exists, so the subscription starts without them, and come back after
+// it: ALTER SUBSCRIPTION ... REFRESH PUBLICATION WITH (copy_data = true)
+// has the target's own table synchronisation copy each under a snapshot
+// of its own and hand it to the apply worker at that snapshot's position,
+// the way a subscription adds any table. Changes the slot holds for them
+// from before are skipped by the apply worker: a table it does not list,
+// or lists as not yet synchronised, gets none.
+
+// resumeCopy reports whether this run keeps the tables an interrupted run
+// copied under the slot's snapshot (see above) instead of dropping the slot
+// and copying the database again. It needs the slot, the schema dump made
+// under it and at least one finished table; a publication the migration
+// user may change (its own FOR TABLE one; FOR ALL TABLES only as a
+// superuser, which may replace it); a target user that creates the
+// subscription itself, which may refresh it; and no extension
+// configuration table among the unfinished ones (the target's extension
+// made rows of its own there). Otherwise it says why in a notice.
+func (d *dbRun) resumeCopy(ctx context.Context) (bool, error) {
+	if !d.snapshotMode() || !d.has(plan.StepCreateSubscription) {
+		return false, nil
+	}
+	copyStep, ok := d.step(plan.StepCopyData)
+	if !ok || d.status(plan.StepCreateSlot) != state.StatusDone || d.status(plan.StepDumpSchema) != state.StatusDone {
+		return false, nil
+	}
+	ds := d.m.dbState(d.name)
+	var unfinished []plan.TableRef
+	finished := 0
+	for _, t := range copyStep.Params.Tables {
+		if ds.Tables[t.String()].Status == state.StatusDone {
+			finished++
+		} else {
+			unfinished = append(unfinished, t)
+		}
+	}
+	if finished == 0 && len(ds.Recopy) == 0 && d.m.stepStatus(copyStep.ID) != state.StatusDone {
+		return false, nil // nothing to keep: a new snapshot costs nothing more
+	}
+	n := d.m.State.Plan.DatabaseNames(d.name)
+	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		return false, err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	why, err := cannotKeep(ctx, src, n.Slot, n.Publication, unfinished)
+	if err == nil && why == "" {
+		why, err = d.cannotRefresh(ctx)
+	}
+	if err != nil {
+		return false, err
+	}
+	if why != "" {
+		d.m.emit(Notice{Message: fmt.Sprintf("%s: the copy under slot %s cannot resume (%s): it starts over", d.name, n.Slot, why)})
+		return false, nil
+	}
+	return true, nil
+}
+
+// resumeSQL reads what keeping a copy needs on the source: the slot, the
+// publication and whether the user may change it, and how many of the
+// tables $3/$4 are an extension's configuration tables.
+const resumeSQL = `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1),
+	COALESCE((SELECT CASE WHEN p.puballtables THEN r.rolsuper ELSE r.rolsuper OR pg_has_role(p.pubowner, 'USAGE') END
+		FROM pg_publication p, pg_roles r WHERE p.pubname = $2 AND r.rolname = current_user), false),
+	(SELECT count(*) FROM pg_extension x, unnest(x.extconfig) c
+		WHERE c IN (SELECT format('%I.%I', s, t)::regclass FROM unnest($3::text[], $4::text[]) AS u(s, t)
+			WHERE to_regclass(format('%I.%I', s, t)) IS NOT NULL))`
+
+func cannotKeep(ctx context.Context, src *pgx.Conn, slot, publication string, unfinished []plan.TableRef) (string, error) {
+	var schemas, names []string
+	for _, t := range unfinished {
+		schemas, names = append(schemas, t.Schema), append(names, t.Name)
+	}
+	var hasSlot, mayAlter bool
+	var extConfig int
+	if err := src.QueryRow(ctx, resumeSQL, slot, publication, schemas, names).Scan(&hasSlot, &mayAlter, &extConfig); err != nil {
+		return "", fmt.Errorf("read the slot and publication: %w", err)
+	}
+	switch {
+	case !hasSlot:
+		return "the slot is gone", nil
+	case !mayAlter:
+		return "the migration user may not change publication " + publication, nil
+	case extConfig > 0:
+		return "an unfinished table is an extension's configuration table", nil
+	}
+	return "", nil
+}
+
+// cannotRefresh says why the target user could not create the
+// subscription itself and so could not refresh it ("" when it can): tried
+// in a transaction rolled back, with no secret in the statement.
+func (d *dbRun) cannotRefresh(ctx context.Context) (string, error) {
+	dst, err := d.m.Target.Connect(ctx, "", pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer d.m.Target.Release(ctx, dst)
+	tx, err := dst.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := subscribePrivilege(ctx, tx); err != nil {
+		if isPrivilegeError(err) {
+			return "the target user may not create and refresh the subscription itself", nil
+		}
+		return "", err
+	}
+	return "", nil
+}
+
+func (d *dbRun) step(kind plan.StepKind) (plan.Step, bool) {
+	for _, st := range d.steps {
+		if st.Kind == kind {
+			return st, true
+		}
+	}
+	return plan.Step{}, false
+}
+
+func (d *dbRun) status(kind plan.StepKind) state.Status {
+	st, ok := d.step(kind)
+	if !ok {
+		return ""
+	}
+	return d.m.stepStatus(st.ID)
+}
+
+// unitsSQL names, for each of the tables $1/$2, what the publication names
+// it by: its partition tree's root on 13+ (publish_via_partition_root),
+// else the table; and the table's size.
+const unitsSQL = `SELECT n.nspname, c.relname, format('%%I.%%I', rn.nspname, r.relname), pg_catalog.pg_table_size(c.oid)
+FROM unnest($1::text[], $2::text[]) AS u(s, t)
+JOIN pg_namespace n ON n.nspname = u.s JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = u.t
+JOIN pg_class r ON r.oid = %s JOIN pg_namespace rn ON rn.oid = r.relnamespace`
+
+// recopy is the copy step of a resumed copy: the tables that finished
+// under the slot's snapshot stay; the others (with the rest of their
+// partition tree) are recorded in the state, emptied on the target and
+// taken out of the publication, for the subscription step to add back and
+// have the subscription copy. Each part checks the catalog first, so a
+// crash at any point reruns it.
+func (d *dbRun) recopy(ctx context.Context, st plan.Step) (string, error) {
+	ds := d.m.dbState(d.name)
+	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	var schemas, names []string
+	for _, t := range st.Params.Tables {
+		schemas, names = append(schemas, t.Schema), append(names, t.Name)
+	}
+	root := "COALESCE(pg_catalog.pg_partition_root(c.oid), c.oid)"
+	if pg.ServerMajor(src) < 13 {
+		root = "c.oid" // 12 publishes leaf partitions themselves
+	}
+	rows, err := src.Query(ctx, fmt.Sprintf(unitsSQL, root), schemas, names)
+	if err != nil {
+		return "", fmt.Errorf("read the tables' publication names: %w", err)
+	}
+	type leaf struct {
+		ref   plan.TableRef
+		unit  string
+		bytes int64
+	}
+	var leaves []leaf
+	var l leaf
+	if _, err := pgx.ForEachRow(rows, []any{&l.ref.Schema, &l.ref.Name, &l.unit, &l.bytes}, func() error { leaves = append(leaves, l); return nil }); err != nil {
+		return "", fmt.Errorf("read the tables' publication names: %w", err)
+	}
+	if len(leaves) != len(st.Params.Tables) {
+		return "", fmt.Errorf("%d of the %d planned tables are gone from the source", len(st.Params.Tables)-len(leaves), len(st.Params.Tables))
+	}
+	again := map[string]bool{}
+	for _, u := range ds.Recopy {
+		again[u] = true
+	}
+	for _, l := range leaves {
+		if ds.Tables[l.ref.String()].Status != state.StatusDone {
+			again[l.unit] = true
+		}
+	}
+	var recopied, truncate []string
+	var kept []string
+	var keptBytes, bytes int64
+	for _, l := range leaves {
+		if again[l.unit] {
+			truncate = append(truncate, ident(l.ref.Schema, l.ref.Name))
+			bytes += l.bytes
+			recopied = append(recopied, l.ref.String())
+		} else if !slices.Contains(kept, l.unit) {
+			kept = append(kept, l.unit)
+		}
+		if !again[l.unit] {
+			keptBytes += ds.Tables[l.ref.String()].Bytes
+		}
+	}
+	units := slices.Sorted(func(yield func(string) bool) {
+		for u := range again {
+			if !yield(u) {
+				return
+			}
+		}
+	})
+	d.m.update(func() {
+		ds.Recopy, ds.RecopyBytes = units, bytes
+		for _, t := range recopied {
+			ds.Bytes -= ds.Tables[t].Bytes
+			delete(ds.Tables, t)
+		}
+	})
+	if err := d.m.save(); err != nil {
+		return "", err
+	}
+	if len(units) > 0 {
+		d.m.emit(Notice{Message: fmt.Sprintf("%s: resuming the copy under slot %s: keeping %s (%s) copied under its snapshot; the subscription copies %s (%s) again, each under its own: %s",
+			d.name, d.m.State.Plan.DatabaseNames(d.name).Slot, words.Count(len(leaves)-len(recopied), "table"), byteString(keptBytes), words.Count(len(recopied), "table"), byteString(bytes), strings.Join(recopied, ", "))})
+	}
+	if len(truncate) > 0 {
+		dst, err := d.targetSession(ctx)
+		if err != nil {
+			return "", err
+		}
+		// Each table was copied in one transaction: only one whose commit
+		// the state missed holds rows.
+		if _, err := dst.Exec(ctx, "TRUNCATE ONLY "+strings.Join(truncate, ", ")); err != nil {
+			return "", fmt.Errorf("empty the tables to copy again: %w", err)
+		}
+	}
+	pub := d.m.State.Plan.DatabaseNames(d.name).Publication
+	if err := d.unpublish(ctx, src, pub, units, kept); err != nil {
+		return "", err
+	}
+	crashPoint("recopy:" + d.name)
+	msg := fmt.Sprintf("resumed: kept %s (%s)", words.Count(len(leaves)-len(recopied), "table"), byteString(keptBytes))
+	if len(recopied) > 0 {
+		msg += fmt.Sprintf("; %s (%s) left to the subscription to copy again", words.Count(len(recopied), "table"), byteString(bytes))
+	}
+	return msg, nil
+}
+
+// publicationRelsSQL lists the tables a publication names itself (none
+// for FOR ALL TABLES), and whether it is FOR ALL TABLES.
+const publicationRelsSQL = `SELECT p.puballtables, COALESCE((SELECT array_agg(format('%I.%I', n.nspname, c.relname))
+	FROM pg_publication_rel r JOIN pg_class c ON c.oid = r.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE r.prpubid = p.oid), '{}')
+FROM pg_publication p WHERE p.pubname = $1`
+
+func publicationRels(ctx context.Context, src *pgx.Conn, pub string) (all bool, rels []string, err error) {
+	if err := src.QueryRow(ctx, publicationRelsSQL, pub).Scan(&all, &rels); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return false, nil, fmt.Errorf("publication %s is gone from the source: rerun apply with --reset-state to migrate the database again", pub)
+		}
+		return false, nil, fmt.Errorf("read publication %s: %w", pub, err)
+	}
+	return all, rels, nil
+}
+
+// unpublish takes units out of the publication: ALTER PUBLICATION ...
+// DROP TABLE, or, for FOR ALL TABLES (which names no table to drop), the
+// publication replaced in one transaction by one FOR TABLE with kept. The
+// slot's decoding sees the publication as of each change it decodes, so
+// there is never a moment without one.
+func (d *dbRun) unpublish(ctx context.Context, src *pgx.Conn, pub string, units, kept []string) error {
+	all, rels, err := publicationRels(ctx, src, pub)
+	if err != nil {
+		return err
+	}
+	if all {
+		if len(units) == 0 {
+			return nil
+		}
+		tx, err := src.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx))
+		if _, err := tx.Exec(ctx, "DROP PUBLICATION "+ident(pub)); err != nil {
+			return fmt.Errorf("replace publication %s: %w", pub, err)
+		}
+		if _, err := tx.Exec(ctx, d.publicationSQL(src, pub, false, kept)); err != nil {
+			return fmt.Errorf("replace publication %s: %w", pub, err)
+		}
+		return tx.Commit(ctx)
+	}
+	var drop []string
+	for _, u := range units {
+		if slices.Contains(rels, u) {
+			drop = append(drop, u)
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	if _, err := src.Exec(ctx, "ALTER PUBLICATION "+ident(pub)+" DROP TABLE "+strings.Join(drop, ", ")); err != nil {
+		return fmt.Errorf("take the tables to copy again out of publication %s: %w", pub, err)
+	}
+	return nil
+}
+
+// subscribedSQL lists the tables the subscription knows (any state).
+const subscribedSQL = `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_subscription_rel r
+JOIN pg_subscription s ON s.oid = r.srsubid JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE s.subname = $1`
+
+// republish puts the tables a resumed copy left out back in the
+// publication and has the subscription copy them: REFRESH PUBLICATION
+// with copy_data adds them in state init, and the target's table
+// synchronisation copies each under its own snapshot. The tables the
+// subscription knows already are untouched.
+func (d *dbRun) republish(ctx context.Context, dst *pgx.Conn, p plan.Params) (string, error) {
+	ds := d.m.dbState(d.name)
+	var units []string
+	d.m.update(func() { units = slices.Clone(ds.Recopy) })
+	if len(units) == 0 {
+		return "", nil
+	}
+	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		return "", err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	_, rels, err := publicationRels(ctx, src, p.Publication)
+	if err != nil {
+		return "", err
+	}
+	var add []string
+	for _, u := range units {
+		if !slices.Contains(rels, u) {
+			add = append(add, u)
+		}
+	}
+	if len(add) > 0 {
+		if _, err := src.Exec(ctx, "ALTER PUBLICATION "+ident(p.Publication)+" ADD TABLE "+strings.Join(add, ", ")); err != nil {
+			return "", fmt.Errorf("put the tables to copy again back in publication %s: %w", p.Publication, err)
+		}
+	}
+	crashPoint("republish:" + d.name)
+	known, err := queryStrings(ctx, dst, subscribedSQL, p.Subscription)
+	if err != nil {
+		return "", err
+	}
+	if slices.ContainsFunc(units, func(u string) bool { return !slices.Contains(known, u) }) {
+		if _, err := dst.Exec(ctx, "ALTER SUBSCRIPTION "+ident(p.Subscription)+" REFRESH PUBLICATION WITH (copy_data = true)"); err != nil {
+			return "", fmt.Errorf("have subscription %s copy the tables again: %w", p.Subscription, err)
+		}
+	}
+	return fmt.Sprintf("; the subscription copies %s (%s) again", words.Count(len(units), "table"), byteString(ds.RecopyBytes)), nil
+}

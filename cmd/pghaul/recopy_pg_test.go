@@ -1,0 +1,201 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/pghaul/pghaul/internal/cluster"
+	"github.com/pghaul/pghaul/internal/pgtest"
+	"github.com/pghaul/pghaul/state"
+)
+
+// TestSnapshotCopyResumes kills apply (SIGKILL) while pgbench -c 2 writes
+// to the source, once 1, half and all but one of the database's 9 tables
+// are copied under the slot's snapshot (pgbench_accounts is most of its
+// size). The rerun keeps the finished tables (their files on the target
+// are the same before and after it), has the subscription copy exactly
+// the unfinished ones again (the whole partition tree for a partition),
+// reports those bytes, and cuts over with every table equal to the
+// source's (ordered md5) and nothing left behind.
+func TestSnapshotCopyResumes(t *testing.T) {
+	t.Parallel()
+	for _, copied := range []int{1, 4, 8} {
+		t.Run(fmt.Sprintf("%d copied", copied), func(t *testing.T) {
+			t.Parallel()
+			src, dst := pgtest.Pair(t)
+			pgbenchSource(t, src)
+			cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
+			writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 1048576, stop: true, wait_timeout: 180s}\n"))
+			env := []string{"PGHAUL_LAG_POLL=100ms"}
+			stopBench := startPgbench(t, src, "shop", 2, "-R", "100")
+			r := runBin(t, append(env, fmt.Sprintf("PGHAUL_CRASH_AT=copied:shop/%d", copied)), "apply", "-c", cfg)
+			if r.code != 128+int(syscall.SIGKILL) {
+				t.Fatalf("apply did not crash after %d tables: exit %d\n%s", copied, r.code, r.stderr)
+			}
+			st := loadState(t, cfg)
+			ds := st.Databases["shop"]
+			var kept, again []string
+			for _, tb := range st.Plan.CopiedTables()["shop"] {
+				if ds.Tables[tb.String()].Status == state.StatusDone {
+					kept = append(kept, tb.String())
+				} else {
+					again = append(again, tb.String())
+				}
+			}
+			if len(kept) < copied || len(again) == 0 {
+				t.Fatalf("after the crash the state has %d tables done (%v), want at least %d and not all", len(kept), kept, copied)
+			}
+			unfinished := slices.Clone(again)
+			// A finished partition keeps its place only with its whole tree.
+			if slices.Contains(again, "public.metrics_a") != slices.Contains(again, "public.metrics_b") {
+				for _, p := range []string{"public.metrics_a", "public.metrics_b"} {
+					if i := slices.Index(kept, p); i >= 0 {
+						kept = slices.Delete(kept, i, i+1)
+						again = append(again, p)
+					}
+				}
+			}
+			files := relfilenodes(t, dst, kept)
+
+			p := runBin(t, env, "plan", "-c", cfg)
+			for _, tb := range unfinished {
+				if !strings.Contains(p.stdout, tb) {
+					t.Errorf("plan does not name %s as a table to copy again:\n%s", tb, p.stdout)
+				}
+			}
+			if !strings.Contains(p.stdout, "copied again") {
+				t.Errorf("plan does not say which tables are copied again:\n%s", p.stdout)
+			}
+			if s := runBin(t, nil, "status", "-c", cfg); !strings.Contains(s.stdout, "copied again") || !strings.Contains(s.stdout, unfinished[0]) {
+				t.Errorf("status does not say which tables are copied again:\n%s\n%s", s.stdout, s.stderr)
+			}
+
+			r = runBin(t, env, "apply", "-c", cfg)
+			bench := stopBench()
+			if r.code != 0 || !strings.Contains(r.stdout, "done") {
+				t.Fatalf("rerun: exit %d\n%s\n%s\npgbench:\n%s", r.code, r.stdout, r.stderr, bench)
+			}
+			if !strings.Contains(bench, "pgbench") {
+				t.Fatalf("pgbench did not run:\n%s", bench)
+			}
+			if strings.Contains(r.stderr, "cannot resume") || strings.Contains(r.stderr, "cannot be resumed") {
+				t.Fatalf("the rerun started the copy over:\n%s", r.stderr)
+			}
+			// The rerun names what it copies again, and how much.
+			m := regexp.MustCompile(`the subscription copies (\d+) tables? \(([^)]*)\) again, each under its own: (.*)`).FindStringSubmatch(r.stderr)
+			if m == nil {
+				t.Fatalf("the rerun does not report what it copies again:\n%s", r.stderr)
+			}
+			named := strings.Split(strings.Trim(strings.TrimSpace(m[3]), `"`), ", ")
+			slices.Sort(named)
+			slices.Sort(again)
+			if !slices.Equal(named, again) || m[1] != strconv.Itoa(len(again)) {
+				t.Errorf("the rerun copies %s again, want exactly the unfinished %v", m[1]+": "+m[3], again)
+			}
+			assertReplicated(t, src, dst, cfg) // lifts the freeze, for the sizes below
+			after := loadState(t, cfg).Databases["shop"]
+			if after.RecopyBytes <= 0 || after.RecopyBytes >= sizeOf(t, src, append(slices.Clone(kept), again...)) {
+				t.Errorf("recopied bytes %d: want more than 0 and less than the database's tables", after.RecopyBytes)
+			}
+			if want := sizeOf(t, src, again); after.RecopyBytes > want {
+				t.Errorf("recopied bytes %d are more than the unfinished tables hold now (%d)", after.RecopyBytes, want)
+			}
+			if after.Bytes != keptBytes(ds, kept) {
+				t.Errorf("pghaul's own copy holds %d bytes after the rerun, want the %d of the tables it kept", after.Bytes, keptBytes(ds, kept))
+			}
+			if got := relfilenodes(t, dst, kept); !slices.Equal(got, files) {
+				t.Errorf("the kept tables were written again: files %v, were %v", got, files)
+			}
+		})
+	}
+}
+
+func loadState(t *testing.T, cfg string) *state.State {
+	t.Helper()
+	b, err := os.ReadFile(cfg + ".state/state.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st state.State
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return &st
+}
+
+// relfilenodes are the tables' files on c: a truncate or a copy into a
+// new file changes them.
+func relfilenodes(t *testing.T, c *cluster.Cluster, tables []string) []string {
+	t.Helper()
+	var out []string
+	for _, tb := range tables {
+		out = append(out, tb+"="+pgtest.QueryString(t, c, "shop", "SELECT pg_relation_filenode($1::regclass)::text", tb))
+	}
+	return out
+}
+
+func sizeOf(t *testing.T, c *cluster.Cluster, tables []string) int64 {
+	t.Helper()
+	var n int64
+	for _, tb := range tables {
+		s, err := strconv.ParseInt(pgtest.QueryString(t, c, "shop", "SELECT pg_table_size($1::regclass)::text", tb), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += s
+	}
+	return n
+}
+
+func keptBytes(ds *state.DatabaseState, kept []string) int64 {
+	var n int64
+	for _, tb := range kept {
+		n += ds.Tables[tb].Bytes
+	}
+	return n
+}
+
+// TestSnapshotCopyResumesAsNonSuperuser resumes a copy as the managed
+// services' users: the source user owns the tables and publishes them
+// FOR TABLE (ALTER PUBLICATION takes the unfinished ones out and back);
+// from 16 the target user is no superuser either and refreshes the
+// subscription it made (before 16 only superusers subscribe).
+func TestSnapshotCopyResumesAsNonSuperuser(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t, pgtest.WithPassword("Sup3r-pw"))
+	pgtest.Exec(t, src, "postgres", "CREATE ROLE app LOGIN REPLICATION PASSWORD 'App-pw 1'", "GRANT pg_signal_backend TO app", "CREATE DATABASE shop OWNER app")
+	pgtest.Exec(t, src, "shop", append([]string{"SET ROLE app"}, liveSource...)...)
+	target := dst.URI("postgres")
+	if dst.Major >= 16 {
+		pgtest.Exec(t, dst, "postgres", "CREATE ROLE migrator LOGIN CREATEDB CREATEROLE REPLICATION PASSWORD 'Mig-pw 2'", "GRANT pg_create_subscription TO migrator")
+		target = dst.URIAs("migrator", "Mig-pw 2", "postgres")
+	}
+	source := src.URIAs("app", "App-pw 1", "postgres")
+	cfg := writeConfig(t, source, target, "method: replication\ndatabases: {include: [shop]}\nreplication: {max_lag_bytes: 1048576, stop: true, wait_timeout: 120s}\n")
+	env := []string{"PGHAUL_LAG_POLL=100ms"}
+	// The application's writer: a freeze by a non-superuser cannot end a
+	// superuser's session.
+	stop := writerAt(t, src.URIAs("app", "App-pw 1", "shop"))
+	r := runBin(t, append(env, "PGHAUL_CRASH_AT=copied:shop/2"), "apply", "-c", cfg)
+	if r.code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("apply did not crash: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := pgtest.QueryString(t, src, "shop", "SELECT puballtables::text FROM pg_publication"); got != "false" {
+		t.Fatalf("the publication is FOR ALL TABLES = %s, want a FOR TABLE one", got)
+	}
+	r = runBin(t, env, "apply", "-c", cfg)
+	if written := stop(); written == 0 {
+		t.Fatal("the writer wrote nothing")
+	}
+	if r.code != 0 || !strings.Contains(r.stderr, "resuming the copy under slot") {
+		t.Fatalf("rerun: exit %d, want 0 and the copy resumed\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	assertReplicated(t, src, dst, cfg)
+}
