@@ -112,11 +112,11 @@ func cannotKeep(ctx context.Context, src *pgx.Conn, slot, publication string, un
 // subscription itself and so could not refresh it ("" when it can): tried
 // in a transaction rolled back, with no secret in the statement.
 func (d *dbRun) cannotRefresh(ctx context.Context) (string, error) {
-	dst, err := d.m.Target.Connect(ctx, "", pg.Options{})
+	// In the database itself: from 16 the privilege needs CREATE on it.
+	dst, err := d.targetSession(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer d.m.Target.Release(ctx, dst)
 	tx, err := dst.Begin(ctx)
 	if err != nil {
 		return "", err

@@ -53,8 +53,9 @@ func TestSnapshotCopyResumes(t *testing.T) {
 				t.Fatalf("after the crash the state has %d tables done (%v), want at least %d and not all", len(kept), kept, copied)
 			}
 			unfinished := slices.Clone(again)
-			// A finished partition keeps its place only with its whole tree.
-			if slices.Contains(again, "public.metrics_a") != slices.Contains(again, "public.metrics_b") {
+			// From 13 the publication names a partition by its tree's root: a
+			// finished partition keeps its place only with its whole tree.
+			if src.Major >= 13 && slices.Contains(again, "public.metrics_a") != slices.Contains(again, "public.metrics_b") {
 				for _, p := range []string{"public.metrics_a", "public.metrics_b"} {
 					if i := slices.Index(kept, p); i >= 0 {
 						kept = slices.Delete(kept, i, i+1)
@@ -198,4 +199,37 @@ func TestSnapshotCopyResumesAsNonSuperuser(t *testing.T) {
 		t.Fatalf("rerun: exit %d, want 0 and the copy resumed\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	assertReplicated(t, src, dst, cfg)
+}
+
+// TestSnapshotCopyResumeCrashes kills the resuming run too: after it took
+// the unfinished tables out of the publication, after it created the
+// subscription, and after it put them back in the publication but before
+// the refresh. The third run finishes, exact, while a writer inserts.
+func TestSnapshotCopyResumeCrashes(t *testing.T) {
+	t.Parallel()
+	for _, point := range []string{"recopy:shop", "subscribed:shop", "republish:shop"} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			src, dst := pgtest.Pair(t)
+			pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+			pgtest.Exec(t, src, "shop", liveSource...)
+			cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
+			writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true}\n"))
+			env := []string{"PGHAUL_LAG_POLL=100ms"}
+			stop := writer(t, src)
+			for _, crash := range []string{"copied:shop/2", point} {
+				if r := runBin(t, append(env, "PGHAUL_CRASH_AT="+crash), "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
+					t.Fatalf("apply did not crash at %s: exit %d\n%s", crash, r.code, r.stderr)
+				}
+			}
+			if written := stop(); written == 0 {
+				t.Fatal("the writer wrote nothing")
+			}
+			r := runBin(t, env, "apply", "-c", cfg)
+			if r.code != 0 || strings.Contains(r.stderr, "cannot resume") {
+				t.Fatalf("third run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			assertReplicated(t, src, dst, cfg)
+		})
+	}
 }
