@@ -260,6 +260,11 @@ func (d *dbRun) restoreChunks(ctx context.Context, entries []pgdump.Entry, args 
 			return 0, err
 		}
 	}
+	n, ok, err := d.restoreScriptChunks(ctx, entries, args, size, &next)
+	if ok || err != nil {
+		return n, err
+	}
+	chunks = n
 	for next < len(entries) {
 		end := min(next+size, len(entries))
 		err := d.restoreList(ctx, entries[next:end], args)

@@ -59,3 +59,68 @@ func WithoutOwners(script string, disowned map[string]bool) string {
 	}
 	return strings.Join(kept, "\n")
 }
+
+// ID is the entry's dump ID, the number its list line starts with.
+func (e Entry) ID() string {
+	id, _, _ := strings.Cut(e.Line, ";")
+	return strings.TrimSpace(id)
+}
+
+// tocEntryLine starts the header pg_restore --verbose writes before each
+// entry it renders: "-- TOC entry <id> (class <c> OID <o>)".
+var tocEntryLine = regexp.MustCompile(`^-- TOC entry ([0-9]+) `)
+
+// SplitEntries splits the script pg_restore --verbose renders at the
+// header it writes before each archive entry ("--", "-- TOC entry <id>
+// ...", ..., "--"): preamble is what comes before the first entry, and
+// pieces holds each entry's text by its dump ID (an entry of another
+// section renders nothing, and has none). The SET lines pg_restore writes
+// between two entries for the next one (default_tablespace,
+// default_table_access_method) go with the next piece, so a piece run
+// after a restart finds its settings; the closing comments are left out.
+// ok is false when an ID comes twice (a header inside an entry's own
+// text, a function body): the script cannot be split safely.
+func SplitEntries(script string) (preamble string, pieces map[string]string, ok bool) {
+	lines := strings.Split(script, "\n")
+	var starts []int
+	var ids []string
+	for i := 0; i+1 < len(lines); i++ {
+		if m := tocEntryLine.FindStringSubmatch(lines[i+1]); lines[i] == "--" && m != nil {
+			starts, ids = append(starts, i), append(ids, m[1])
+		}
+	}
+	pieces = map[string]string{}
+	if len(starts) == 0 {
+		return script, pieces, true
+	}
+	// Each piece begins with the SET and blank lines just above its header.
+	begin := make([]int, len(starts))
+	for k, s := range starts {
+		b := s
+		for b > 0 && (lines[b-1] == "" || strings.HasPrefix(lines[b-1], "SET ")) {
+			b--
+		}
+		if k > 0 && b <= starts[k-1] {
+			b = s
+		}
+		begin[k] = b
+	}
+	end := len(lines)
+	for i := starts[len(starts)-1] + 2; i+1 < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "-- Completed on ") || lines[i] == "--" && lines[i+1] == "-- PostgreSQL database dump complete" {
+			end = i
+			break
+		}
+	}
+	for k, id := range ids {
+		stop := end
+		if k+1 < len(starts) {
+			stop = begin[k+1]
+		}
+		if _, dup := pieces[id]; dup {
+			return "", nil, false
+		}
+		pieces[id] = strings.Join(lines[begin[k]:stop], "\n")
+	}
+	return strings.Join(lines[:begin[0]], "\n"), pieces, true
+}

@@ -1,6 +1,9 @@
 package pgdump
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestRestoreScript(t *testing.T) {
 	out := "--\n-- PostgreSQL database dump\n--\n\n\\restrict AbC123\n\nBEGIN;\nSET client_encoding = 'LATIN1';\n" +
@@ -20,5 +23,60 @@ func TestRestoreScript(t *testing.T) {
 		if _, _, ok := RestoreScript([]byte(bad)); ok {
 			t.Errorf("RestoreScript(%q) is ok; want refused", bad)
 		}
+	}
+}
+
+func TestSplitEntries(t *testing.T) {
+	script := strings.Join([]string{
+		"-- Started on 2026-12-07 03:44:59 UTC",
+		"",
+		"SET statement_timeout = 0;",
+		"SELECT pg_catalog.set_config('search_path', '', false);",
+		"",
+		"--",
+		"-- TOC entry 217 (class 1255 OID 16394)",
+		"-- Name: f(); Type: FUNCTION; Schema: public; Owner: postgres",
+		"-- Data Pos: 0",
+		"--",
+		"",
+		"CREATE FUNCTION public.f() RETURNS integer",
+		"    LANGUAGE sql",
+		"    AS $$SELECT 1$$;",
+		"",
+		"ALTER FUNCTION public.f() OWNER TO postgres;",
+		"",
+		"SET default_tablespace = '';",
+		"",
+		"--",
+		"-- TOC entry 214 (class 1259 OID 16384)",
+		"-- Dependencies: 217",
+		"-- Name: a; Type: TABLE; Schema: public; Owner: postgres",
+		"--",
+		"",
+		"CREATE TABLE public.a (id integer);",
+		"",
+		"-- Completed on 2026-12-07 03:44:59 UTC",
+		"",
+		"--",
+		"-- PostgreSQL database dump complete",
+		"--",
+		"",
+	}, "\n")
+	pre, pieces, ok := SplitEntries(script)
+	if !ok || !strings.HasSuffix(pre, "SELECT pg_catalog.set_config('search_path', '', false);") {
+		t.Errorf("preamble = %q, %v", pre, ok)
+	}
+	if len(pieces) != 2 {
+		t.Fatalf("%d pieces, want 2: %q", len(pieces), pieces)
+	}
+	if p := pieces["217"]; !strings.Contains(p, "CREATE FUNCTION") || strings.Contains(p, "default_tablespace") || !strings.HasSuffix(p, "OWNER TO postgres;") {
+		t.Errorf("piece 217 = %q", p)
+	}
+	if p := pieces["214"]; !strings.HasPrefix(p, "\nSET default_tablespace = '';") || !strings.Contains(p, "CREATE TABLE public.a") || strings.Contains(p, "Completed") {
+		t.Errorf("piece 214 = %q", p)
+	}
+	// A header in a function's body: the same ID twice refuses the split.
+	if _, _, ok := SplitEntries(script + "\n--\n-- TOC entry 214 (class 1259 OID 16384)\n--\n"); ok {
+		t.Error("a repeated entry was split")
 	}
 }
