@@ -280,9 +280,10 @@ func publicationRels(ctx context.Context, src *pgx.Conn, pub string) (all bool, 
 
 // unpublish takes units out of the publication: ALTER PUBLICATION ...
 // DROP TABLE, or, for FOR ALL TABLES (which names no table to drop), the
-// publication replaced in one transaction by one FOR TABLE with kept. The
-// slot's decoding sees the publication as of each change it decodes, so
-// there is never a moment without one.
+// publication replaced in one transaction by one FOR TABLE with kept
+// (republish makes it FOR ALL TABLES again). The slot's decoding sees the
+// publication as of each change it decodes, so there is never a moment
+// without one.
 func (d *dbRun) unpublish(ctx context.Context, src *pgx.Conn, pub string, units, kept []string) error {
 	all, rels, err := publicationRels(ctx, src, pub)
 	if err != nil {
@@ -292,18 +293,7 @@ func (d *dbRun) unpublish(ctx context.Context, src *pgx.Conn, pub string, units,
 		if len(units) == 0 {
 			return nil
 		}
-		tx, err := src.Begin(ctx)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback(context.WithoutCancel(ctx))
-		if _, err := tx.Exec(ctx, "DROP PUBLICATION "+ident(pub)); err != nil {
-			return fmt.Errorf("replace publication %s: %w", pub, err)
-		}
-		if _, err := tx.Exec(ctx, d.publicationSQL(src, pub, false, kept)); err != nil {
-			return fmt.Errorf("replace publication %s: %w", pub, err)
-		}
-		return tx.Commit(ctx)
+		return d.replacePublication(ctx, src, pub, false, kept)
 	}
 	var drop []string
 	for _, u := range units {
@@ -342,13 +332,13 @@ func (d *dbRun) republish(ctx context.Context, dst *pgx.Conn, p plan.Params) (st
 		return "", err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
-	_, rels, err := publicationRels(ctx, src, p.Publication)
+	all, rels, err := publicationRels(ctx, src, p.Publication)
 	if err != nil {
 		return "", err
 	}
 	var add []string
 	for _, u := range units {
-		if !slices.Contains(rels, u) {
+		if !all && !slices.Contains(rels, u) {
 			add = append(add, u)
 		}
 	}
@@ -367,5 +357,30 @@ func (d *dbRun) republish(ctx context.Context, dst *pgx.Conn, p plan.Params) (st
 			return "", fmt.Errorf("have subscription %s copy the tables again: %w", p.Subscription, err)
 		}
 	}
+	if pub, ok := d.step(plan.StepCreatePublication); ok && pub.Params.AllTables && !all {
+		// FOR ALL TABLES again, as planned: it also publishes a table
+		// created on the source later, which the drift checks then report.
+		if err := d.replacePublication(ctx, src, p.Publication, true, nil); err != nil {
+			return "", err
+		}
+	}
 	return fmt.Sprintf("; the subscription copies %s (%s) again", words.Count(len(units), "table"), byteString(ds.RecopyBytes)), nil
+}
+
+// replacePublication drops and creates the publication again in one
+// transaction, FOR ALL TABLES or FOR TABLE tables: the slot's decoding
+// sees one or the other, never none.
+func (d *dbRun) replacePublication(ctx context.Context, src *pgx.Conn, pub string, all bool, tables []string) error {
+	tx, err := src.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "DROP PUBLICATION "+ident(pub)); err != nil {
+		return fmt.Errorf("replace publication %s: %w", pub, err)
+	}
+	if _, err := tx.Exec(ctx, d.publicationSQL(src, pub, all, tables)); err != nil {
+		return fmt.Errorf("replace publication %s: %w", pub, err)
+	}
+	return tx.Commit(ctx)
 }

@@ -204,10 +204,11 @@ func TestSnapshotCopyResumesAsNonSuperuser(t *testing.T) {
 // TestSnapshotCopyResumeCrashes kills the resuming run too: after it took
 // the unfinished tables out of the publication, after it created the
 // subscription, and after it put them back in the publication but before
-// the refresh. The third run finishes, exact, while a writer inserts.
+// the refresh; and in the lag wait, after all of it. The third run
+// finishes, exact, after a writer inserted throughout.
 func TestSnapshotCopyResumeCrashes(t *testing.T) {
 	t.Parallel()
-	for _, point := range []string{"recopy:shop", "subscribed:shop", "republish:shop"} {
+	for _, point := range []string{"recopy:shop", "subscribed:shop", "republish:shop", "lag:shop"} {
 		t.Run(point, func(t *testing.T) {
 			t.Parallel()
 			src, dst := pgtest.Pair(t)
@@ -224,6 +225,13 @@ func TestSnapshotCopyResumeCrashes(t *testing.T) {
 			}
 			if written := stop(); written == 0 {
 				t.Fatal("the writer wrote nothing")
+			}
+			if point == "lag:shop" {
+				// Replaced by a FOR TABLE one while the tables were out, the
+				// publication is FOR ALL TABLES again, as planned.
+				if got := pgtest.QueryString(t, src, "shop", "SELECT puballtables::text FROM pg_publication"); got != "true" {
+					t.Errorf("the publication is FOR ALL TABLES = %s after the resumed copy, want true", got)
+				}
 			}
 			r := runBin(t, env, "apply", "-c", cfg)
 			if r.code != 0 || strings.Contains(r.stderr, "cannot resume") {
