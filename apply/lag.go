@@ -106,6 +106,7 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 	max := *p.MaxLagBytes
 	var lag int64
 	firstErrors := int64(-1)
+	var syncing int
 	err = d.poll(ctx, fmt.Sprintf("the lag of %s is still above %d bytes", d.name, max), func(report bool) (bool, error) {
 		if report {
 			if err := checkDrift(ctx, src, dst, p.Publication); err != nil {
@@ -144,7 +145,7 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 		if err := dst.QueryRow(ctx, syncSQL, p.Subscription).Scan(&total, &pending); err != nil {
 			return false, err
 		}
-		if pending > 0 {
+		if syncing = pending; pending > 0 {
 			if report {
 				d.m.emit(SyncSample{Database: d.name, Tables: total, Pending: pending})
 			}
@@ -158,6 +159,10 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 		crashPoint("lag:" + d.name)
 		return done, nil
 	})
+	var timeout *WaitTimeoutError
+	if errors.As(err, &timeout) && syncing > 0 {
+		timeout.What = fmt.Sprintf("the subscription of %s still copies %s", d.name, words.Count(syncing, "table"))
+	}
 	if err != nil {
 		return "", err
 	}
