@@ -94,6 +94,7 @@ func TestSnapshotCopyResumes(t *testing.T) {
 			if m == nil {
 				t.Fatalf("the rerun does not report what it copies again:\n%s", r.stderr)
 			}
+			t.Logf("the rerun: %s", m[0])
 			named := strings.Split(strings.Trim(strings.TrimSpace(m[3]), `"`), ", ")
 			slices.Sort(named)
 			slices.Sort(again)
