@@ -94,3 +94,39 @@ func TestDatabaseStatus(t *testing.T) {
 		t.Error("CheckRemoved accepted a database removed before its cut-over")
 	}
 }
+
+// TestCopyNote: an interrupted copy under a slot's snapshot names the
+// tables a rerun copies again; once the rerun decided, what it left to
+// the subscription; nothing for a copy not interrupted or without a slot.
+func TestCopyNote(t *testing.T) {
+	orders, items := plan.TableRef{Schema: "public", Name: "orders"}, plan.TableRef{Schema: "public", Name: "items"}
+	s := &State{
+		Plan: plan.Plan{
+			Databases: []plan.DatabasePlan{{Name: "shop", Names: plan.ReplicationNames{Slot: "pghaul_shop_slot"}}, {Name: "crm"}},
+			Steps: []plan.Step{
+				{ID: "db:shop/copy-data", Kind: plan.StepCopyData, Params: plan.Params{Database: "shop", Tables: []plan.TableRef{orders, items}}},
+				{ID: "db:crm/copy-data", Kind: plan.StepCopyData, Params: plan.Params{Database: "crm", Tables: []plan.TableRef{orders, items}}},
+			},
+		},
+		Steps: map[string]StepState{"db:shop/copy-data": {Status: StatusRunning}, "db:crm/copy-data": {Status: StatusRunning}},
+		Databases: map[string]*DatabaseState{
+			"shop": {Tables: map[string]TableState{"public.orders": {Status: StatusDone}}},
+			"crm":  {Tables: map[string]TableState{"public.orders": {Status: StatusDone}}},
+		},
+	}
+	if got := s.CopyNote("shop"); !strings.Contains(got, "1 of 2 tables kept") || !strings.HasSuffix(got, ": public.items") {
+		t.Errorf("CopyNote(shop) = %q", got)
+	}
+	if got := s.CopyNote("crm"); got != "" {
+		t.Errorf("CopyNote(crm), a dump without a slot, = %q, want none", got)
+	}
+	s.Databases["shop"].Recopy, s.Databases["shop"].RecopyBytes = []string{"public.items"}, 8192
+	if got := s.CopyNote("shop"); got != "copied again by the subscription, each under its own snapshot (8.0 KiB): public.items" {
+		t.Errorf("CopyNote(shop) after the rerun decided = %q", got)
+	}
+	s.Databases["shop"].Recopy = nil
+	s.Steps["db:shop/copy-data"] = StepState{Status: StatusDone}
+	if got := s.CopyNote("shop"); got != "" {
+		t.Errorf("CopyNote(shop) of a finished copy = %q, want none", got)
+	}
+}

@@ -64,7 +64,8 @@ func TestGoldenStatus(t *testing.T) {
 	lag, retained := int64(4096), int64(1<<20)
 	render(t, "status", Status{StepsDone: 9, Steps: 14, StateDir: "migration.yaml.state", Databases: []inspect.Progress{
 		{Database: "shop", Method: "replication", Status: "running", Step: "db:shop/wait-for-lag", Subscription: "enabled", Worker: true,
-			TablesReady: 4, TablesTotal: 5, LagBytes: &lag, ETA: "3s", WALRetained: &retained, WALStatus: "reserved", Message: "replication left running"},
+			TablesReady: 4, TablesTotal: 5, LagBytes: &lag, ETA: "3s", WALRetained: &retained, WALStatus: "reserved", Message: "replication left running",
+			Copy: "copied again by the subscription, each under its own snapshot (192.0 KiB): public.metrics, public.scratch"},
 		{Database: "crm", Method: "dump", Status: "failed", Step: "db:crm/post-data", Message: "ERROR: could not create unique index \"orders_pkey\""},
 		{Database: "inventory", Method: "replication", Status: "done", Step: "cut over at 2026-12-07T01:00:00Z",
 			Frozen: "frozen since 2026-12-07T00:59:58Z by the cut-over (switched at 2026-12-07T01:00:00Z): pghaul cleanup --unfreeze lifts it"},
