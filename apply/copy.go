@@ -269,7 +269,14 @@ func (d *dbRun) restartCopy(ctx context.Context, tables []copyTable) (todo []cop
 	if first {
 		return tables, true, d.m.save()
 	}
-	if d.m.ResumeTables {
+	resumeTables := d.m.ResumeTables
+	if resumeTables && d.has(plan.StepCreateSlot) {
+		// Tables kept under a new slot would miss the changes made between
+		// the two: a replication copy resumes consistently or not at all.
+		resumeTables = false
+		d.m.emit(Notice{Message: fmt.Sprintf("%s: --resume-tables is for the dump method; this replication copy could not resume under its slot, so it starts over", d.name)})
+	}
+	if resumeTables {
 		for _, t := range tables {
 			if ds.Tables[t.key()].Status != state.StatusDone {
 				todo = append(todo, t)

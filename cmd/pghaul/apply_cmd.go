@@ -23,7 +23,7 @@ type ApplyCmd struct {
 	Config        string `short:"c" required:"" type:"path" placeholder:"FILE" help:"Migration file."`
 	PlanFile      string `arg:"" optional:"" type:"path" placeholder:"PLAN" help:"A plan saved with plan -o; refused when stale (exit 3)."`
 	ResetState    bool   `help:"Forget the state directory's progress and start over."`
-	ResumeTables  bool   `help:"Dump method: when a database's copy restarts, keep its finished tables (for a source without writes: consistent only then). The replication method keeps them consistently without it."`
+	ResumeTables  bool   `help:"Dump method: when a database's copy restarts, keep its finished tables (for a source without writes: consistent only then). The replication method keeps them consistently without it, and ignores it."`
 	ShowPasswords bool   `help:"Print the placeholder passwords set on new roles."`
 	Format        string `enum:"table,json" default:"table" help:"Output format of the result: table or json."`
 

@@ -242,3 +242,28 @@ func TestSnapshotCopyResumeCrashes(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotCopyStartsOverWithoutItsSlot: when the interrupted copy's slot
+// is gone, the rerun says why it cannot resume and copies the database again
+// under a new slot, even with --resume-tables (kept under a new slot, the
+// finished tables would miss the changes made between the two); the result
+// is exact.
+func TestSnapshotCopyStartsOverWithoutItsSlot(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", liveSource...)
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
+	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true}\n"))
+	env := []string{"PGHAUL_LAG_POLL=100ms"}
+	if r := runBin(t, append(env, "PGHAUL_CRASH_AT=copied:shop/2"), "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("apply did not crash: exit %d\n%s", r.code, r.stderr)
+	}
+	pgtest.Exec(t, src, "shop", "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots")
+	pgtest.Exec(t, src, "shop", changesAfterCopy...)
+	r := runBin(t, env, "apply", "-c", cfg, "--resume-tables")
+	if r.code != 0 || !strings.Contains(r.stderr, "cannot resume (the slot is gone)") || !strings.Contains(r.stderr, "--resume-tables is for the dump method") {
+		t.Fatalf("rerun: exit %d, want 0, the slot named as the reason and --resume-tables set aside\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	assertReplicated(t, src, dst, cfg)
+}
