@@ -53,7 +53,9 @@ func cleanupDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, n pl
 	if err != nil {
 		return nil, err
 	}
+	var syncPattern string
 	if hasSub {
+		syncPattern = syncSlotPattern(ctx, dst, db, n.Subscription)
 		acts = append(acts, CleanupAction{Side: "target", Database: db, Kind: "subscription", Name: n.Subscription})
 		if !dryRun {
 			if _, err := DropSubscription(ctx, dst, db, n.Subscription); err != nil {
@@ -96,7 +98,40 @@ func cleanupDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, n pl
 			}
 		}
 	}
+	if syncPattern != "" {
+		slots, err := queryStrings(ctx, conn, "SELECT slot_name FROM pg_replication_slots WHERE slot_name ~ $1 AND NOT active ORDER BY 1", syncPattern)
+		if err != nil {
+			return acts, err
+		}
+		for _, slot := range slots {
+			acts = append(acts, CleanupAction{Side: "source", Database: db, Kind: "slot", Name: slot, Note: "a table synchronisation's, left by the subscription"})
+			if !dryRun {
+				if _, err := dropSlotOn(ctx, conn, slot); err != nil {
+					return acts, err
+				}
+			}
+		}
+	}
 	return acts, nil
+}
+
+// syncSlotPattern matches the slots a 14+ target's table synchronisation
+// makes on the source for subscription sub (pg_<suboid>_sync_<relid>_<the
+// target's system identifier>): dropping the subscription drops them when
+// the target reaches the source, and leaves them holding WAL when it
+// cannot. "" when the target does not say (before 14 they are temporary).
+func syncSlotPattern(ctx context.Context, dst *pg.Endpoint, db, sub string) string {
+	conn, err := dst.Connect(ctx, db, pg.Options{ReadOnly: true})
+	if err != nil {
+		return ""
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var oid, sysid string
+	if err := conn.QueryRow(ctx, `SELECT s.oid::text, (SELECT system_identifier::text FROM pg_control_system())
+		FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE s.subname = $1 AND d.datname = current_database()`, sub).Scan(&oid, &sysid); err != nil {
+		return ""
+	}
+	return "^pg_" + oid + "_sync_[0-9]+_" + sysid + "$"
 }
 
 func subscriptionExists(ctx context.Context, dst *pg.Endpoint, db, sub string) (bool, error) {

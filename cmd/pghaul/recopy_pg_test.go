@@ -267,3 +267,25 @@ func TestSnapshotCopyStartsOverWithoutItsSlot(t *testing.T) {
 	}
 	assertReplicated(t, src, dst, cfg)
 }
+
+// TestCleanupDropsLeftSyncSlots: a table synchronisation slot of this
+// migration's subscription (pg_<suboid>_sync_<relid>_<target system id>),
+// which the target leaves on the source when it cannot reach it as the
+// subscription is dropped, goes with the subscription; another
+// subscription's is kept.
+func TestCleanupDropsLeftSyncSlots(t *testing.T) {
+	t.Parallel()
+	src, dst, cfg, _ := replicating(t)
+	ids := pgtest.QueryString(t, dst, "shop", "SELECT s.oid::text || ' ' || (SELECT system_identifier::text FROM pg_control_system()) FROM pg_subscription s")
+	oid, sysid, _ := strings.Cut(ids, " ")
+	n, _ := strconv.Atoi(oid)
+	ours, other := fmt.Sprintf("pg_%d_sync_16999_%s", n, sysid), fmt.Sprintf("pg_%d_sync_16999_%s", n+1, sysid)
+	pgtest.Exec(t, src, "shop", fmt.Sprintf("SELECT pg_create_logical_replication_slot('%s', 'pgoutput'), pg_create_logical_replication_slot('%s', 'pgoutput')", ours, other))
+	c := runBin(t, nil, "cleanup", "-c", cfg)
+	if c.code != 0 || !strings.Contains(c.stdout, ours) || strings.Contains(c.stdout, other) {
+		t.Errorf("cleanup: exit %d, want %s dropped and %s untouched\n%s\n%s", c.code, ours, other, c.stdout, c.stderr)
+	}
+	if got := pgtest.QueryString(t, src, "postgres", "SELECT string_agg(slot_name, ',') FROM pg_replication_slots"); got != other {
+		t.Errorf("slots after cleanup = %s, want only %s", got, other)
+	}
+}
