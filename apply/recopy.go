@@ -400,13 +400,18 @@ func (d *dbRun) replacePublication(ctx context.Context, src *pgx.Conn, pub strin
 // pgbench on a 12 source: 16 rows of pgbench_history missing, caught by
 // the cut-over's verify.
 func (d *dbRun) awaitOlderTransactions(ctx context.Context, src *pgx.Conn) error {
-	var horizon int64
-	if err := src.QueryRow(ctx, "SELECT txid_snapshot_xmax(txid_current_snapshot())").Scan(&horizon); err != nil {
+	// pg_snapshot from 13 on; txid_snapshot, deprecated since, before.
+	horizonSQL, passedSQL := "SELECT pg_snapshot_xmax(pg_current_snapshot())::text", "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8"
+	if pg.ServerMajor(src) < 13 {
+		horizonSQL, passedSQL = "SELECT txid_snapshot_xmax(txid_current_snapshot())::text", "SELECT txid_snapshot_xmin(txid_current_snapshot()) >= $1::text::bigint"
+	}
+	var horizon string
+	if err := src.QueryRow(ctx, horizonSQL).Scan(&horizon); err != nil {
 		return fmt.Errorf("read the source's transaction horizon: %w", err)
 	}
 	return d.poll(ctx, "transactions older than the tables' return to the publication still run on the source (a prepared or idle one holds them: end it)", func(report bool) (bool, error) {
 		var done bool
-		if err := src.QueryRow(ctx, "SELECT txid_snapshot_xmin(txid_current_snapshot()) >= $1", horizon).Scan(&done); err != nil {
+		if err := src.QueryRow(ctx, passedSQL, horizon).Scan(&done); err != nil {
 			return false, err
 		}
 		return done, nil
