@@ -22,3 +22,14 @@ func TestSetClause(t *testing.T) {
 		t.Errorf("splitGUCList = %q", got)
 	}
 }
+
+// TestDecodesAcrossDDL: the minor releases with the decoding fix, and
+// none of 12.
+func TestDecodesAcrossDDL(t *testing.T) {
+	for version, want := range map[int]bool{120022: false, 130020: false, 130021: true, 140017: false, 140018: true,
+		150012: false, 150013: true, 150018: true, 160008: false, 160009: true, 170004: false, 170005: true, 180000: true} {
+		if got := decodesAcrossDDL(version); got != want {
+			t.Errorf("decodesAcrossDDL(%d) = %v, want %v", version, got, want)
+		}
+	}
+}
