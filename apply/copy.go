@@ -180,10 +180,7 @@ func byteString(n int64) string { return config.ByteSize(n).String() }
 // copyTables reads the columns of the planned tables, keeping the plan's
 // order (largest first).
 func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.TableRef) ([]copyTable, error) {
-	var schemas, names []string
-	for _, r := range refs {
-		schemas, names = append(schemas, r.Schema), append(names, r.Name)
-	}
+	schemas, names := splitRefs(refs)
 	rows, err := src.Query(ctx, copyTablesSQL, schemas, names, binaryTypes)
 	if err != nil {
 		return nil, fmt.Errorf("read table columns: %w", err)

@@ -181,12 +181,18 @@ func (d *dbRun) runSteps(ctx context.Context, steps []plan.Step) error {
 }
 
 func (d *dbRun) has(kind plan.StepKind) bool {
+	_, ok := d.step(kind)
+	return ok
+}
+
+// step is the database's step of kind, if it has one.
+func (d *dbRun) step(kind plan.StepKind) (plan.Step, bool) {
 	for _, st := range d.steps {
 		if st.Kind == kind {
-			return true
+			return st, true
 		}
 	}
-	return false
+	return plan.Step{}, false
 }
 
 func (d *dbRun) stepFunc(st plan.Step) (stepFunc, error) {

@@ -89,10 +89,7 @@ const resumeSQL = `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_
 			WHERE to_regclass(format('%I.%I', s, t)) IS NOT NULL))`
 
 func cannotKeep(ctx context.Context, src *pgx.Conn, slot, publication string, unfinished []plan.TableRef) (string, error) {
-	var schemas, names []string
-	for _, t := range unfinished {
-		schemas, names = append(schemas, t.Schema), append(names, t.Name)
-	}
+	schemas, names := splitRefs(unfinished)
 	var hasSlot, mayAlter bool
 	var version, extConfig int
 	if err := src.QueryRow(ctx, resumeSQL, slot, publication, schemas, names).Scan(&hasSlot, &mayAlter, &version, &extConfig); err != nil {
@@ -154,15 +151,7 @@ func (d *dbRun) cannotRefresh(ctx context.Context) (string, error) {
 	return "", nil
 }
 
-func (d *dbRun) step(kind plan.StepKind) (plan.Step, bool) {
-	for _, st := range d.steps {
-		if st.Kind == kind {
-			return st, true
-		}
-	}
-	return plan.Step{}, false
-}
-
+// status is the status of the database's step of kind ("" without one).
 func (d *dbRun) status(kind plan.StepKind) state.Status {
 	st, ok := d.step(kind)
 	if !ok {
@@ -192,10 +181,7 @@ func (d *dbRun) recopy(ctx context.Context, st plan.Step) (string, error) {
 		return "", err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
-	var schemas, names []string
-	for _, t := range st.Params.Tables {
-		schemas, names = append(schemas, t.Schema), append(names, t.Name)
-	}
+	schemas, names := splitRefs(st.Params.Tables)
 	root := "COALESCE(pg_catalog.pg_partition_root(c.oid), c.oid)"
 	if pg.ServerMajor(src) < 13 {
 		root = "c.oid" // 12 publishes leaf partitions themselves

@@ -187,10 +187,7 @@ func (d *dbRun) publishedTables(ctx context.Context, src *pgx.Conn, refs []plan.
 		}
 		return out, nil // 12 publishes leaf partitions themselves
 	}
-	var schemas, names []string
-	for _, r := range refs {
-		schemas, names = append(schemas, r.Schema), append(names, r.Name)
-	}
+	schemas, names := splitRefs(refs)
 	return queryStrings(ctx, src, publishedRootsSQL, schemas, names)
 }
 
@@ -266,12 +263,8 @@ func (d *dbRun) createSlot(ctx context.Context, st plan.Step) (string, error) {
 // snapshotMode reports initial_copy: snapshot (pghaul copies under the
 // slot's snapshot) rather than the subscription copying.
 func (d *dbRun) snapshotMode() bool {
-	for _, st := range d.steps {
-		if st.Kind == plan.StepCreateSubscription {
-			return !st.Params.CopyData
-		}
-	}
-	return true
+	st, ok := d.step(plan.StepCreateSubscription)
+	return !ok || !st.Params.CopyData
 }
 
 func (d *dbRun) createPlainSlot(ctx context.Context, slot string) (string, error) {

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pghaul/pghaul/plan"
 )
 
 // ident quotes an identifier.
@@ -102,4 +104,13 @@ func queryStrings(ctx context.Context, conn *pgx.Conn, sql string, args ...any) 
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// splitRefs spells tables as the two arrays the catalog queries unnest
+// ($1::text[], $2::text[]): schemas and names.
+func splitRefs(refs []plan.TableRef) (schemas, names []string) {
+	for _, r := range refs {
+		schemas, names = append(schemas, r.Schema), append(names, r.Name)
+	}
+	return schemas, names
 }
