@@ -93,8 +93,9 @@ func (d *dbRun) poll(ctx context.Context, what string, check func(report bool) (
 }
 
 // waitForLag waits until the slot's lag is at most max_lag_bytes with the
-// apply worker running and every table of the subscription synchronised, checking the published tables for drift while it
-// waits and once more when the lag is reached.
+// apply worker running and every table of the subscription synchronised,
+// checking the published tables for drift while it waits and once more
+// when the lag is reached.
 func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 	src, dst, err := d.both(ctx)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -32,7 +33,8 @@ import (
 // and copying the database again. It needs the slot, the schema dump made
 // under it and at least one finished table; a publication the migration
 // user may change (its own FOR TABLE one; FOR ALL TABLES only as a
-// superuser, which may replace it); a target user that creates the
+// superuser, which may replace it); a source whose decoding handles a
+// publication change (decodesAcrossDDL); a target user that creates the
 // subscription itself, which may refresh it; and no extension
 // configuration table among the unfinished ones (the target's extension
 // made rows of its own there). Otherwise it says why in a notice.
@@ -77,9 +79,9 @@ func (d *dbRun) resumeCopy(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// resumeSQL reads what keeping a copy needs on the source: the slot, the
-// publication and whether the user may change it, and how many of the
-// tables $3/$4 are an extension's configuration tables.
+// resumeSQL reads what keeping a copy needs on the source: the slot,
+// whether the user may change the publication, the server's version, and
+// how many of the tables $3/$4 are an extension's configuration tables.
 const resumeSQL = `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1),
 	COALESCE((SELECT CASE WHEN p.puballtables THEN r.rolsuper ELSE r.rolsuper OR pg_has_role(p.pubowner, 'USAGE') END
 		FROM pg_publication p, pg_roles r WHERE p.pubname = $2 AND r.rolname = current_user), false),
@@ -175,7 +177,7 @@ JOIN pg_class r ON r.oid = %s JOIN pg_namespace rn ON rn.oid = r.relnamespace`
 // have the subscription copy. Each part checks the catalog first, so a
 // crash at any point reruns it.
 func (d *dbRun) recopy(ctx context.Context, st plan.Step) (string, error) {
-	ds := d.m.dbState(d.name)
+	ds, n := d.m.dbState(d.name), d.m.State.Plan.DatabaseNames(d.name)
 	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{})
 	if err != nil {
 		return "", err
@@ -212,28 +214,21 @@ func (d *dbRun) recopy(ctx context.Context, st plan.Step) (string, error) {
 			again[l.unit] = true
 		}
 	}
-	var recopied, truncate []string
-	var kept []string
+	var recopied, truncate, kept []string
 	var keptBytes, bytes int64
 	for _, l := range leaves {
 		if again[l.unit] {
 			truncate = append(truncate, ident(l.ref.Schema, l.ref.Name))
 			bytes += l.bytes
 			recopied = append(recopied, l.ref.String())
-		} else if !slices.Contains(kept, l.unit) {
+			continue
+		}
+		keptBytes += ds.Tables[l.ref.String()].Bytes
+		if !slices.Contains(kept, l.unit) {
 			kept = append(kept, l.unit)
 		}
-		if !again[l.unit] {
-			keptBytes += ds.Tables[l.ref.String()].Bytes
-		}
 	}
-	units := slices.Sorted(func(yield func(string) bool) {
-		for u := range again {
-			if !yield(u) {
-				return
-			}
-		}
-	})
+	units := slices.Sorted(maps.Keys(again))
 	d.m.update(func() {
 		ds.Recopy, ds.RecopyBytes = units, bytes
 		for _, t := range recopied {
@@ -246,7 +241,7 @@ func (d *dbRun) recopy(ctx context.Context, st plan.Step) (string, error) {
 	}
 	if len(units) > 0 {
 		d.m.emit(Notice{Message: fmt.Sprintf("%s: resuming the copy under slot %s: keeping %s (%s) copied under its snapshot; the subscription copies %s (%s) again, each under its own: %s",
-			d.name, d.m.State.Plan.DatabaseNames(d.name).Slot, words.Count(len(leaves)-len(recopied), "table"), byteString(keptBytes), words.Count(len(recopied), "table"), byteString(bytes), strings.Join(recopied, ", "))})
+			d.name, n.Slot, words.Count(len(leaves)-len(recopied), "table"), byteString(keptBytes), words.Count(len(recopied), "table"), byteString(bytes), strings.Join(recopied, ", "))})
 	}
 	if len(truncate) > 0 {
 		dst, err := d.targetSession(ctx)
@@ -259,8 +254,7 @@ func (d *dbRun) recopy(ctx context.Context, st plan.Step) (string, error) {
 			return "", fmt.Errorf("empty the tables to copy again: %w", err)
 		}
 	}
-	pub := d.m.State.Plan.DatabaseNames(d.name).Publication
-	if err := d.unpublish(ctx, src, pub, units, kept); err != nil {
+	if err := d.unpublish(ctx, src, n.Publication, units, kept); err != nil {
 		return "", err
 	}
 	crashPoint("recopy:" + d.name)
@@ -291,12 +285,8 @@ func publicationRels(ctx context.Context, src *pgx.Conn, pub string) (all bool, 
 // DROP TABLE, or, for FOR ALL TABLES (which names no table to drop), the
 // publication replaced in one transaction by one FOR TABLE with kept. The
 // slot's decoding sees the publication as of each change it decodes, so
-// there is never a moment without one; a transaction decoded across the
-// change with the publication it knew (a 12 source) still publishes every
-// table, as FOR ALL TABLES did. The publication stays FOR TABLE: replaced
-// again once the subscription streams, a transaction decoded across that
-// change with the FOR TABLE one it knew lost its rows (TestSnapshotCopyResumes
-// on a 12 source, caught by the cut-over's verify).
+// there is never a moment without one. It stays FOR TABLE: replacing it
+// again while the subscription streams lost rows on a 12 source.
 func (d *dbRun) unpublish(ctx context.Context, src *pgx.Conn, pub string, units, kept []string) error {
 	all, rels, err := publicationRels(ctx, src, pub)
 	if err != nil {
@@ -398,16 +388,13 @@ func (d *dbRun) replacePublication(ctx context.Context, src *pgx.Conn, pub strin
 }
 
 // awaitOlderTransactions waits until every transaction running on the
-// source when it is called has ended. A transaction that began before a
-// table was added to the publication and wrote to it after may have its
-// rows dropped by the walsender, which decodes it with the publication it
-// knew at its start: a known logical decoding problem, fixed in later
-// minor releases as far as we know, but not in 12, past its end of life.
-// Run before the refresh, the wait makes such a
-// transaction commit before the table synchronisation takes its snapshot,
-// whose copy then holds its rows. Found by TestSnapshotCopyResumes under
-// pgbench on a 12 source: 16 rows of pgbench_history missing, caught by
-// the cut-over's verify.
+// source when it is called has ended: run before the refresh, it makes a
+// transaction that ran across the tables' return to the publication commit
+// before the table synchronisation takes its snapshot, whose copy then
+// holds its rows. A resumed copy runs only on sources whose decoding
+// handles such a transaction (decodesAcrossDDL); the wait, and
+// touchPublication after it, are defence in depth. Without them a 12
+// source dropped rows of pgbench_history that way.
 func (d *dbRun) awaitOlderTransactions(ctx context.Context, src *pgx.Conn) error {
 	// pg_snapshot from 13 on; txid_snapshot, deprecated since, before.
 	horizonSQL, passedSQL := "SELECT pg_snapshot_xmax(pg_current_snapshot())::text", "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8"
@@ -434,12 +421,10 @@ const publishSQL = `SELECT concat_ws(', ', CASE WHEN pubinsert THEN 'insert' END
 // touchPublication sets the publication's publish option to what it is:
 // a change that invalidates every table's entry in the walsenders'
 // publication cache (pgoutput's publication callback) where their
-// decoding reaches it. A transaction that began before the tables went
-// back into the publication, replayed after, can leave an entry built with
-// its older catalog snapshot: "not published", kept for every transaction
-// after it (a 12 source; the fix of later minor releases is not there).
-// After awaitOlderTransactions no such transaction is replayed past this
-// change, so the entries are built again right.
+// decoding reaches it. On a source without the decoding fix, a transaction
+// that ran across the tables' return, replayed after, could leave an entry
+// built with its older catalog snapshot; after awaitOlderTransactions none
+// is replayed past this change, so the entries are built again right.
 func touchPublication(ctx context.Context, src *pgx.Conn, pub string) error {
 	var publish string
 	if err := src.QueryRow(ctx, publishSQL, pub).Scan(&publish); err != nil {
