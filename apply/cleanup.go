@@ -49,13 +49,11 @@ func Cleanup(ctx context.Context, src, dst *pg.Endpoint, names map[string]plan.R
 
 func cleanupDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, n plan.ReplicationNames, dryRun bool) ([]CleanupAction, error) {
 	var acts []CleanupAction
-	hasSub, err := subscriptionExists(ctx, dst, db, n.Subscription)
+	hasSub, syncPattern, err := subscriptionOn(ctx, dst, db, n.Subscription)
 	if err != nil {
 		return nil, err
 	}
-	var syncPattern string
 	if hasSub {
-		syncPattern = syncSlotPattern(ctx, dst, db, n.Subscription)
 		acts = append(acts, CleanupAction{Side: "target", Database: db, Kind: "subscription", Name: n.Subscription})
 		if !dryRun {
 			if _, err := DropSubscription(ctx, dst, db, n.Subscription); err != nil {
@@ -115,37 +113,31 @@ func cleanupDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, n pl
 	return acts, nil
 }
 
-// syncSlotPattern matches the slots a 14+ target's table synchronisation
-// makes on the source for subscription sub (pg_<suboid>_sync_<relid>_<the
+// subscriptionOn reports whether subscription sub exists in target
+// database db and, if so, the pattern of the slots a 14+ target's table
+// synchronisation makes for it on the source (pg_<suboid>_sync_<relid>_<the
 // target's system identifier>): dropping the subscription drops them when
 // the target reaches the source, and leaves them holding WAL when it
-// cannot. "" when the target does not say (before 14 they are temporary).
-func syncSlotPattern(ctx context.Context, dst *pg.Endpoint, db, sub string) string {
-	conn, err := dst.Connect(ctx, db, pg.Options{ReadOnly: true})
-	if err != nil {
-		return ""
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var oid, sysid string
-	if err := conn.QueryRow(ctx, `SELECT s.oid::text, (SELECT system_identifier::text FROM pg_control_system())
-		FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE s.subname = $1 AND d.datname = current_database()`, sub).Scan(&oid, &sysid); err != nil {
-		return ""
-	}
-	return "^pg_" + oid + "_sync_[0-9]+_" + sysid + "$"
-}
-
-func subscriptionExists(ctx context.Context, dst *pg.Endpoint, db, sub string) (bool, error) {
+// cannot. The pattern is "" when the target does not say (before 14 those
+// slots are temporary).
+func subscriptionOn(ctx context.Context, dst *pg.Endpoint, db, sub string) (exists bool, syncPattern string, err error) {
 	conn, err := dst.Connect(ctx, db, pg.Options{ReadOnly: true})
 	if err != nil {
 		if missingDatabase(err) {
-			return false, nil
+			return false, "", nil
 		}
-		return false, err
+		return false, "", err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	var exists bool
-	err = conn.QueryRow(ctx, subscriptionExistsSQL, sub).Scan(&exists)
-	return exists, err
+	if err := conn.QueryRow(ctx, subscriptionExistsSQL, sub).Scan(&exists); err != nil || !exists {
+		return false, "", err
+	}
+	var oid, sysid string
+	if err := conn.QueryRow(ctx, `SELECT s.oid::text, (SELECT system_identifier::text FROM pg_control_system())
+		FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE s.subname = $1 AND d.datname = current_database()`, sub).Scan(&oid, &sysid); err != nil {
+		return true, "", nil
+	}
+	return true, "^pg_" + oid + "_sync_[0-9]+_" + sysid + "$", nil
 }
 
 // missingDatabase reports a connection refused because the database does
