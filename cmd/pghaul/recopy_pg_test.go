@@ -253,11 +253,7 @@ func TestSnapshotCopyResumeCrashes(t *testing.T) {
 	for _, point := range []string{"recopy:shop", "subscribed:shop", "republish:shop", "lag:shop"} {
 		t.Run(point, func(t *testing.T) {
 			t.Parallel()
-			src, dst := pgtest.Pair(t)
-			pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
-			pgtest.Exec(t, src, "shop", liveSource...)
-			cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
-			writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true}\n"))
+			src, dst, cfg := liveShop(t, cutoverPolicy)
 			env := []string{"PGHAUL_LAG_POLL=100ms"}
 			stop := writer(t, src)
 			for _, crash := range []string{"copied:shop/2", point} {
@@ -296,11 +292,7 @@ func TestSnapshotCopyResumeCrashes(t *testing.T) {
 // is exact.
 func TestSnapshotCopyStartsOverWithoutItsSlot(t *testing.T) {
 	t.Parallel()
-	src, dst := pgtest.Pair(t)
-	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
-	pgtest.Exec(t, src, "shop", liveSource...)
-	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
-	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true}\n"))
+	src, dst, cfg := liveShop(t, cutoverPolicy)
 	env := []string{"PGHAUL_LAG_POLL=100ms"}
 	if r := runBin(t, append(env, "PGHAUL_CRASH_AT=copied:shop/2"), "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
 		t.Fatalf("apply did not crash: exit %d\n%s", r.code, r.stderr)

@@ -132,11 +132,7 @@ func TestReplicationLiveCutover(t *testing.T) {
 	t.Parallel()
 	for _, lostState := range []bool{false, true} {
 		t.Run(fmt.Sprintf("lost state %v", lostState), func(t *testing.T) {
-			src, dst := pgtest.Pair(t)
-			pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
-			pgtest.Exec(t, src, "shop", liveSource...)
-			cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
-			writeTo(t, cfg, liveConfig(src, dst, ""))
+			src, dst, cfg := liveShop(t, "")
 			env := []string{"PGHAUL_LAG_POLL=200ms"}
 			stop := writer(t, src)
 			r := runBin(t, env, "apply", "-c", cfg)
@@ -192,12 +188,7 @@ func TestReplicationResumesAfterCrashes(t *testing.T) {
 	t.Parallel()
 	for _, point := range []string{"copy:shop/public.orders", "lo:shop", "lag:shop"} {
 		t.Run(point, func(t *testing.T) {
-			src, dst := pgtest.Pair(t)
-			pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
-			pgtest.Exec(t, src, "shop", liveSource...)
-			pgtest.Exec(t, src, "shop", "SELECT lo_from_bytea(0, convert_to('object ' || g, 'UTF8')) FROM generate_series(1, 20) g")
-			cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
-			writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true}\n"))
+			src, dst, cfg := liveShop(t, cutoverPolicy, "SELECT lo_from_bytea(0, convert_to('object ' || g, 'UTF8')) FROM generate_series(1, 20) g")
 			env := []string{"PGHAUL_LAG_POLL=200ms"}
 			r := runBin(t, append(env, "PGHAUL_CRASH_AT="+point), "apply", "-c", cfg)
 			if r.code != 128+int(syscall.SIGKILL) {
@@ -219,15 +210,24 @@ func TestReplicationResumesAfterCrashes(t *testing.T) {
 	}
 }
 
-// replicating migrates the live source's shop database with stop: false
-// and returns the pair, the file and the environment of the runs.
-func replicating(t *testing.T, sourceSQL ...string) (src, dst *cluster.Cluster, cfg string, env []string) {
+// liveShop starts a pair whose source has the live shop database
+// (liveSource, then sourceSQL) and writes the file that migrates it by
+// replication under policy.
+func liveShop(t *testing.T, policy string, sourceSQL ...string) (src, dst *cluster.Cluster, cfg string) {
 	t.Helper()
 	src, dst = pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
 	pgtest.Exec(t, src, "shop", append(slices.Clone(liveSource), sourceSQL...)...)
 	cfg = writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "")
-	writeTo(t, cfg, liveConfig(src, dst, ""))
+	writeTo(t, cfg, liveConfig(src, dst, policy))
+	return src, dst, cfg
+}
+
+// replicating migrates the live source's shop database with stop: false
+// and returns the pair, the file and the environment of the runs.
+func replicating(t *testing.T, sourceSQL ...string) (src, dst *cluster.Cluster, cfg string, env []string) {
+	t.Helper()
+	src, dst, cfg = liveShop(t, "", sourceSQL...)
 	env = []string{"PGHAUL_LAG_POLL=100ms"}
 	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
 		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)

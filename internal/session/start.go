@@ -195,10 +195,12 @@ func Progress(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, lo
 		// Which tables an interrupted copy keeps and which are copied
 		// again: on the copy step until it is done, then on the
 		// subscription's.
-		note := st.CopyNote(s.Params.Database)
-		if note != "" && (s.Kind == plan.StepCopyData && p.Steps[i].Status != string(state.StatusDone) ||
-			s.Kind == plan.StepCreateSubscription && len(st.Databases[s.Params.Database].Recopy) > 0) {
-			p.Steps[i].Detail += "; " + note
+		shows := s.Kind == plan.StepCopyData && p.Steps[i].Status != string(state.StatusDone) ||
+			s.Kind == plan.StepCreateSubscription && st.Databases[s.Params.Database] != nil && len(st.Databases[s.Params.Database].Recopy) > 0
+		if shows {
+			if note := st.CopyNote(s.Params.Database); note != "" {
+				p.Steps[i].Detail += "; " + note
+			}
 		}
 	}
 	return p, st.Done(), true, nil
