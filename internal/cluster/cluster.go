@@ -339,12 +339,19 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	if _, err := os.Stat(c.DataDir()); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	err := c.Halt(ctx)
+	if rmErr := os.RemoveAll(c.Dir); rmErr != nil && err == nil {
+		err = rmErr
+	}
+	return err
+}
+
+// Halt stops the server and keeps its directory, for the caller to remove
+// later.
+func (c *Cluster) Halt(ctx context.Context) error {
 	_, err := c.run(ctx, "pg_ctl", "stop", "-w", "-t", "30", "-m", "fast", "-D", c.DataDir())
 	if err != nil {
 		_, err = c.run(ctx, "pg_ctl", "stop", "-w", "-m", "immediate", "-D", c.DataDir())
-	}
-	if rmErr := os.RemoveAll(c.Dir); rmErr != nil && err == nil {
-		err = rmErr
 	}
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pghaul/pghaul/internal/cluster"
@@ -21,6 +22,11 @@ import (
 func Setup(ctx context.Context, scale int) (work, bin string, src *cluster.Cluster, cleanup func(), err error) {
 	work, err = os.MkdirTemp("", "pghaul-bench-")
 	if err != nil {
+		return "", "", nil, nil, err
+	}
+	// Target clusters may live here too: the postgres OS user must get in.
+	if err := os.Chmod(work, 0o755); err != nil {
+		os.RemoveAll(work)
 		return "", "", nil, nil, err
 	}
 	bin = filepath.Join(work, "pghaul")
@@ -80,6 +86,17 @@ func BusyCPU() time.Duration {
 	}
 	// USER_HZ is 100 on every Linux architecture Go supports.
 	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// ChildrenCPU is the user and system CPU time of this process's children
+// that have ended and been waited for, with theirs (getrusage
+// RUSAGE_CHILDREN). Zero where it cannot tell.
+func ChildrenCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // ServerCPU is the CPU time the server of c has used since it started: its
