@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,9 +45,23 @@ func AcquireLock(ctx context.Context, conn *pgx.Conn, stateDir string, now time.
 		b, _ := hex.DecodeString(stateKey[:16])
 		key := int64(binary.BigEndian.Uint64(b))
 		var ok bool
-		if err := conn.QueryRow(ctx, tryLockSQL, key).Scan(&ok); err != nil {
-			conn.Close(ctx)
-			return nil, fmt.Errorf("take the migration lock: %w", err)
+		// A holder killed a moment ago (kill -9, then apply again at once)
+		// leaves a backend that has not yet seen its connection close: its
+		// lock goes within a moment, so a dead holder is waited for.
+		for wait := time.Now().Add(deadHolderWait); ; {
+			if err := conn.QueryRow(ctx, tryLockSQL, key).Scan(&ok); err != nil {
+				conn.Close(ctx)
+				return nil, fmt.Errorf("take the migration lock: %w", err)
+			}
+			if ok || !holderDead(file) || time.Now().After(wait) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				conn.Close(ctx)
+				return nil, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 		if !ok {
 			conn.Close(ctx)
@@ -57,6 +72,23 @@ func AcquireLock(ctx context.Context, conn *pgx.Conn, stateDir string, now time.
 	info, _ := json.Marshal(lockInfo{PID: os.Getpid(), Host: host, Since: now.UTC()})
 	_ = os.WriteFile(file, info, 0o600)
 	return &Lock{conn: conn, file: file}, nil
+}
+
+// deadHolderWait is how long a lock whose holder has died is waited for.
+const deadHolderWait = 5 * time.Second
+
+// holderDead reports a lock file naming a process of this host that no
+// longer runs.
+func holderDead(file string) bool {
+	b, err := os.ReadFile(file)
+	var info lockInfo
+	if err != nil || json.Unmarshal(b, &info) != nil || info.PID <= 0 {
+		return false
+	}
+	if host, _ := os.Hostname(); host != info.Host {
+		return false
+	}
+	return errors.Is(syscall.Kill(info.PID, 0), syscall.ESRCH)
 }
 
 func holder(file string) string {
