@@ -198,11 +198,11 @@ func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error
 		d.m.emit(Notice{Message: fmt.Sprintf("%s: the schema does not fit in one transaction (%s, the target's lock table holds %d locks): restoring it in chunks, each in its own transaction",
 			d.name, done, capacity)})
 	}
-	n, err := d.restoreChunks(ctx, keep, args, chunkSize(capacity))
+	stats, err := d.restoreChunks(ctx, keep, args, chunkSize(capacity))
 	if err != nil {
 		return "", err
 	}
-	return strings.Join(append([]string{done, fmt.Sprintf("restored in %s (lock limits)", words.Count(n, "chunk"))}, append(notes, extNotes...)...), "; "), nil
+	return strings.Join(append([]string{done, stats.String()}, append(notes, extNotes...)...), "; "), nil
 }
 
 func (d *dbRun) restoreList(ctx context.Context, entries []pgdump.Entry, args []string) error {
@@ -249,40 +249,45 @@ func chunkSize(capacity int) int {
 	return min(max(capacity/8, 16), 4096)
 }
 
-// restoreChunks restores entries in archive order, a chunk per transaction,
-// recording each committed chunk so a rerun goes on after the last one.
-func (d *dbRun) restoreChunks(ctx context.Context, entries []pgdump.Entry, args []string, size int) (int, error) {
+// restoreChunks restores entries in chunks, each in its own transaction,
+// recording each committed chunk so a rerun restores only the others.
+func (d *dbRun) restoreChunks(ctx context.Context, entries []pgdump.Entry, args []string, size int) (chunkStats, error) {
+	var stats chunkStats
 	ds := d.m.dbState(d.name)
-	next, chunks := max(ds.PreDataNext-1, 0), 0
 	if ds.PreDataNext == 0 {
 		d.m.update(func() { ds.PreDataNext = 1 })
 		if err := d.m.save(); err != nil {
-			return 0, err
+			return stats, err
 		}
 	}
-	n, ok, err := d.restoreScriptChunks(ctx, entries, args, size, &next)
+	progress := d.chunkProgress(len(entries))
+	ok, err := d.restoreScriptChunks(ctx, entries, args, size, progress, &stats)
 	if ok || err != nil {
-		return n, err
+		return stats, err
 	}
-	chunks = n
-	for next < len(entries) {
-		end := min(next+size, len(entries))
-		err := d.restoreList(ctx, entries[next:end], args)
+	for {
+		todo := progress.todo(size)
+		if len(todo) == 0 {
+			return stats, nil
+		}
+		chunk := make([]pgdump.Entry, len(todo))
+		for k, i := range todo {
+			chunk[k] = entries[i]
+		}
+		err := d.restoreList(ctx, chunk, args)
 		if isLockExhaustion(err) && size > 1 {
 			size /= 2
 			continue
 		}
 		if err != nil {
-			return chunks, err
+			return stats, err
 		}
-		next, chunks = end, chunks+1
-		d.m.update(func() { ds.PreDataNext = next + 1 })
-		if err := d.m.save(); err != nil {
-			return chunks, err
+		if err := progress.commit(todo); err != nil {
+			return stats, err
 		}
+		stats.chunks++
 		crashPoint("chunk:" + d.name)
 	}
-	return chunks, nil
 }
 
 // prepareOwners makes sure the target user may hand the entries' objects

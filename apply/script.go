@@ -138,19 +138,18 @@ func ownerRestoreError(err error) error {
 // transaction: what its entries took of the lock table.
 const chunkLocksSQL = "SELECT count(*) FROM pg_catalog.pg_locks WHERE pid = pg_catalog.pg_backend_pid()"
 
-// restoreScriptChunks restores entries from *next on as chunks of one
-// script: pg_restore renders them once (-f -), the script is split at each
-// entry's header (pgdump.SplitEntries), and each chunk runs on the shared
-// target session in its own transaction, recorded in the state once
+// restoreScriptChunks restores the entries progress does not hold as
+// chunks of one script: pg_restore renders them once (-f -), the script is
+// split at each entry's header (pgdump.SplitEntries), and chunks of it run
+// in their own transactions on the shared target session and up to
+// parallel.tables-1 others (chunkRestore), each recorded in the state once
 // committed. Before, each chunk ran pg_restore over the whole archive
 // again: 38 chunks of a schema of 10,000 tables spent most of 8 s there.
-// The first chunk measures the locks an entry takes (pg_locks, before its
-// COMMIT) and sizes the next ones to a third of the lock table; a chunk the
-// lock table refuses is halved. ok is false when the script cannot go
-// this way (a line only psql reads, pieces that do not match the entries)
-// or the server refused a chunk for another reason: the caller then goes
-// on from *next with pg_restore, which names the entry that fails.
-func (d *dbRun) restoreScriptChunks(ctx context.Context, entries []pgdump.Entry, args []string, size int, next *int) (chunks int, ok bool, err error) {
+// ok is false when the script cannot go this way (a line only psql reads,
+// pieces that do not match the entries) or the server refused a chunk run
+// alone: the caller then goes on with pg_restore, which names the entry
+// that fails.
+func (d *dbRun) restoreScriptChunks(ctx context.Context, entries []pgdump.Entry, args []string, size int, progress *chunkProgress, stats *chunkStats) (ok bool, err error) {
 	var render []string
 	for _, a := range args {
 		if a != "--single-transaction" && a != "--exit-on-error" {
@@ -159,88 +158,61 @@ func (d *dbRun) restoreScriptChunks(ctx context.Context, entries []pgdump.Entry,
 	}
 	list, err := d.writeList(entries, "pre")
 	if err != nil {
-		return 0, false, err
+		return false, err
 	}
 	out, err := pgdump.RunLocal(ctx, d.m.Tools.PGRestore, append(render, "--verbose", "-L", list, "-f", "-", d.dumpFile())...)
 	if err != nil {
-		return 0, false, nil
+		return false, nil
 	}
 	script, encoding, scriptOK := pgdump.RestoreScript(out)
 	if !scriptOK {
-		return 0, false, nil
+		return false, nil
 	}
 	preamble, byID, split := pgdump.SplitEntries(pgdump.WithoutOwners(script, d.disowned))
 	if !split {
 		d.m.Log.Debug("the restore script cannot be split by entry; pg_restore restores each chunk", "database", d.name)
-		return 0, false, nil
-	}
-	pieces := make([]string, len(entries)) // "" for an entry of another section
-	for i, e := range entries {
-		pieces[i] = byID[e.ID()]
+		return false, nil
 	}
 	dst, err := d.targetSession(ctx)
 	if err != nil {
-		return 0, false, err
+		return false, err
 	}
 	capacity, err := lockCapacity(ctx, dst)
 	if err != nil {
-		return 0, false, err
+		return false, err
 	}
 	before, err := userSettings(ctx, dst)
 	if err != nil {
-		return 0, false, fmt.Errorf("read the target session's settings: %w", err)
+		return false, fmt.Errorf("read the target session's settings: %w", err)
 	}
-	conn := dst.PgConn()
 	pre := "SET standard_conforming_strings = on"
 	if encoding != "" {
 		pre += "; SET client_encoding = " + literal(encoding)
 	}
-	_, err = conn.Exec(ctx, pre).ReadAll()
-	if err == nil {
-		_, err = conn.Exec(ctx, preamble).ReadAll()
-	}
-	ds := d.m.dbState(d.name)
-	for err == nil && *next < len(entries) {
-		end := min(*next+size, len(entries))
-		var results []*pgconn.Result
-		text := strings.Join(pieces[*next:end], "\n")
-		if strings.TrimSpace(text) == "" {
-			*next = end // entries of other sections only
-			continue
-		}
-		results, err = conn.Exec(ctx, "BEGIN;\n"+text+"\n;"+chunkLocksSQL+";\nCOMMIT;").ReadAll()
-		if err != nil {
-			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
-			if isLockExhaustion(err) && size > 1 {
-				size, err = size/2, nil
-			}
-			continue
-		}
-		if locks := chunkLocks(results); locks > 0 {
-			size = max(16, (capacity/3)*(end-*next)/locks)
-		}
-		*next, chunks = end, chunks+1
-		d.m.update(func() { ds.PreDataNext = end + 1 })
-		if err = d.m.save(); err != nil {
+	setup := []string{pre, preamble}
+	for _, s := range setup {
+		if _, err = dst.PgConn().Exec(ctx, s).ReadAll(); err != nil {
 			break
 		}
-		crashPoint("chunk:" + d.name)
+	}
+	if err == nil {
+		err = newChunkRestore(d, entries, byID, progress, setup, capacity).run(ctx, dst, size, stats)
 	}
 	if ctx.Err() != nil {
 		closeSession(ctx, &d.target)
-		return chunks, false, ctx.Err()
+		return false, ctx.Err()
 	}
 	if perr := putBack(ctx, dst, before); perr != nil {
 		closeSession(ctx, &d.target)
 	}
 	switch {
 	case err == nil:
-		return chunks, true, nil
+		return true, nil
 	case len(d.disowned) > 0:
-		return chunks, false, ownerRestoreError(err)
+		return false, ownerRestoreError(err)
 	}
 	d.m.Log.Debug("a chunk failed on the session; pg_restore goes on from it", "database", d.name, "error", err)
-	return chunks, false, nil
+	return false, nil
 }
 
 // chunkLocks reads the lock count a chunk's script selected last.

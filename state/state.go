@@ -123,8 +123,12 @@ type DatabaseState struct {
 	Recopy      []string `json:"recopy,omitempty"`
 	RecopyBytes int64    `json:"recopy_bytes,omitempty"`
 	// PreDataNext is set when the schema had to be restored in chunks
-	// (lock limits): one more than the archive entries restored so far.
-	PreDataNext int `json:"pre_data_next,omitempty"`
+	// (lock limits): one more than the archive entries restored so far
+	// from the first on. PreDataDone are the ranges [from, to) of entries
+	// after those that chunks restored too: chunks run on several sessions
+	// and commit in any order their dependencies allow.
+	PreDataNext int      `json:"pre_data_next,omitempty"`
+	PreDataDone [][2]int `json:"pre_data_done,omitempty"`
 }
 
 // TableState is one table's copy progress.

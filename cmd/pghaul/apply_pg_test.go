@@ -736,13 +736,82 @@ func TestApplyPreDataInChunks(t *testing.T) {
 		t.Fatalf("apply did not crash after a chunk: exit %d\n%s", r.code, r.stderr)
 	}
 	r = runBin(t, nil, "apply", "-c", cfg)
-	if r.code != 0 || !strings.Contains(r.stderr, "chunks (lock limits)") {
+	if r.code != 0 || !regexp.MustCompile(`restored in [0-9]+ chunks.* \(lock limits\)`).MatchString(r.stderr) {
 		t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	if n := pgtest.QueryString(t, dst, "big", "SELECT count(*)::text FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"); n != "1200" {
 		t.Errorf("%s tables on the target, want 1200", n)
 	}
 	if v := runBin(t, nil, "verify", "-c", cfg); v.code != 0 || !strings.Contains(v.stdout, "1200 of 1200 tables equal") {
+		t.Errorf("verify: exit %d\n%s", v.code, lastLines(v.stdout, 3))
+	}
+}
+
+// TestApplyPreDataInParallelChunks restores a schema too large for one
+// transaction in chunks on several sessions: types, tables of those types,
+// tables inheriting others, sequences owned by tables and views on them,
+// each chunk started only once what it depends on has committed (none
+// fails and runs again), then a crash after the fifth chunk and a rerun
+// that restores only the rest.
+func TestApplyPreDataInParallelChunks(t *testing.T) {
+	t.Parallel()
+	src := pgtest.Start(t, pgtest.Source)
+	dst := pgtest.Start(t, pgtest.Target, pgtest.WithSettings(map[string]string{"max_locks_per_transaction": "64", "max_connections": "20"}))
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE layered")
+	pgtest.Exec(t, src, "layered", `DO $$
+BEGIN
+  FOR i IN 1..20 LOOP
+    EXECUTE format('CREATE TYPE mood%s AS ENUM (''low'', ''high%s'')', i, i);
+    EXECUTE format('CREATE DOMAIN score%s AS int CHECK (VALUE > %s)', i, -i);
+  END LOOP;
+  FOR i IN 1..400 LOOP
+    EXECUTE format('CREATE TABLE base%s (id serial PRIMARY KEY, m mood%s, s score%s)', i, i % 20 + 1, i % 7 + 1);
+    EXECUTE format('CREATE TABLE kid%s (extra text) INHERITS (base%s)', i, i);
+    EXECUTE format('CREATE VIEW v%s AS SELECT b.id, b.m, k.extra FROM base%s b JOIN kid%s k USING (id)', i, i, i);
+    EXECUTE format('INSERT INTO base%s (m, s) VALUES (''high%s'', 3)', i, i % 20 + 1);
+  END LOOP;
+END $$`)
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [layered]}\nparallel: {tables: 3}\n")
+	r := runBin(t, []string{"PGHAUL_CRASH_AT=chunk:layered/5"}, "apply", "-c", cfg)
+	if r.code != 128+int(syscall.SIGKILL) || !strings.Contains(r.stderr, "restoring it in chunks") {
+		t.Fatalf("apply did not crash after the fifth chunk: exit %d\n%s", r.code, r.stderr)
+	}
+	r = runBin(t, nil, "apply", "-c", cfg)
+	if r.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	m := regexp.MustCompile(`restored in [0-9]+ chunks( on ([0-9]) sessions)?(, [0-9]+ chunks? run again alone)? \(lock limits\)`).FindStringSubmatch(r.stderr)
+	switch {
+	case m == nil:
+		t.Fatalf("the rerun did not report its chunks:\n%s", r.stderr)
+	case m[2] == "":
+		t.Errorf("the chunks ran on one session, want up to 3: %s", m[0])
+	case m[3] != "":
+		t.Errorf("a chunk ran before what it depends on: %s", m[0])
+	}
+	// The catalog as the schema defines it: relations, columns with their
+	// types, defaults, inheritance, view definitions, enum labels, domain
+	// checks and sequences' owners.
+	for _, q := range []string{
+		`SELECT string_agg(c.relname || ':' || c.relkind::text, ',' ORDER BY c.relname) FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace`,
+		`SELECT string_agg(format('%s.%s %s %s', a.attrelid::regclass, a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid)), ',' ORDER BY a.attrelid::regclass::text, a.attnum)
+			FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+			WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND c.relkind IN ('r', 'v')`,
+		`SELECT string_agg(format('%s<%s', inhrelid::regclass, inhparent::regclass), ',' ORDER BY inhrelid::regclass::text) FROM pg_inherits`,
+		`SELECT string_agg(format('%s %s', c.relname, pg_get_viewdef(c.oid)), ',' ORDER BY c.relname) FROM pg_class c WHERE c.relkind = 'v' AND c.relnamespace = 'public'::regnamespace`,
+		`SELECT string_agg(format('%s %s', enumtypid::regtype, enumlabel), ',' ORDER BY enumtypid::regtype::text, enumsortorder) FROM pg_enum`,
+		`SELECT string_agg(format('%s %s', t.typname, pg_get_constraintdef(k.oid)), ',' ORDER BY t.typname) FROM pg_constraint k JOIN pg_type t ON t.oid = k.contypid`,
+		`SELECT string_agg(format('%s %s', d.objid::regclass, d.refobjid::regclass), ',' ORDER BY d.objid::regclass::text) FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'a' AND d.objid IN (SELECT oid FROM pg_class WHERE relkind = 'S')`,
+	} {
+		want := pgtest.QueryString(t, src, "layered", q)
+		if want == "" {
+			t.Fatalf("%s: nothing on the source", q)
+		}
+		if got := pgtest.QueryString(t, dst, "layered", q); got != want {
+			t.Errorf("%s\non the target differs from the source (%d against %d characters)", q, len(got), len(want))
+		}
+	}
+	if v := runBin(t, nil, "verify", "-c", cfg); v.code != 0 || !strings.Contains(v.stdout, "800 of 800 tables equal") {
 		t.Errorf("verify: exit %d\n%s", v.code, lastLines(v.stdout, 3))
 	}
 }

@@ -124,3 +124,37 @@ func SplitEntries(script string) (preamble string, pieces map[string]string, ok 
 	}
 	return strings.Join(lines[:begin[0]], "\n"), pieces, true
 }
+
+// Dependencies are the dump IDs of the entries a piece's entry depends on,
+// from the "-- Dependencies: <id> ..." line pg_restore --verbose writes in
+// its header; none when the header has no such line.
+func Dependencies(piece string) []string {
+	header := false
+	for line := range strings.Lines(piece) {
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case tocEntryLine.MatchString(line):
+			header = true
+		case !header:
+		case strings.HasPrefix(line, "-- Dependencies:"):
+			return strings.Fields(strings.TrimPrefix(line, "-- Dependencies:"))
+		case !strings.HasPrefix(line, "-- ") || line == "--":
+			return nil
+		}
+	}
+	return nil
+}
+
+// Settings are the lines of a piece that set what pg_restore changes
+// between entries (default_tablespace, default_table_access_method): a
+// session that runs later pieces needs the last of each.
+func Settings(piece string) []string {
+	var out []string
+	for line := range strings.Lines(piece) {
+		line = strings.TrimRight(line, "\n")
+		if strings.HasPrefix(line, "SET default_tablespace = ") || strings.HasPrefix(line, "SET default_table_access_method = ") {
+			out = append(out, line)
+		}
+	}
+	return out
+}

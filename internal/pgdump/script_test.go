@@ -1,6 +1,7 @@
 package pgdump
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -78,5 +79,18 @@ func TestSplitEntries(t *testing.T) {
 	// A header in a function's body: the same ID twice refuses the split.
 	if _, _, ok := SplitEntries(script + "\n--\n-- TOC entry 214 (class 1259 OID 16384)\n--\n"); ok {
 		t.Error("a repeated entry was split")
+	}
+}
+
+func TestDependenciesAndSettings(t *testing.T) {
+	piece := "SET default_tablespace = '';\n\nSET default_table_access_method = heap;\n\n--\n-- TOC entry 214 (class 1259 OID 328411)\n-- Dependencies: 839 12\n-- Name: t; Type: TABLE; Schema: public; Owner: postgres\n--\n\nCREATE TABLE public.t (\n    m public.mood\n);\n-- Dependencies: 1\n"
+	if got := Dependencies(piece); !slices.Equal(got, []string{"839", "12"}) {
+		t.Errorf("Dependencies = %q, want [839 12]", got)
+	}
+	if got := Dependencies("--\n-- TOC entry 215 (class 1259 OID 328416)\n-- Name: t2; Type: TABLE; Schema: public; Owner: postgres\n--\n\nCREATE TABLE x ();\n-- Dependencies: 3\n"); got != nil {
+		t.Errorf("Dependencies of an entry without any = %q, want none (the line after its header is the entry's own text)", got)
+	}
+	if got := Settings(piece); !slices.Equal(got, []string{"SET default_tablespace = '';", "SET default_table_access_method = heap;"}) {
+		t.Errorf("Settings = %q", got)
 	}
 }
