@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -234,11 +235,29 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LI
 
 func (b *indexBuilder) build(ctx context.Context, dst *pgx.Conn, ref plan.TableRef) error {
 	start := time.Now()
-	built := 0
+	var todo []earlyIndex
 	for _, ix := range b.defs[ref] {
-		if b.present[ref][ix.name] {
-			continue
+		if !b.present[ref][ix.name] {
+			todo = append(todo, ix)
 		}
+	}
+	built := 0
+	if len(todo) > 1 {
+		// A table's indexes in one statement string, one transaction: one
+		// round trip and one commit for a small table's two or three
+		// indexes. One the target refuses takes the others' back with it:
+		// they are then built one by one.
+		var sqls []string
+		for _, ix := range todo {
+			sqls = append(sqls, ix.sql)
+		}
+		if _, err := dst.PgConn().Exec(ctx, strings.Join(sqls, ";\n")).ReadAll(); err == nil {
+			built, todo = len(todo), nil
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	for _, ix := range todo {
 		if _, err := dst.Exec(ctx, ix.sql); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

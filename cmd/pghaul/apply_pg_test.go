@@ -816,6 +816,39 @@ END $$`)
 	}
 }
 
+// TestApplyEarlyIndexRefused: a table's early indexes go to the target in
+// one statement; when the target refuses one, the others are built one by
+// one and the refused one is left to post-data, which reports it. The
+// index's function refuses on the target while a role setting says so.
+func TestApplyEarlyIndexRefused(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, src, "shop", `CREATE FUNCTION checked(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN
+  IF current_setting('shop.refuse', true) = 'on' THEN RAISE EXCEPTION 'refused by shop.refuse'; END IF;
+  RETURN $1;
+END $$`,
+		"CREATE TABLE t (id int PRIMARY KEY, v text)", "CREATE INDEX t_checked ON t (checked(id))",
+		"INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g")
+	pgtest.Exec(t, dst, "postgres", "ALTER ROLE postgres SET shop.refuse = 'on'")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [shop]}\n")
+	r := runBin(t, nil, "apply", "-c", cfg)
+	if r.code == 0 || !strings.Contains(r.stderr, "index t_checked of public.t left to post-data") || !strings.Contains(r.stderr, "refused by shop.refuse") {
+		t.Fatalf("apply: exit %d, want the index left to post-data and post-data failing on it\n%s", r.code, r.stderr)
+	}
+	if got := pgtest.QueryString(t, dst, "shop", "SELECT string_agg(indexrelid::regclass::text, ',' ORDER BY indexrelid::regclass::text) FROM pg_index WHERE indrelid = 't'::regclass"); got != "t_pkey" {
+		t.Errorf("indexes of t on the target = %q, want the primary key built early without the refused index", got)
+	}
+	pgtest.Exec(t, dst, "postgres", "ALTER ROLE postgres RESET shop.refuse")
+	if r := runBin(t, nil, "apply", "-c", cfg); r.code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := pgtest.QueryString(t, dst, "shop", "SELECT string_agg(indexrelid::regclass::text, ',' ORDER BY indexrelid::regclass::text) FROM pg_index WHERE indrelid = 't'::regclass"); got != "t_checked,t_pkey" {
+		t.Errorf("indexes of t after the rerun = %q, want t_checked,t_pkey", got)
+	}
+}
+
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	if len(l) > n {
