@@ -88,7 +88,7 @@ const copyTablesSQL = `SELECT n.nspname, c.relname,
 	COALESCE((SELECT x.extcondition[array_position(x.extconfig, c.oid)] FROM pg_extension x WHERE c.oid = ANY (x.extconfig)), ''),
 	COALESCE(bool_and((SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END FROM pg_type t WHERE t.oid = a.atttypid) = ANY ($3::pg_catalog.regtype[]))
 		FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), false),
-	pg_catalog.pg_table_size(c.oid)
+	` + pg.RelationBytesSQL + `
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
 WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 GROUP BY c.oid, n.nspname, c.relname`
@@ -118,29 +118,12 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	src, release, err := d.snapshotSession(ctx)
+	setup, err := d.copySetup(ctx, st)
 	if err != nil {
 		return "", err
 	}
-	// Columns and index definitions as the snapshot saw them; every name
-	// qualified (search_path is empty until the transaction ends).
-	_, err = src.Exec(ctx, "SELECT pg_catalog.set_config('search_path', '', true)")
-	var encoding, monetary string
-	var tables []copyTable
-	var indexes map[plan.TableRef][]earlyIndex
-	if err == nil {
-		err = src.QueryRow(ctx, sessionFactsSQL).Scan(&encoding, &monetary)
-	}
-	if err == nil {
-		tables, err = d.copyTables(ctx, src, st.Params.Tables)
-	}
-	if err == nil {
-		indexes, err = d.earlyIndexes(ctx, src, tables)
-	}
-	if err == nil {
-		err = encodeStatements(ctx, src, encoding, tables)
-	}
-	release()
+	encoding, monetary, tables := setup.encoding, setup.monetary, setup.tables
+	indexes, err := d.earlyIndexes(ctx, setup.indexes)
 	if err != nil {
 		return "", err
 	}
@@ -176,6 +159,99 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 }
 
 func byteString(n int64) string { return config.ByteSize(n).String() }
+
+// copySource is what the copy reads from the source, under the snapshot,
+// before its first table: the database's encoding and lc_monetary, the
+// tables' columns and sizes with their statements in that encoding, and
+// their indexes' definitions. On 10,000 small tables it took 0.9 s while
+// both servers idled; it is read while the schema is dumped and restored
+// (prefetchCopySource) when it can be.
+type copySource struct {
+	encoding, monetary string
+	tables             []copyTable
+	indexes            []indexRow
+}
+
+// readCopySource reads it on src, a session in the snapshot's transaction:
+// every name qualified (search_path is empty until the transaction ends).
+func (d *dbRun) readCopySource(ctx context.Context, src *pgx.Conn, refs []plan.TableRef) (copySource, error) {
+	var c copySource
+	_, err := src.Exec(ctx, "SELECT pg_catalog.set_config('search_path', '', true)")
+	if err == nil {
+		err = src.QueryRow(ctx, sessionFactsSQL).Scan(&c.encoding, &c.monetary)
+	}
+	if err == nil {
+		c.tables, err = d.copyTables(ctx, src, refs)
+	}
+	if err == nil {
+		c.indexes, err = earlyIndexRows(ctx, src, c.tables)
+	}
+	if err == nil {
+		err = encodeStatements(ctx, src, c.encoding, c.tables)
+	}
+	return c, err
+}
+
+// copyPrefetch is copySource being read on a session of its own.
+type copyPrefetch struct {
+	done   chan struct{}
+	source copySource
+	err    error
+}
+
+// prefetchCopySource starts reading copySource for the copy step on a new
+// session importing the snapshot, when the copy will run under it from
+// the start: the schema dump and the pre-data restore, which take seconds
+// on a schema of many tables, do not use the source's CPU fully.
+func (d *dbRun) prefetchCopySource(ctx context.Context) {
+	st, ok := d.step(plan.StepCopyData)
+	if !ok || d.resume || d.snap == nil || d.prefetch != nil || d.m.stepStatus(st.ID) == state.StatusDone {
+		return
+	}
+	p := &copyPrefetch{done: make(chan struct{})}
+	d.prefetch = p
+	id := d.snap.id
+	go func() {
+		defer close(p.done)
+		conn, err := d.m.Source.Connect(ctx, d.name, pg.Options{ReadOnly: true, Settings: holderSettings})
+		if err != nil {
+			p.err = err
+			return
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		if p.err = importSnapshot(ctx, conn.PgConn(), id); p.err == nil {
+			p.source, p.err = d.readCopySource(ctx, conn, st.Params.Tables)
+		}
+	}()
+}
+
+// waitPrefetch waits for a prefetch started, if any, and takes it.
+func (d *dbRun) waitPrefetch() *copyPrefetch {
+	p := d.prefetch
+	if p != nil {
+		<-p.done
+		d.prefetch = nil
+	}
+	return p
+}
+
+// copySetup is copySource as prefetched, or read now on the snapshot's
+// session (after a prefetch that failed too: a session the server refused
+// when it ran, say).
+func (d *dbRun) copySetup(ctx context.Context, st plan.Step) (copySource, error) {
+	if p := d.waitPrefetch(); p != nil {
+		if p.err == nil {
+			return p.source, nil
+		}
+		d.m.Log.Debug("reading the copy's tables ahead failed; read again now", "database", d.name, "error", p.err)
+	}
+	src, release, err := d.snapshotSession(ctx)
+	if err != nil {
+		return copySource{}, err
+	}
+	defer release()
+	return d.readCopySource(ctx, src, st.Params.Tables)
+}
 
 // copyTables reads the columns of the planned tables, keeping the plan's
 // order (largest first).

@@ -47,10 +47,14 @@ type dbRun struct {
 	// disowned are the owners the target user cannot hand objects to
 	// (prepareOwners): the restore leaves out their OWNER TO statements.
 	disowned map[string]bool
+	// prefetch reads what the copy needs from the source while the schema
+	// is dumped and restored.
+	prefetch *copyPrefetch
 }
 
 func (d *dbRun) run(ctx context.Context) error {
 	defer d.releaseSnapshot()
+	defer d.waitPrefetch() // its session closed before the database is done
 	defer d.releaseBootstrap(ctx)
 	defer closeSession(ctx, &d.target)
 	needSnapshot := false

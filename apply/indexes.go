@@ -41,19 +41,16 @@ WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 	AND (k.oid IS NULL OR k.conislocal AND k.coninhcount = 0)
 ORDER BY 1, 2, 3`
 
-// earlyIndexes returns, by table, the indexes the copy may build early:
-// only those whose entry the post-data restore would otherwise run.
-func (d *dbRun) earlyIndexes(ctx context.Context, src *pgx.Conn, tables []copyTable) (map[plan.TableRef][]earlyIndex, error) {
-	toc, err := d.listTOC(ctx, "post-data")
-	if err != nil {
-		return nil, err
-	}
-	restored := map[string]bool{}
-	for _, e := range toc {
-		if (e.Kind == "INDEX" || e.Kind == "CONSTRAINT") && d.keep(e) {
-			restored[e.Kind+" "+e.Schema+" "+e.Tag] = true
-		}
-	}
+// indexRow is an index of earlyIndexSQL: its table, its name, the
+// constraint it backs ("" for none) and the statement that builds it.
+type indexRow struct {
+	ref                    plan.TableRef
+	index, constraint, def string
+}
+
+// earlyIndexRows reads the definitions of the tables' indexes under the
+// snapshot (not those of extension configuration tables).
+func earlyIndexRows(ctx context.Context, src *pgx.Conn, tables []copyTable) ([]indexRow, error) {
 	var schemas, names []string
 	for _, t := range tables {
 		if !t.extConfig {
@@ -64,22 +61,41 @@ func (d *dbRun) earlyIndexes(ctx context.Context, src *pgx.Conn, tables []copyTa
 	if err != nil {
 		return nil, fmt.Errorf("read index definitions: %w", err)
 	}
-	out := map[plan.TableRef][]earlyIndex{}
-	var ref plan.TableRef
-	var index, constraint, def string
-	_, err = pgx.ForEachRow(rows, []any{&ref.Schema, &ref.Name, &index, &constraint, &def}, func() error {
-		// The archive entry the statement stands for.
-		entry := "INDEX " + ref.Schema + " " + index
-		if constraint != "" {
-			entry = "CONSTRAINT " + ref.Schema + " " + ref.Name + " " + constraint
-		}
-		if restored[entry] && def != "" {
-			out[ref] = append(out[ref], earlyIndex{name: index, sql: def})
-		}
+	var out []indexRow
+	var r indexRow
+	_, err = pgx.ForEachRow(rows, []any{&r.ref.Schema, &r.ref.Name, &r.index, &r.constraint, &r.def}, func() error {
+		out = append(out, r)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read index definitions: %w", err)
+	}
+	return out, nil
+}
+
+// earlyIndexes returns, by table, the indexes the copy may build early:
+// only those whose entry the post-data restore would otherwise run.
+func (d *dbRun) earlyIndexes(ctx context.Context, rows []indexRow) (map[plan.TableRef][]earlyIndex, error) {
+	toc, err := d.listTOC(ctx, "post-data")
+	if err != nil {
+		return nil, err
+	}
+	restored := map[string]bool{}
+	for _, e := range toc {
+		if (e.Kind == "INDEX" || e.Kind == "CONSTRAINT") && d.keep(e) {
+			restored[e.Kind+" "+e.Schema+" "+e.Tag] = true
+		}
+	}
+	out := map[plan.TableRef][]earlyIndex{}
+	for _, r := range rows {
+		// The archive entry the statement stands for.
+		entry := "INDEX " + r.ref.Schema + " " + r.index
+		if r.constraint != "" {
+			entry = "CONSTRAINT " + r.ref.Schema + " " + r.ref.Name + " " + r.constraint
+		}
+		if restored[entry] && r.def != "" {
+			out[r.ref] = append(out[r.ref], earlyIndex{name: r.index, sql: r.def})
+		}
 	}
 	return out, nil
 }

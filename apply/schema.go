@@ -28,6 +28,9 @@ func (d *dbRun) dumpSchema(ctx context.Context, _ plan.Step) (string, error) {
 		}
 		args = append(args, "--snapshot="+id)
 	}
+	if d.snapshotMode() {
+		d.prefetchCopySource(ctx)
+	}
 	tmp := d.dumpFile() + ".tmp"
 	_, err := pgdump.Run(ctx, d.m.Tools.PGDump, d.m.Source, d.name, append(args, "-f", tmp)...)
 	if err != nil {

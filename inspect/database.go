@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pghaul/pghaul/internal/pg"
 	"github.com/pghaul/pghaul/plan"
 )
 
@@ -62,7 +63,7 @@ SELECT n.nspname, c.relname, c.relkind::text, pg_get_userbyid(c.relowner),
 	COALESCE(x.extname, ''), COALESCE(c.oid = ANY (x.extconfig), false),
 	COALESCE(x.extcondition[array_position(x.extconfig, c.oid)], ''),
 	GREATEST(c.reltuples, 0)::bigint,
-	CASE WHEN c.relkind = 'r' THEN pg_table_size(c.oid) ELSE 0 END,
+	CASE WHEN c.relkind = 'r' THEN ` + pg.RelationBytesSQL + ` ELSE 0 END,
 	NOT has_table_privilege(c.oid, 'SELECT'),
 	COALESCE((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
 			'generated', a.attgenerated <> '', 'equality', COALESCE(eq.ok, true)) ORDER BY a.attnum)
