@@ -51,8 +51,12 @@ type Migration struct {
 	bootstrapTurn chan struct{}
 	// mu guards State, which concurrent databases update, and saved.
 	mu sync.Mutex
-	// saved is when the state was last written.
-	saved time.Time
+	// saved is when the state was last encoded to be written, encoded how
+	// many encodings there were; written is the newest encoding on disk,
+	// under writeMu.
+	saved            time.Time
+	encoded, written int
+	writeMu          sync.Mutex
 	// own are the backend PIDs of the cut-overs' sessions on the source,
 	// which a write freeze of any database must not end (a cut-over's
 	// session outside its database may sit in another one's); under mu.
@@ -250,17 +254,44 @@ func (m *Migration) update(f func()) {
 
 func (m *Migration) save() error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.saveLocked()
+	w, err := m.encodeLocked()
+	m.mu.Unlock()
+	return m.write(w, err)
 }
 
-func (m *Migration) saveLocked() error {
+// stateWrite is an encoded state and its place among the encodings.
+type stateWrite struct {
+	b   []byte
+	seq int
+}
+
+// encodeLocked, with m.mu held, encodes the state for write, which runs
+// after m.mu is released: the other databases' and workers' updates do
+// not wait for the file's fsync (a worker finishing a table waited for it
+// up to once a second).
+func (m *Migration) encodeLocked() (stateWrite, error) {
 	m.State.UpdatedAt = m.Now().UTC()
-	snapshot := *m.State
-	if err := m.Store.Save(&snapshot); err != nil {
+	b, err := m.Store.Encode(m.State)
+	m.encoded++
+	m.saved = m.Now()
+	return stateWrite{b: b, seq: m.encoded}, err
+}
+
+// write writes an encoded state unless a newer one was written meanwhile
+// (it holds every change of this one).
+func (m *Migration) write(w stateWrite, err error) error {
+	if err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	m.saved = m.Now()
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	if w.seq <= m.written {
+		return nil
+	}
+	if err := m.Store.Write(w.b); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	m.written = w.seq
 	return nil
 }
 
@@ -277,11 +308,13 @@ const progressSaveEvery = time.Second
 // progressSaveEvery.
 func (m *Migration) saveProgress() error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.Now().Sub(m.saved) < progressSaveEvery {
+		m.mu.Unlock()
 		return nil
 	}
-	return m.saveLocked()
+	w, err := m.encodeLocked()
+	m.mu.Unlock()
+	return m.write(w, err)
 }
 
 func (m *Migration) emit(e Event) {

@@ -27,7 +27,6 @@ func (m *Migration) freezeOf(db string) *state.Freeze {
 // setFreeze saves database db's freeze (nil removes it) in the state.
 func (m *Migration) setFreeze(db string, f *state.Freeze) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if f == nil {
 		delete(m.State.Freezes, db)
 	} else {
@@ -37,7 +36,9 @@ func (m *Migration) setFreeze(db string, f *state.Freeze) error {
 		c := *f
 		m.State.Freezes[db] = &c
 	}
-	return m.saveLocked()
+	w, err := m.encodeLocked()
+	m.mu.Unlock()
+	return m.write(w, err)
 }
 
 const allowConnectionsSQL = `SELECT datallowconn FROM pg_database WHERE datname = $1`

@@ -163,14 +163,20 @@ type chunkResult struct {
 	err   error
 }
 
+// firstChunk is the most entries of the chunk that runs alone first, to
+// measure the locks an entry takes: small, since the other sessions wait
+// for it.
+const firstChunk = 128
+
 const (
 	entryToDo = iota
 	entryRunning
 	entryDone
 )
 
-// run restores every entry not yet restored, counting in stats. The first chunk runs alone and measures the locks an entry
-// takes (pg_locks before its COMMIT); the next ones are sized so that all
+// run restores every entry not yet restored, counting in stats. The
+// first chunk (at most firstChunk entries) runs alone and measures the
+// locks an entry takes (pg_locks before its COMMIT); the next ones are sized so that all
 // running together hold a third of the lock table, and run on up to
 // parallel.tables sessions, shared first. After a chunk fails (a
 // dependency the archive does not declare, the lock table), the rest go
@@ -210,7 +216,11 @@ func (r *chunkRestore) run(ctx context.Context, shared *pgx.Conn, size int, stat
 			for lo < n && state[lo] != entryToDo {
 				lo++
 			}
-			job := r.next(state, lo, size)
+			n := size
+			if !measured {
+				n = min(size, firstChunk)
+			}
+			job := r.next(state, lo, n)
 			if len(job.entries) > 0 && (running == 0 || r.ready(state, job.entries)) {
 				if running == workers {
 					conn := shared

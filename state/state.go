@@ -172,6 +172,10 @@ var ErrNoState = errors.New("no state")
 type Store interface {
 	Load() (*State, error)
 	Save(*State) error
+	// Encode and Write are Save in two parts: the caller encodes under its
+	// own lock and writes after it, so the fsync does not hold it.
+	Encode(*State) ([]byte, error)
+	Write([]byte) error
 	LoadPasswords() (Passwords, error)
 	SavePasswords(Passwords) error
 	// Path is where the migration keeps a file of its own (a schema
@@ -221,12 +225,22 @@ func (f *FileStore) Load() (*State, error) {
 
 // Save writes s atomically.
 func (f *FileStore) Save(s *State) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	b, err := json.MarshalIndent(s, "", "  ")
+	b, err := f.Encode(s)
 	if err != nil {
 		return err
 	}
+	return f.Write(b)
+}
+
+// Encode is s as Save writes it.
+func (f *FileStore) Encode(s *State) ([]byte, error) {
+	return json.MarshalIndent(s, "", "  ")
+}
+
+// Write writes an encoded state atomically.
+func (f *FileStore) Write(b []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return writeAtomic(f.Dir, "state.json", b, 0o600)
 }
 
