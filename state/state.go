@@ -232,9 +232,13 @@ func (f *FileStore) Save(s *State) error {
 	return f.Write(b)
 }
 
-// Encode is s as Save writes it.
+// Encode is s as Save writes it: compact JSON (jq shows it indented).
+// Indenting took three quarters of the time of each write, and the state
+// of a database of 10,000 tables is written once a second while they copy
+// and after each chunk of its schema.
 func (f *FileStore) Encode(s *State) ([]byte, error) {
-	return json.MarshalIndent(s, "", "  ")
+	b, err := json.Marshal(s)
+	return append(b, '\n'), err
 }
 
 // Write writes an encoded state atomically.
