@@ -199,10 +199,13 @@ type copyPrefetch struct {
 	err    error
 }
 
-// prefetchCopySource starts reading copySource for the copy step on a new
-// session importing the snapshot, when the copy will run under it from
-// the start: the schema dump and the pre-data restore, which take seconds
-// on a schema of many tables, do not use the source's CPU fully.
+// prefetchCopySource starts reading copySource for the copy step while
+// the schema is dumped and restored, when the copy will run under the
+// snapshot from the start: the dump and the pre-data restore take seconds
+// on a schema of many tables without using the source's CPU fully. It
+// reads on the snapshot's session (the exporting transaction, idle until
+// the copy; no backend to start), which pinExtensions and releaseSnapshot
+// wait for (prefetched).
 func (d *dbRun) prefetchCopySource(ctx context.Context) {
 	st, ok := d.step(plan.StepCopyData)
 	if !ok || d.resume || d.snap == nil || d.prefetch != nil || d.m.stepStatus(st.ID) == state.StatusDone {
@@ -210,28 +213,30 @@ func (d *dbRun) prefetchCopySource(ctx context.Context) {
 	}
 	p := &copyPrefetch{done: make(chan struct{})}
 	d.prefetch = p
-	id := d.snap.id
 	go func() {
 		defer close(p.done)
-		conn, err := d.m.Source.Connect(ctx, d.name, pg.Options{ReadOnly: true, Settings: holderSettings})
+		src, release, err := d.snapshotSession(ctx)
 		if err != nil {
 			p.err = err
 			return
 		}
-		defer conn.Close(context.WithoutCancel(ctx))
-		if p.err = importSnapshot(ctx, conn.PgConn(), id); p.err == nil {
-			p.source, p.err = d.readCopySource(ctx, conn, st.Params.Tables)
-		}
+		defer release()
+		p.source, p.err = d.readCopySource(ctx, src, st.Params.Tables)
 	}()
+}
+
+// prefetched waits for a prefetch started, if any, to end.
+func (d *dbRun) prefetched() {
+	if d.prefetch != nil {
+		<-d.prefetch.done
+	}
 }
 
 // waitPrefetch waits for a prefetch started, if any, and takes it.
 func (d *dbRun) waitPrefetch() *copyPrefetch {
 	p := d.prefetch
-	if p != nil {
-		<-p.done
-		d.prefetch = nil
-	}
+	d.prefetched()
+	d.prefetch = nil
 	return p
 }
 

@@ -349,6 +349,7 @@ const targetExtensionSQL = `SELECT EXISTS (SELECT 1 FROM pg_available_extension_
 // restore at the target's default version, and the note says so.
 func (d *dbRun) pinExtensions(ctx context.Context, dst *pgx.Conn) ([]string, error) {
 	var src *pgx.Conn
+	d.prefetched() // the exporting transaction may be reading for the copy
 	if d.snap != nil && d.snap.conn != nil {
 		src = d.snap.conn // the exporting transaction: no session to start
 	} else {

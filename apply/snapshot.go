@@ -97,6 +97,7 @@ func (d *dbRun) snapshotID() (string, error) {
 }
 
 func (d *dbRun) releaseSnapshot() {
+	d.prefetched() // a prefetch may read on the exporting transaction
 	if d.snap != nil {
 		d.snap.close()
 		d.snap = nil
