@@ -17,6 +17,11 @@
 // largest table into a table without indexes; and the dump's floor, that
 // table alone as pghaul loads it (binary COPY FREEZE) with its primary
 // key. Results go to a TSV file.
+//
+// The clusters live under TMPDIR (the targets until the harness ends: a
+// file system without a journal makes creating files slow for minutes
+// after many are removed). docs/speed.md measures the many-tables shapes
+// on a journaled ext4 too: TMPDIR=<its mount point> go run ./bench/harness.
 package main
 
 import (
