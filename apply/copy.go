@@ -82,6 +82,8 @@ func (t copyTable) key() string { return t.ref.String() }
 // copyTablesSQL reads each table's copied columns, whether it is an
 // extension's configuration table (and its condition), whether every
 // copied column (a domain by its base type) is one of $3, and its size.
+// reltoastrelid is grouped by: before 14 the catalogs have no primary key,
+// so c.oid does not stand for c's other columns.
 const copyTablesSQL = `SELECT n.nspname, c.relname,
 	COALESCE(array_agg(quote_ident(a.attname) ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}'),
 	EXISTS (SELECT 1 FROM pg_extension x WHERE c.oid = ANY (x.extconfig)),
@@ -91,7 +93,7 @@ const copyTablesSQL = `SELECT n.nspname, c.relname,
 	` + pg.RelationBytesSQL + `
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
 WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-GROUP BY c.oid, n.nspname, c.relname`
+GROUP BY c.oid, n.nspname, c.relname, c.reltoastrelid`
 
 const sessionFactsSQL = `SELECT pg_encoding_to_char(d.encoding), current_setting('lc_monetary') FROM pg_database d WHERE d.datname = current_database()`
 
