@@ -3,7 +3,6 @@ package apply
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,9 +57,6 @@ type Migration struct {
 	saved            time.Time
 	encoded, written int
 	writeMu          sync.Mutex
-	// planJSON is State.Plan encoded, once: the plan is fixed while the
-	// migration runs.
-	planJSON []byte
 	// own are the backend PIDs of the cut-overs' sessions on the source,
 	// which a write freeze of any database must not end (a cut-over's
 	// session outside its database may sit in another one's); under mu.
@@ -275,14 +271,7 @@ type stateWrite struct {
 // up to once a second).
 func (m *Migration) encodeLocked() (stateWrite, error) {
 	m.State.UpdatedAt = m.Now().UTC()
-	if m.planJSON == nil {
-		p, err := json.Marshal(&m.State.Plan)
-		if err != nil {
-			return stateWrite{}, err
-		}
-		m.planJSON = p
-	}
-	b, err := m.State.EncodeWithPlan(m.planJSON)
+	b, err := m.Store.Encode(m.State)
 	m.encoded++
 	m.saved = m.Now()
 	return stateWrite{b: b, seq: m.encoded}, err

@@ -172,9 +172,9 @@ var ErrNoState = errors.New("no state")
 type Store interface {
 	Load() (*State, error)
 	Save(*State) error
-	// Write writes a state encoded by EncodeWithPlan, atomically: the
-	// caller encodes under its own lock and writes after it, so the fsync
-	// does not hold it.
+	// Encode and Write are Save in two parts: the caller encodes under its
+	// own lock and writes after it, so the fsync does not hold it.
+	Encode(*State) ([]byte, error)
 	Write([]byte) error
 	LoadPasswords() (Passwords, error)
 	SavePasswords(Passwords) error
@@ -238,21 +238,6 @@ func (f *FileStore) Save(s *State) error {
 // and after each chunk of its schema.
 func (f *FileStore) Encode(s *State) ([]byte, error) {
 	b, err := json.Marshal(s)
-	return append(b, '\n'), err
-}
-
-// EncodeWithPlan is s encoded as Save writes it, with planJSON (s.Plan
-// encoded once) in place of encoding s.Plan again. The plan is most of a
-// state and does not change while apply runs, but the state is saved
-// before and after each step of each database: 100 databases spent 1.3 of
-// pghaul's 2.9 CPU-seconds encoding it, a cost growing with the square of
-// the databases.
-func (s *State) EncodeWithPlan(planJSON []byte) ([]byte, error) {
-	type fields State
-	b, err := json.Marshal(struct {
-		*fields
-		Plan json.RawMessage `json:"plan"`
-	}{(*fields)(s), planJSON})
 	return append(b, '\n'), err
 }
 

@@ -1,11 +1,9 @@
 package state
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -130,34 +128,5 @@ func TestCopyNote(t *testing.T) {
 	s.Steps["db:shop/copy-data"] = StepState{Status: StatusDone}
 	if got := s.CopyNote("shop"); got != "" {
 		t.Errorf("CopyNote(shop) of a finished copy = %q, want none", got)
-	}
-}
-
-// TestEncodeWithPlan: a state encoded with its plan's encoding given is
-// the state Save writes, field for field.
-func TestEncodeWithPlan(t *testing.T) {
-	s := &State{Version: StateVersion, Key: "k2",
-		Plan:      plan.Plan{ConfigHash: "h", Steps: []plan.Step{{ID: "db:shop/copy-data", Kind: plan.StepCopyData, Params: plan.Params{Tables: []plan.TableRef{{Schema: "public", Name: "orders"}}}}}},
-		Steps:     map[string]StepState{"db:shop/copy-data": {Status: StatusRunning}},
-		Databases: map[string]*DatabaseState{"shop": {Bytes: 7, PreDataNext: 3, PreDataDone: [][2]int{{4, 6}}}}}
-	planJSON, err := json.Marshal(&s.Plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.EncodeWithPlan(planJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := json.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got, exp any
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
-	}
-	json.Unmarshal(want, &exp)
-	if !reflect.DeepEqual(got, exp) {
-		t.Errorf("EncodeWithPlan = %s\nwant %s", b, want)
 	}
 }
