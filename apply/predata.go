@@ -176,9 +176,9 @@ const (
 
 // run restores every entry not yet restored, counting in stats. The
 // first chunk (at most firstChunk entries) runs alone and measures the
-// locks an entry takes (pg_locks before its COMMIT); the next ones are sized so that all
-// running together hold a third of the lock table, and run on up to
-// parallel.tables sessions, shared first. After a chunk fails (a
+// locks an entry takes (pg_locks before its COMMIT); the next ones are
+// sized so that all running together hold a third of the lock table, and
+// run on up to parallel.tables sessions, shared first. After a chunk fails (a
 // dependency the archive does not declare, the lock table), the rest go
 // one at a time; a chunk that fails alone ends the run with its error, for
 // the caller to go on with pg_restore, which names the entry.
@@ -216,11 +216,11 @@ func (r *chunkRestore) run(ctx context.Context, shared *pgx.Conn, size int, stat
 			for lo < n && state[lo] != entryToDo {
 				lo++
 			}
-			n := size
+			take := size
 			if !measured {
-				n = min(size, firstChunk)
+				take = min(size, firstChunk)
 			}
-			job := r.next(state, lo, n)
+			job := r.next(state, lo, take)
 			if len(job.entries) > 0 && (running == 0 || r.ready(state, job.entries)) {
 				if running == workers {
 					conn := shared

@@ -58,6 +58,34 @@ func putBack(ctx context.Context, conn *pgx.Conn, before map[string]string) erro
 	return pg.SetConfig(ctx, conn, changed)
 }
 
+// scriptPrelude is what a session runs before a restore script: the server
+// converts and splits the whole script as it arrives, before its own SET
+// statements run, so the archive's encoding and its string syntax must be
+// in force already.
+func scriptPrelude(encoding string) string {
+	pre := "SET standard_conforming_strings = on"
+	if encoding != "" {
+		pre += "; SET client_encoding = " + literal(encoding)
+	}
+	return pre
+}
+
+// settle ends a script's use of the shared target session dst, whose
+// settings were before: when the run was cancelled it closes the session
+// (rolling back whatever the script began) and returns the cancellation;
+// else it puts the settings back, closing the session if it cannot (a
+// session whose settings are unknown serves no other step).
+func (d *dbRun) settle(ctx context.Context, dst *pgx.Conn, before map[string]string) error {
+	if ctx.Err() != nil {
+		closeSession(ctx, &d.target)
+		return ctx.Err()
+	}
+	if err := putBack(ctx, dst, before); err != nil {
+		closeSession(ctx, &d.target)
+	}
+	return nil
+}
+
 // restoreOnSession restores what pg_restore with args would, as a script
 // on the database's shared target session. done is false, with no error,
 // when the script cannot go that way or the server refused it: the caller
@@ -83,31 +111,18 @@ func (d *dbRun) restoreOnSession(ctx context.Context, args []string) (done bool,
 	if err != nil {
 		return false, fmt.Errorf("read the target session's settings: %w", err)
 	}
-	// The server converts and splits the whole script as it arrives, before
-	// its own SET statements run: the archive's encoding and its string
-	// syntax must be in force already.
-	pre := "SET standard_conforming_strings = on"
-	if encoding != "" {
-		pre += "; SET client_encoding = " + literal(encoding)
-	}
 	conn := dst.PgConn()
-	_, err = conn.Exec(ctx, pre).ReadAll()
+	_, err = conn.Exec(ctx, scriptPrelude(encoding)).ReadAll()
 	if err == nil {
 		_, err = conn.Exec(ctx, script).ReadAll()
 	}
-	if ctx.Err() != nil {
-		// Closing the session rolls back whatever the script began.
-		closeSession(ctx, &d.target)
-		return false, ctx.Err()
-	}
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		// An explicit transaction stays open, failed; an implicit one (no
 		// BEGIN in the script) is already rolled back.
 		conn.Exec(ctx, "ROLLBACK").ReadAll()
 	}
-	if perr := putBack(ctx, dst, before); perr != nil {
-		// A session whose settings are unknown serves no other step.
-		closeSession(ctx, &d.target)
+	if cerr := d.settle(ctx, dst, before); cerr != nil {
+		return false, cerr
 	}
 	switch {
 	case err == nil:
@@ -185,11 +200,7 @@ func (d *dbRun) restoreScriptChunks(ctx context.Context, entries []pgdump.Entry,
 	if err != nil {
 		return false, fmt.Errorf("read the target session's settings: %w", err)
 	}
-	pre := "SET standard_conforming_strings = on"
-	if encoding != "" {
-		pre += "; SET client_encoding = " + literal(encoding)
-	}
-	setup := []string{pre, preamble}
+	setup := []string{scriptPrelude(encoding), preamble}
 	for _, s := range setup {
 		if _, err = dst.PgConn().Exec(ctx, s).ReadAll(); err != nil {
 			break
@@ -198,12 +209,8 @@ func (d *dbRun) restoreScriptChunks(ctx context.Context, entries []pgdump.Entry,
 	if err == nil {
 		err = newChunkRestore(d, entries, byID, progress, setup, capacity).run(ctx, dst, size, stats)
 	}
-	if ctx.Err() != nil {
-		closeSession(ctx, &d.target)
-		return false, ctx.Err()
-	}
-	if perr := putBack(ctx, dst, before); perr != nil {
-		closeSession(ctx, &d.target)
+	if cerr := d.settle(ctx, dst, before); cerr != nil {
+		return false, cerr
 	}
 	switch {
 	case err == nil:

@@ -80,9 +80,8 @@ const deadHolderWait = 5 * time.Second
 // holderDead reports a lock file naming a process of this host that no
 // longer runs.
 func holderDead(file string) bool {
-	b, err := os.ReadFile(file)
-	var info lockInfo
-	if err != nil || json.Unmarshal(b, &info) != nil || info.PID <= 0 {
+	info, ok := readLockInfo(file)
+	if !ok || info.PID <= 0 {
 		return false
 	}
 	if host, _ := os.Hostname(); host != info.Host {
@@ -92,12 +91,21 @@ func holderDead(file string) bool {
 }
 
 func holder(file string) string {
-	b, err := os.ReadFile(file)
-	var info lockInfo
-	if err != nil || json.Unmarshal(b, &info) != nil {
+	info, ok := readLockInfo(file)
+	if !ok {
 		return "holder unknown"
 	}
 	return fmt.Sprintf("pid %d on %s since %s", info.PID, info.Host, info.Since.Format(time.RFC3339))
+}
+
+// readLockInfo reads the lock file; ok is false when it is missing or
+// unreadable.
+func readLockInfo(file string) (info lockInfo, ok bool) {
+	b, err := os.ReadFile(file)
+	if err != nil || json.Unmarshal(b, &info) != nil {
+		return lockInfo{}, false
+	}
+	return info, true
 }
 
 // Release frees the lock. The session's advisory locks are released by a
