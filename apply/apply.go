@@ -52,10 +52,12 @@ type Migration struct {
 	// mu guards State, which concurrent databases update, and saved.
 	mu sync.Mutex
 	// saved is when the state was last encoded to be written, encoded how
-	// many encodings there were; written is the newest encoding on disk,
-	// under writeMu.
+	// many encodings there were, pending the records encoded and not yet
+	// taken to be written (under mu); written is the newest encoding on
+	// disk, under writeMu.
 	saved            time.Time
 	encoded, written int
+	pending          []state.Record
 	writeMu          sync.Mutex
 	// own are the backend PIDs of the cut-overs' sessions on the source,
 	// which a write freeze of any database must not end (a cut-over's
@@ -96,6 +98,14 @@ func (m *Migration) Run(ctx context.Context) error {
 	if m.State.Steps == nil {
 		m.State.Steps = map[string]state.StepState{}
 	}
+	err = m.run(ctx)
+	if serr := m.saveWhole(); serr != nil {
+		return errors.Join(err, serr)
+	}
+	return err
+}
+
+func (m *Migration) run(ctx context.Context) error {
 	cluster, perDB, order := plan.GroupSteps(m.State.Plan.Steps)
 	for _, st := range cluster {
 		if err := m.runStep(ctx, st, m.clusterStep); err != nil {
@@ -259,26 +269,29 @@ func (m *Migration) save() error {
 	return m.write(w, err)
 }
 
-// stateWrite is an encoded state and its place among the encodings.
-type stateWrite struct {
-	b   []byte
-	seq int
-}
+// stateWrite is the number of an encoding: write returns once it is on
+// disk.
+type stateWrite struct{ seq int }
 
-// encodeLocked, with m.mu held, encodes the state for write, which runs
-// after m.mu is released: the other databases' and workers' updates do
-// not wait for the file's fsync (a worker finishing a table waited for it
-// up to once a second).
+// encodeLocked, with m.mu held, encodes the state's changes (a record of
+// the journal, state.Store) for write, which runs after m.mu is released:
+// the other databases' and workers' updates do not wait for the file's
+// fsync (a worker finishing a table waited for it up to once a second).
 func (m *Migration) encodeLocked() (stateWrite, error) {
 	m.State.UpdatedAt = m.Now().UTC()
-	b, err := m.Store.Encode(m.State)
+	r, err := m.Store.Encode(m.State)
+	if err != nil {
+		return stateWrite{}, err
+	}
 	m.encoded++
 	m.saved = m.Now()
-	return stateWrite{b: b, seq: m.encoded}, err
+	m.pending = append(m.pending, r)
+	return stateWrite{seq: m.encoded}, nil
 }
 
-// write writes an encoded state unless a newer one was written meanwhile
-// (it holds every change of this one).
+// write returns once encoding w is on disk: it writes every record
+// encoded and not yet written, in order, unless a write since w's encoding
+// took them (records hold their own changes only: none is skipped).
 func (m *Migration) write(w stateWrite, err error) error {
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
@@ -288,10 +301,33 @@ func (m *Migration) write(w stateWrite, err error) error {
 	if w.seq <= m.written {
 		return nil
 	}
-	if err := m.Store.Write(w.b); err != nil {
+	m.mu.Lock()
+	recs, upto := m.pending, m.encoded
+	m.pending = nil
+	m.mu.Unlock()
+	if err := m.Store.Write(recs...); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	m.written = w.seq
+	m.written = upto
+	return nil
+}
+
+// saveWhole writes the whole state, emptying the journal: at the end of a
+// run, state.json alone holds it (jq reads it).
+func (m *Migration) saveWhole() error {
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	m.mu.Lock()
+	m.State.UpdatedAt = m.Now().UTC()
+	m.pending = nil
+	m.encoded++
+	upto := m.encoded
+	err := m.Store.Save(m.State)
+	m.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	m.written = upto
 	return nil
 }
 

@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -197,12 +196,8 @@ func once(ctx context.Context, o options, work, bin string, freeze bool) (outcom
 // writes on after the switch (what it writes then is not counted) and is
 // stopped without a summary.
 func (r *outcome) count(ctx context.Context, bin, cfg string, src, dst *cluster.Cluster, dbs []string, outs []*strings.Builder, switched time.Time) error {
-	b, err := os.ReadFile(filepath.Join(cfg+".state", "state.json"))
+	st, err := (&state.FileStore{Dir: cfg + ".state"}).Load()
 	if err != nil {
-		return err
-	}
-	var st state.State
-	if err := json.Unmarshal(b, &st); err != nil {
 		return err
 	}
 	for _, db := range dbs {

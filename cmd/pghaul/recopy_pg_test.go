@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -157,15 +155,11 @@ func TestSnapshotCopyResumes(t *testing.T) {
 
 func loadState(t *testing.T, cfg string) *state.State {
 	t.Helper()
-	b, err := os.ReadFile(cfg + ".state/state.json")
+	st, err := (&state.FileStore{Dir: cfg + ".state"}).Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st state.State
-	if err := json.Unmarshal(b, &st); err != nil {
-		t.Fatal(err)
-	}
-	return &st
+	return st
 }
 
 // relfilenodes are the tables' files on c: a truncate or a copy into a

@@ -1,0 +1,224 @@
+package state
+
+import (
+	"encoding/json"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pghaul/pghaul/plan"
+)
+
+func newStore(t *testing.T) *FileStore {
+	t.Helper()
+	f := &FileStore{Dir: t.TempDir()}
+	if err := f.Open(); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func save(t *testing.T, f *FileStore, s *State) Record {
+	t.Helper()
+	r, err := f.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Write(r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// loaded is what Load gives, compared as JSON (times keep no monotonic
+// reading there).
+func loaded(t *testing.T, f *FileStore) string {
+	t.Helper()
+	s, err := f.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Seq = 0
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func asJSON(s *State) string {
+	c := *s
+	c.Seq = 0
+	b, _ := json.Marshal(&c)
+	return string(b)
+}
+
+// TestJournal: after the first save, a save writes a journal line with
+// what changed (steps and databases changed, added or removed, the head
+// when it changed), and Load gives back the state as of the last save,
+// while state.json alone stays as of the first.
+func TestJournal(t *testing.T) {
+	f := newStore(t)
+	now := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	s := &State{Version: StateVersion, Key: "k", StartedAt: now, UpdatedAt: now,
+		Steps:     map[string]StepState{"a": {Status: StatusRunning}, "b": {Status: StatusPending}},
+		Databases: map[string]*DatabaseState{"shop": {Tables: map[string]TableState{"public.t": {Status: StatusRunning}}}, "old": {Bytes: 1}}}
+	if r := save(t, f, s); !r.whole {
+		t.Fatal("the first save is not the whole state")
+	}
+	base, _ := os.ReadFile(f.Path("state.json"))
+
+	s.Steps["a"] = StepState{Status: StatusDone, Message: "done", Finished: now.Add(time.Second)}
+	s.Steps["c"] = StepState{Status: StatusRunning}
+	delete(s.Steps, "b")
+	s.Databases["shop"].Tables["public.t"] = TableState{Status: StatusDone, Rows: 3, Bytes: 100}
+	s.Databases["shop"].Bytes = 100
+	delete(s.Databases, "old")
+	s.Databases["new"] = &DatabaseState{CopyRuns: 1}
+	s.UpdatedAt = now.Add(2 * time.Second)
+	r := save(t, f, s)
+	if r.whole {
+		t.Fatal("the second save wrote the whole state")
+	}
+	var line journalLine
+	if err := json.Unmarshal(r.b, &line); err != nil {
+		t.Fatal(err)
+	}
+	if line.Head != nil || len(line.Steps) != 3 || line.Steps["b"] != nil || len(line.Databases) != 3 || line.Databases["old"] != nil {
+		t.Errorf("the journal line holds %s, want steps a, b (removed) and c, databases shop, old (removed) and new", r.b)
+	}
+	if got, want := loaded(t, f), asJSON(s); got != want {
+		t.Errorf("loaded\n%s\nwant\n%s", got, want)
+	}
+	if now, _ := os.ReadFile(f.Path("state.json")); string(now) != string(base) {
+		t.Error("a journal save rewrote state.json")
+	}
+
+	// Nothing changed: nothing to write. The head changed: it is written.
+	if r := save(t, f, s); r.b != nil {
+		t.Errorf("a save without changes wrote %s", r.b)
+	}
+	s.Roles = []RoleResult{{Name: "app", Status: "created"}}
+	r = save(t, f, s)
+	line = journalLine{}
+	if err := json.Unmarshal(r.b, &line); err != nil || line.Head == nil || line.Steps != nil || line.Databases != nil {
+		t.Errorf("a save of a new role wrote %s (%v)", r.b, err)
+	}
+	if got, want := loaded(t, f), asJSON(s); got != want {
+		t.Errorf("loaded\n%s\nwant\n%s", got, want)
+	}
+
+	// A plan replaced (a lag policy changed) makes the save whole.
+	s.Plan = plan.Plan{Steps: []plan.Step{{ID: "db:shop/wait-for-lag", Kind: plan.StepWaitForLag}}}
+	if r := save(t, f, s); !r.whole {
+		t.Errorf("a save of a replaced plan wrote %s", r.b)
+	}
+	if got, want := loaded(t, f), asJSON(s); got != want {
+		t.Errorf("loaded\n%s\nwant\n%s", got, want)
+	}
+
+	// A last line cut short by a crash is left out: the save it was never
+	// returned.
+	before := loaded(t, f)
+	s.Steps["c"] = StepState{Status: StatusDone}
+	r = save(t, f, s)
+	j, _ := os.ReadFile(f.Path(journalName))
+	if err := os.WriteFile(f.Path(journalName), j[:len(j)-len(r.b)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := loaded(t, f); got != before {
+		t.Errorf("with the last line cut short, loaded\n%s\nwant\n%s", got, before)
+	}
+}
+
+// TestJournalCompacts: once the journal outgrows state.json the next save
+// writes the whole state and empties the journal; a crash between the two
+// leaves lines Load skips by their number; the next process's first save
+// is whole; Reset removes the journal too.
+func TestJournalCompacts(t *testing.T) {
+	f := newStore(t)
+	s := &State{Version: StateVersion, Key: "k", Steps: map[string]StepState{}, Databases: map[string]*DatabaseState{}}
+	save(t, f, s)
+	whole := 0
+	for i := range 2000 {
+		s.Steps["db:x/step"] = StepState{Status: StatusRunning, Message: strings.Repeat("m", i%200)}
+		if r := save(t, f, s); r.whole {
+			whole++
+			if fi, err := os.Stat(f.Path(journalName)); err != nil || fi.Size() != 0 {
+				t.Fatalf("after a whole save the journal is %v, %v", fi, err)
+			}
+		}
+	}
+	if whole == 0 {
+		t.Fatal("the journal was never compacted")
+	}
+	if got, want := loaded(t, f), asJSON(s); got != want {
+		t.Errorf("loaded\n%s\nwant\n%s", got, want)
+	}
+
+	// A crash after state.json was replaced and before the journal was
+	// emptied: its lines are older than state.json and must not undo it.
+	s.Steps["db:x/step"] = StepState{Status: StatusRunning, Message: "old"}
+	save(t, f, s)
+	stale, _ := os.ReadFile(f.Path(journalName))
+	s.Steps["db:x/step"] = StepState{Status: StatusDone}
+	g := &FileStore{Dir: f.Dir} // another process: its first save is whole
+	if r := save(t, g, s); !r.whole {
+		t.Fatal("a new store's first save is not whole")
+	}
+	if err := os.WriteFile(f.Path(journalName), stale, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := g.Load(); err != nil || got.Steps["db:x/step"].Status != StatusDone {
+		t.Errorf("the stale journal undid state.json: %+v, %v", got.Steps, err)
+	}
+	if err := g.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(g.Path(journalName)); !os.IsNotExist(err) {
+		t.Errorf("Reset left the journal: %v", err)
+	}
+}
+
+// TestJournalWriteFailure: after a record could not be written, the lines
+// encoded after it are refused (they lack its changes) and the next
+// record is the whole state.
+func TestJournalWriteFailure(t *testing.T) {
+	f := newStore(t)
+	s := &State{Version: StateVersion, Key: "k", Steps: map[string]StepState{"a": {Status: StatusPending}}}
+	save(t, f, s)
+	s.Steps["a"] = StepState{Status: StatusRunning}
+	lost, err := f.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Steps["b"] = StepState{Status: StatusRunning}
+	next, err := f.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(f.Dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getuid() == 0 {
+		// root writes anyway: make the journal a directory instead.
+		os.Chmod(f.Dir, 0o700)
+		os.Remove(f.Path(journalName))
+		os.Mkdir(f.Path(journalName), 0o700)
+	}
+	if err := f.Write(lost); err == nil {
+		t.Fatal("the write did not fail: the test proves nothing")
+	}
+	os.Chmod(f.Dir, 0o700)
+	os.Remove(f.Path(journalName))
+	if err := f.Write(next); err == nil {
+		t.Error("a line encoded after an unwritten one was written")
+	}
+	r := save(t, f, s)
+	if !r.whole {
+		t.Error("the save after a failure is not whole")
+	}
+	got, err := f.Load()
+	if err != nil || !reflect.DeepEqual(got.Steps, s.Steps) {
+		t.Errorf("loaded %v, %v; want %v", got.Steps, err, s.Steps)
+	}
+}
