@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -420,7 +422,7 @@ func (e *engine) takeHolder(ctx context.Context) (*pgconn.PgConn, error) {
 		return nil, nil
 	}
 	var err error
-	if e.holderWas, err = userSettings(ctx, e.holder); err != nil {
+	if e.holderWas, err = settingsOf(ctx, e.holder, slices.Collect(maps.Keys(copySession(e.encoding)))); err != nil {
 		return nil, fmt.Errorf("read the snapshot session's settings: %w", err)
 	}
 	if err := pg.SetConfig(ctx, e.holder, copySession(e.encoding)); err != nil {

@@ -29,6 +29,9 @@ type dbRun struct {
 	// toc is the schema archive's table of contents by section ("" for
 	// all), each read once.
 	toc map[string][]pgdump.Entry
+	// sections are the archive's sections as pg_restore renders them, by
+	// name, each rendered once (section).
+	sections map[string]*pgdump.Section
 	// srcDB is the database's row on the source and bootstrap the target's
 	// bootstrap session, shared by create-database and configure-database
 	// (one after the other) instead of two connections each.

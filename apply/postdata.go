@@ -85,7 +85,7 @@ func (d *dbRun) restorePostData(ctx context.Context, _ plan.Step) (string, error
 	args := []string{"--section=post-data", "--exit-on-error", "-L", list}
 	done := false
 	if jobs == 1 && len(keep) <= scriptRestoreMax {
-		if done, err = d.restoreOnSession(ctx, args); err != nil && !isLockExhaustion(err) {
+		if done, err = d.restoreOnSession(ctx, "post-data", keep, args); err != nil && !isLockExhaustion(err) {
 			return "", err
 		}
 	}

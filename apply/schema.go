@@ -40,24 +40,31 @@ func (d *dbRun) dumpSchema(ctx context.Context, _ plan.Step) (string, error) {
 	if err := os.Rename(tmp, d.dumpFile()); err != nil {
 		return "", err
 	}
-	d.toc = nil
+	d.toc, d.sections = nil, nil
 	fi, _ := os.Stat(d.dumpFile())
 	return fmt.Sprintf("%d bytes of schema archive", fi.Size()), nil
 }
 
 // listTOC reads the archive's table of contents, or with a section
-// ("post-data") only that section's entries, each once per run.
+// ("post-data") only that section's entries, each once per run: from the
+// sections' renderings (section) when they can be read, else from
+// pg_restore -l.
 func (d *dbRun) listTOC(ctx context.Context, section string) ([]pgdump.Entry, error) {
 	if toc, ok := d.toc[section]; ok {
 		return toc, nil
 	}
-	args := []string{"-l", d.dumpFile()}
-	if section != "" {
-		args = append(args, "--section="+section)
-	}
-	out, err := pgdump.RunLocal(ctx, d.m.Tools.PGRestore, args...)
+	out, err := d.renderedListing(ctx, section)
 	if err != nil {
 		return nil, err
+	}
+	if out == nil {
+		args := []string{"-l", d.dumpFile()}
+		if section != "" {
+			args = append(args, "--section="+section)
+		}
+		if out, err = pgdump.RunLocal(ctx, d.m.Tools.PGRestore, args...); err != nil {
+			return nil, err
+		}
 	}
 	if out, err = d.tocToUTF8(ctx, out); err != nil {
 		return nil, err
@@ -67,6 +74,46 @@ func (d *dbRun) listTOC(ctx context.Context, section string) ([]pgdump.Entry, er
 	}
 	d.toc[section] = pgdump.ParseTOC(out)
 	return d.toc[section], nil
+}
+
+// schemaSections are the sections of the schema archive (dumpSchema).
+var schemaSections = []string{"pre-data", "post-data"}
+
+// renderedListing is what pg_restore -l would list of section ("" for the
+// whole archive: every section of it), read from the sections' renderings;
+// nil when one cannot be read.
+func (d *dbRun) renderedListing(ctx context.Context, section string) ([]byte, error) {
+	sections := schemaSections
+	if section != "" {
+		sections = []string{section}
+	}
+	var b strings.Builder
+	for _, name := range sections {
+		s, err := d.section(ctx, name)
+		if err != nil || !s.OK {
+			return nil, err
+		}
+		b.WriteString(s.Listing())
+	}
+	return []byte(b.String()), nil
+}
+
+// section renders a section of the schema archive once per run
+// (pg_restore --verbose --section=<name> -f -): its listing, scripts and
+// chunks all come from it.
+func (d *dbRun) section(ctx context.Context, name string) (*pgdump.Section, error) {
+	if s, ok := d.sections[name]; ok {
+		return s, nil
+	}
+	out, err := pgdump.RunLocal(ctx, d.m.Tools.PGRestore, "--verbose", "--section="+name, "-f", "-", d.dumpFile())
+	if err != nil {
+		return nil, err
+	}
+	if d.sections == nil {
+		d.sections = map[string]*pgdump.Section{}
+	}
+	d.sections[name] = pgdump.ParseSection(out)
+	return d.sections[name], nil
 }
 
 // tocEncodingSQL converts a listing from the database's encoding to UTF-8
@@ -214,7 +261,7 @@ func (d *dbRun) restoreList(ctx context.Context, entries []pgdump.Entry, args []
 		return err
 	}
 	args = append(args, "-L", list)
-	if done, err := d.restoreOnSession(ctx, args); done || err != nil {
+	if done, err := d.restoreOnSession(ctx, "pre-data", entries, args); done || err != nil {
 		return err
 	}
 	_, err = pgdump.Run(ctx, d.m.Tools.PGRestore, d.m.Target, d.name, append(d.ownerArgs(args), d.dumpFile())...)
@@ -264,7 +311,7 @@ func (d *dbRun) restoreChunks(ctx context.Context, entries []pgdump.Entry, args 
 		}
 	}
 	progress := d.chunkProgress(len(entries))
-	ok, err := d.restoreScriptChunks(ctx, entries, args, size, progress, &stats)
+	ok, err := d.restoreScriptChunks(ctx, entries, size, progress, &stats)
 	if ok || err != nil {
 		return stats, err
 	}

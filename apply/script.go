@@ -3,6 +3,9 @@ package apply
 import (
 	"context"
 	"fmt"
+	"maps"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -26,11 +29,15 @@ import (
 // entry.
 const scriptRestoreMax = 1000
 
-// userSettingsSQL reads the settings a script's SET statements can change.
-const userSettingsSQL = `SELECT name, setting FROM pg_catalog.pg_settings WHERE context IN ('user', 'superuser')`
+// settingsSQL reads the current values of settings by name (none for a
+// name the server does not know). pg_settings would compute every
+// setting's row at each read: twice per restore script, on each database's
+// shared session, that cost more than some scripts.
+const settingsSQL = `SELECT n, s FROM pg_catalog.unnest($1::text[]) n, pg_catalog.current_setting(n, true) s WHERE s IS NOT NULL`
 
-func userSettings(ctx context.Context, conn *pgx.Conn) (map[string]string, error) {
-	rows, err := conn.Query(ctx, userSettingsSQL)
+// settingsOf reads the current values of names.
+func settingsOf(ctx context.Context, conn *pgx.Conn, names []string) (map[string]string, error) {
+	rows, err := conn.Query(ctx, settingsSQL, names)
 	if err != nil {
 		return nil, err
 	}
@@ -43,19 +50,29 @@ func userSettings(ctx context.Context, conn *pgx.Conn) (map[string]string, error
 	return out, err
 }
 
-// putBack sets again the settings that differ from before.
+// putBack sets the settings again to what they were before.
 func putBack(ctx context.Context, conn *pgx.Conn, before map[string]string) error {
-	after, err := userSettings(ctx, conn)
-	if err != nil {
-		return err
-	}
-	changed := map[string]string{}
-	for name, was := range before {
-		if now, ok := after[name]; ok && now != was {
-			changed[name] = was
+	return pg.SetConfig(ctx, conn, before)
+}
+
+// scriptSets finds the settings a restore script (with its prelude) may
+// change on the session: its SET statements and set_config calls at the
+// start of a line, where pg_restore writes them (a function body's lines
+// only add names to put back).
+var scriptSets = regexp.MustCompile(`(?m)^(?:SET ([A-Za-z_][A-Za-z0-9_.]*)\b|SELECT pg_catalog\.set_config\('([A-Za-z_][A-Za-z0-9_.]*)')`)
+
+// scriptSettings are the settings the prelude and scripts may change.
+func scriptSettings(scripts ...string) []string {
+	names := []string{"standard_conforming_strings", "client_encoding"} // scriptPrelude
+	for _, script := range scripts {
+		for _, m := range scriptSets.FindAllStringSubmatch(script, -1) {
+			name := strings.ToLower(m[1] + m[2])
+			if name != "session" && name != "local" && name != "transaction" && !slices.Contains(names, name) {
+				names = append(names, name)
+			}
 		}
 	}
-	return pg.SetConfig(ctx, conn, changed)
+	return names
 }
 
 // scriptPrelude is what a session runs before a restore script: the server
@@ -86,19 +103,16 @@ func (d *dbRun) settle(ctx context.Context, dst *pgx.Conn, before map[string]str
 	return nil
 }
 
-// restoreOnSession restores what pg_restore with args would, as a script
-// on the database's shared target session. done is false, with no error,
+// restoreOnSession restores what pg_restore with args would (entries of
+// section), as a script on the database's shared target session: the
+// section's pieces of entries (d.section), or when the section cannot be
+// split, pg_restore's rendering with args. done is false, with no error,
 // when the script cannot go that way or the server refused it: the caller
 // then runs pg_restore against the target, which stops at the same
 // statement and names the archive entry. A refusal by the lock table is
 // returned, so the caller can restore in chunks.
-func (d *dbRun) restoreOnSession(ctx context.Context, args []string) (done bool, err error) {
-	out, err := pgdump.RunLocal(ctx, d.m.Tools.PGRestore, append(args, "-f", "-", d.dumpFile())...)
-	if err != nil {
-		return false, nil
-	}
-	script, encoding, ok := pgdump.RestoreScript(out)
-	script = pgdump.WithoutOwners(script, d.disowned)
+func (d *dbRun) restoreOnSession(ctx context.Context, section string, entries []pgdump.Entry, args []string) (done bool, err error) {
+	script, encoding, ok := d.script(ctx, section, entries, args)
 	if !ok {
 		d.m.Log.Debug("the restore script holds a line only psql reads; pg_restore runs instead", "database", d.name)
 		return false, nil
@@ -107,7 +121,7 @@ func (d *dbRun) restoreOnSession(ctx context.Context, args []string) (done bool,
 	if err != nil {
 		return false, err
 	}
-	before, err := userSettings(ctx, dst)
+	before, err := settingsOf(ctx, dst, scriptSettings(script))
 	if err != nil {
 		return false, fmt.Errorf("read the target session's settings: %w", err)
 	}
@@ -138,6 +152,20 @@ func (d *dbRun) restoreOnSession(ctx context.Context, args []string) (done bool,
 	return false, nil
 }
 
+// script is the SQL to restore entries of section (see restoreOnSession);
+// ok is false when there is none to run on a session.
+func (d *dbRun) script(ctx context.Context, section string, entries []pgdump.Entry, args []string) (script, encoding string, ok bool) {
+	if s, err := d.section(ctx, section); err == nil && s.OK {
+		return s.Script(entries, slices.Contains(args, "--single-transaction"), d.disowned), s.Encoding, true
+	}
+	out, err := pgdump.RunLocal(ctx, d.m.Tools.PGRestore, append(args, "-f", "-", d.dumpFile())...)
+	if err != nil {
+		return "", "", false
+	}
+	script, encoding, ok = pgdump.RestoreScript(out)
+	return pgdump.WithoutOwners(script, d.disowned), encoding, ok
+}
+
 // ownerRestoreError explains a restore that failed while objects are
 // handed to their owners one by one: a non-superuser may make a role the
 // owner of an object only when that role has CREATE on the object's
@@ -154,8 +182,8 @@ func ownerRestoreError(err error) error {
 const chunkLocksSQL = "SELECT count(*) FROM pg_catalog.pg_locks WHERE pid = pg_catalog.pg_backend_pid()"
 
 // restoreScriptChunks restores the entries progress does not hold as
-// chunks of one script: pg_restore renders them once (-f -), the script is
-// split at each entry's header (pgdump.SplitEntries), and chunks of it run
+// chunks of one script: the section's rendering, split at each entry's
+// header (d.section), and chunks of it run
 // in their own transactions on the shared target session and up to
 // parallel.tables-1 others (chunkRestore), each recorded in the state once
 // committed. Before, each chunk ran pg_restore over the whole archive
@@ -164,29 +192,16 @@ const chunkLocksSQL = "SELECT count(*) FROM pg_catalog.pg_locks WHERE pid = pg_c
 // pieces that do not match the entries) or the server refused a chunk run
 // alone: the caller then goes on with pg_restore, which names the entry
 // that fails.
-func (d *dbRun) restoreScriptChunks(ctx context.Context, entries []pgdump.Entry, args []string, size int, progress *chunkProgress, stats *chunkStats) (ok bool, err error) {
-	var render []string
-	for _, a := range args {
-		if a != "--single-transaction" && a != "--exit-on-error" {
-			render = append(render, a)
-		}
-	}
-	list, err := d.writeList(entries, "pre")
-	if err != nil {
-		return false, err
-	}
-	out, err := pgdump.RunLocal(ctx, d.m.Tools.PGRestore, append(render, "--verbose", "-L", list, "-f", "-", d.dumpFile())...)
-	if err != nil {
-		return false, nil
-	}
-	script, encoding, scriptOK := pgdump.RestoreScript(out)
-	if !scriptOK {
-		return false, nil
-	}
-	preamble, byID, split := pgdump.SplitEntries(pgdump.WithoutOwners(script, d.disowned))
-	if !split {
+func (d *dbRun) restoreScriptChunks(ctx context.Context, entries []pgdump.Entry, size int, progress *chunkProgress, stats *chunkStats) (ok bool, err error) {
+	section, err := d.section(ctx, "pre-data")
+	if err != nil || !section.OK {
 		d.m.Log.Debug("the restore script cannot be split by entry; pg_restore restores each chunk", "database", d.name)
 		return false, nil
+	}
+	encoding, preamble := section.Encoding, section.Preamble
+	byID := make(map[string]string, len(section.Pieces))
+	for id, piece := range section.Pieces {
+		byID[id] = pgdump.WithoutOwners(piece, d.disowned)
 	}
 	dst, err := d.targetSession(ctx)
 	if err != nil {
@@ -196,7 +211,7 @@ func (d *dbRun) restoreScriptChunks(ctx context.Context, entries []pgdump.Entry,
 	if err != nil {
 		return false, err
 	}
-	before, err := userSettings(ctx, dst)
+	before, err := settingsOf(ctx, dst, scriptSettings(append(slices.Collect(maps.Values(byID)), preamble)...))
 	if err != nil {
 		return false, fmt.Errorf("read the target session's settings: %w", err)
 	}

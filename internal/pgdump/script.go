@@ -81,9 +81,14 @@ var tocEntryLine = regexp.MustCompile(`^-- TOC entry ([0-9]+) `)
 // ok is false when an ID comes twice (a header inside an entry's own
 // text, a function body): the script cannot be split safely.
 func SplitEntries(script string) (preamble string, pieces map[string]string, ok bool) {
+	preamble, _, pieces, ok = splitEntries(script)
+	return preamble, pieces, ok
+}
+
+// splitEntries is SplitEntries, with the entries' IDs in their order.
+func splitEntries(script string) (preamble string, ids []string, pieces map[string]string, ok bool) {
 	lines := strings.Split(script, "\n")
 	var starts []int
-	var ids []string
 	for i := 0; i+1 < len(lines); i++ {
 		if m := tocEntryLine.FindStringSubmatch(lines[i+1]); lines[i] == "--" && m != nil {
 			starts, ids = append(starts, i), append(ids, m[1])
@@ -91,7 +96,7 @@ func SplitEntries(script string) (preamble string, pieces map[string]string, ok 
 	}
 	pieces = map[string]string{}
 	if len(starts) == 0 {
-		return script, pieces, true
+		return script, nil, pieces, true
 	}
 	// Each piece begins with the SET and blank lines just above its header.
 	begin := make([]int, len(starts))
@@ -118,11 +123,11 @@ func SplitEntries(script string) (preamble string, pieces map[string]string, ok 
 			stop = begin[k+1]
 		}
 		if _, dup := pieces[id]; dup {
-			return "", nil, false
+			return "", nil, nil, false
 		}
 		pieces[id] = strings.Join(lines[begin[k]:stop], "\n")
 	}
-	return strings.Join(lines[:begin[0]], "\n"), pieces, true
+	return strings.Join(lines[:begin[0]], "\n"), ids, pieces, true
 }
 
 // Dependencies are the dump IDs of the entries a piece's entry depends on,
