@@ -182,6 +182,8 @@ const targetTablesSQL = `SELECT n.nspname || ' ' || c.relname FROM pg_class c JO
 // so a crash leaves all or nothing; a rerun finding every table of the
 // archive on the target knows the restore committed.
 func (d *dbRun) restorePreData(ctx context.Context, st plan.Step) (string, error) {
+	// The listing stays (d.toc); the rendering serves no later step.
+	defer delete(d.sections, "pre-data")
 	toc, err := d.listTOC(ctx, "")
 	if err != nil {
 		return "", err

@@ -2,7 +2,10 @@ package apply
 
 import (
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/pghaul/pghaul/internal/pgdump"
 )
 
 func TestSetClause(t *testing.T) {
@@ -30,6 +33,26 @@ func TestDecodesAcrossDDL(t *testing.T) {
 		150012: false, 150013: true, 150018: true, 160008: false, 160009: true, 170004: false, 170005: true, 180000: true} {
 		if got := decodesAcrossDDL(version); got != want {
 			t.Errorf("decodesAcrossDDL(%d) = %v, want %v", version, got, want)
+		}
+	}
+}
+
+// TestExistingQuery: post-data reads the catalogs of the kinds it restores,
+// and none when it restores no kind a catalog shows.
+func TestExistingQuery(t *testing.T) {
+	entries := []pgdump.Entry{{Kind: "INDEX"}, {Kind: "FK CONSTRAINT"}, {Kind: "COMMENT"}}
+	q := existingQuery(entries)
+	for kind, part := range existingSQL {
+		if want := kind == "INDEX" || kind == "CONSTRAINT"; strings.Contains(q, part) != want {
+			t.Errorf("the query for %v holds the part for %s: %t", entries, kind, !want)
+		}
+	}
+	if q := existingQuery([]pgdump.Entry{{Kind: "ACL"}, {Kind: "COMMENT"}}); q != "" {
+		t.Errorf("the query for no resumable kind is %q", q)
+	}
+	for kind := range resumable {
+		if existingQuery([]pgdump.Entry{{Kind: kind}}) == "" {
+			t.Errorf("the resumable kind %s is not read", kind)
 		}
 	}
 }
