@@ -636,10 +636,10 @@ func (c *cutover) restore(ctx context.Context, fr *state.Freeze) error {
 	return c.d.m.setFreeze(c.d.name, nil)
 }
 
-// loDigestSQL describes every large object by its content, owner and
-// privileges: what the cut-over compares to find those made, changed or
+// loDigestSQL describes every large object by its content, owner,
+// privileges and comment: what the cut-over compares to find those made, changed or
 // removed since the copy.
-const loDigestSQL = `SELECT m.oid, md5(lo_get(m.oid)) || ' ' || pg_get_userbyid(m.lomowner) || ' ' || coalesce(m.lomacl::text, '') FROM pg_largeobject_metadata m`
+const loDigestSQL = `SELECT m.oid, md5(lo_get(m.oid)) || ' ' || pg_get_userbyid(m.lomowner) || ' ' || coalesce(m.lomacl::text, '') || ' ' || coalesce(md5(obj_description(m.oid, 'pg_largeobject')), '') FROM pg_largeobject_metadata m`
 
 // largeObjects brings over the large objects made or changed on the source
 // since the copy, and removes those removed there: replication carries
@@ -671,20 +671,12 @@ func (c *cutover) largeObjects(ctx context.Context, _ plan.Step) (string, error)
 			return "", fmt.Errorf("remove large objects: %w", err)
 		}
 	}
-	rows, err := c.src.Query(ctx, largeObjectsSQL)
+	changed, err := readLargeObjects(ctx, c.src, func(lo largeObject) bool {
+		d, ok := target[lo.oid]
+		return !ok || d != source[lo.oid]
+	})
 	if err != nil {
 		return "", err
-	}
-	var changed []largeObject
-	var lo largeObject
-	if _, err := pgx.ForEachRow(rows, []any{&lo.oid, &lo.owner, &lo.hasACL, &lo.acl}, func() error {
-		if d, ok := target[lo.oid]; !ok || d != source[lo.oid] {
-			changed = append(changed, lo)
-		}
-		lo = largeObject{}
-		return nil
-	}); err != nil {
-		return "", fmt.Errorf("read large objects: %w", err)
 	}
 	cp := &loCopy{d: c.d, src: c.src, dst: c.dst, owners: map[string]string{}}
 	for start := 0; start < len(changed); start += loBatch {

@@ -11,7 +11,8 @@ import (
 	"github.com/pghaul/pghaul/plan"
 )
 
-var largeObjectsSQL = `SELECT m.oid, pg_get_userbyid(m.lomowner), m.lomacl IS NOT NULL, ` + fmt.Sprintf(aclJSON, "m.lomacl") + `
+var largeObjectsSQL = `SELECT m.oid, pg_get_userbyid(m.lomowner), m.lomacl IS NOT NULL, ` + fmt.Sprintf(aclJSON, "m.lomacl") + `,
+	pg_catalog.obj_description(m.oid, 'pg_largeobject')
 FROM pg_largeobject_metadata m ORDER BY 1`
 
 // loChunk is how much of a large object moves per round trip once it
@@ -32,29 +33,22 @@ type largeObject struct {
 	owner  string
 	hasACL bool
 	acl    []aclItem
+	// comment is nil without one.
+	comment *string
 }
 
 // copyLargeObjects copies large objects under the snapshot, loBatch
-// objects per target transaction, each with its OID, owner and
-// privileges; an object a crashed run left is replaced.
+// objects per target transaction, each with its OID, owner, privileges and
+// comment; an object a crashed run left is replaced.
 func (d *dbRun) copyLargeObjects(ctx context.Context, _ plan.Step) (string, error) {
 	src, release, err := d.snapshotSession(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer release()
-	rows, err := src.Query(ctx, largeObjectsSQL)
+	los, err := readLargeObjects(ctx, src, nil)
 	if err != nil {
 		return "", err
-	}
-	var los []largeObject
-	var lo largeObject
-	if _, err := pgx.ForEachRow(rows, []any{&lo.oid, &lo.owner, &lo.hasACL, &lo.acl}, func() error {
-		los = append(los, lo)
-		lo = largeObject{}
-		return nil
-	}); err != nil {
-		return "", fmt.Errorf("read large objects: %w", err)
 	}
 	dst, err := d.targetSession(ctx)
 	if err != nil {
@@ -73,6 +67,27 @@ func (d *dbRun) copyLargeObjects(ctx context.Context, _ plan.Step) (string, erro
 		msg += fmt.Sprintf("; %s to roles missing on the target skipped", words.Count(int(c.skipped), "grant"))
 	}
 	return msg, nil
+}
+
+// readLargeObjects reads the large objects on conn, those keep takes (all
+// with a nil keep), in OID order.
+func readLargeObjects(ctx context.Context, conn *pgx.Conn, keep func(largeObject) bool) ([]largeObject, error) {
+	rows, err := conn.Query(ctx, largeObjectsSQL)
+	if err != nil {
+		return nil, fmt.Errorf("read large objects: %w", err)
+	}
+	var los []largeObject
+	var lo largeObject
+	if _, err := pgx.ForEachRow(rows, []any{&lo.oid, &lo.owner, &lo.hasACL, &lo.acl, &lo.comment}, func() error {
+		if keep == nil || keep(lo) {
+			los = append(los, lo)
+		}
+		lo = largeObject{}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read large objects: %w", err)
+	}
+	return los, nil
 }
 
 // loCopy copies batches of large objects between two sessions.
@@ -160,7 +175,8 @@ func (c *loCopy) batch(ctx context.Context, los []largeObject) error {
 	return tx.Commit(ctx)
 }
 
-// privileges are the owner and ACL statements of los on the target.
+// privileges are the owner, ACL and comment statements of los on the
+// target.
 func (c *loCopy) privileges(ctx context.Context, los []largeObject) ([]string, error) {
 	var grantees []string
 	for _, lo := range los {
@@ -190,6 +206,9 @@ func (c *loCopy) privileges(ctx context.Context, los []largeObject) ([]string, e
 		}
 		obj := fmt.Sprintf("LARGE OBJECT %d", lo.oid)
 		stmts = append(stmts, "ALTER "+obj+" OWNER TO "+ident(owner))
+		if lo.comment != nil {
+			stmts = append(stmts, "COMMENT ON "+obj+" IS "+literal(*lo.comment))
+		}
 		if !lo.hasACL {
 			continue
 		}

@@ -858,22 +858,22 @@ func lastLines(s string, n int) string {
 }
 
 // TestApplyLargeObjectGrantToExcludedRole: a large object's grant to a
-// role left on the source is skipped and counted; the object, its owner and
-// its other grants arrive.
+// role left on the source is skipped and counted; the object, its owner,
+// its other grants and its comment arrive.
 func TestApplyLargeObjectGrantToExcludedRole(t *testing.T) {
 	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	pgtest.Exec(t, src, "postgres", "CREATE ROLE viewer NOLOGIN", "CREATE ROLE keeper NOLOGIN", "CREATE ROLE auditor NOLOGIN", "CREATE DATABASE files")
 	pgtest.Exec(t, src, "files", "SELECT lo_from_bytea(4242, 'granted twice')", "GRANT SELECT ON LARGE OBJECT 4242 TO viewer", "GRANT SELECT ON LARGE OBJECT 4242 TO auditor",
-		"ALTER LARGE OBJECT 4242 OWNER TO keeper")
+		"ALTER LARGE OBJECT 4242 OWNER TO keeper", "COMMENT ON LARGE OBJECT 4242 IS 'the keeper''s file'")
 	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [files]}\nroles: {exclude: [viewer]}\n")
 	r := runBin(t, nil, "apply", "-c", cfg)
 	if r.code != 0 || !strings.Contains(r.stderr, "1 large object, 13 B; 1 grant to roles missing on the target skipped") {
 		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	const facts = "SELECT format('%s %s %s', pg_get_userbyid(lomowner), lomacl, convert_from(lo_get(oid), 'UTF8')) FROM pg_largeobject_metadata"
+	const facts = "SELECT format('%s %s %s %s', pg_get_userbyid(lomowner), lomacl, convert_from(lo_get(oid), 'UTF8'), obj_description(oid, 'pg_largeobject')) FROM pg_largeobject_metadata"
 	want := pgtest.QueryString(t, src, "files", facts)
-	if !strings.Contains(want, "viewer=r/") || !strings.Contains(want, "auditor=r/") {
+	if !strings.Contains(want, "viewer=r/") || !strings.Contains(want, "auditor=r/") || !strings.Contains(want, "the keeper's file") {
 		t.Fatalf("source ACL %q lacks the grant to viewer", want)
 	}
 	want = regexp.MustCompile(`,?viewer=r/keeper`).ReplaceAllString(want, "")

@@ -240,30 +240,32 @@ func TestCleanupWhileApplyRuns(t *testing.T) {
 	}
 }
 
-// loDigests describes the large objects of db: oid, size and md5.
+// loDigests describes the large objects of db: oid, md5 and comment.
 func loDigests(t *testing.T, c *cluster.Cluster, db string) string {
-	return pgtest.QueryString(t, c, db, `SELECT coalesce(string_agg(oid::text || ':' || md5(lo_get(oid)), ',' ORDER BY oid), '') FROM pg_largeobject_metadata`)
+	return pgtest.QueryString(t, c, db, `SELECT coalesce(string_agg(oid::text || ':' || md5(lo_get(oid)) || ':' || coalesce(obj_description(oid, 'pg_largeobject'), ''), ',' ORDER BY oid), '') FROM pg_largeobject_metadata`)
 }
 
 // TestCutoverCarriesUnloggedAndLargeObjects: rows written to an unlogged
-// table and large objects made, changed and removed during replication are
-// on the target after the cut-over.
+// table and large objects made, changed (content or comment) and removed
+// during replication are on the target after the cut-over.
 func TestCutoverCarriesUnloggedAndLargeObjects(t *testing.T) {
 	t.Parallel()
 	src, dst := pgtest.Pair(t)
 	cfg, env := replicatingShop(t, src, dst,
 		"CREATE UNLOGGED TABLE cache (k text PRIMARY KEY, v text)",
 		"INSERT INTO cache SELECT 'k' || g, 'v' || g FROM generate_series(1, 100) g",
-		"SELECT lo_from_bytea(7001, 'kept'), lo_from_bytea(7002, 'changed later'), lo_from_bytea(7003, 'removed later')")
+		"SELECT lo_from_bytea(7001, 'kept'), lo_from_bytea(7002, 'changed later'), lo_from_bytea(7003, 'removed later'), lo_from_bytea(7005, 'commented later')",
+		"COMMENT ON LARGE OBJECT 7001 IS 'kept as copied'")
 	pgtest.Exec(t, src, "shop",
 		"INSERT INTO cache SELECT 'late' || g, 'v' FROM generate_series(1, 50) g", "DELETE FROM cache WHERE k = 'k1'",
-		"SELECT lo_from_bytea(7004, 'made during replication')", "SELECT lo_put(7002, 0, 'CHANGED')", "SELECT lo_unlink(7003)")
+		"SELECT lo_from_bytea(7004, 'made during replication')", "SELECT lo_put(7002, 0, 'CHANGED')", "SELECT lo_unlink(7003)",
+		"COMMENT ON LARGE OBJECT 7005 IS 'commented during replication'")
 	writeTo(t, cfg, liveConfig(src, dst, cutoverPolicy))
 	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
 		t.Fatalf("cut-over: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	assertReplicated(t, src, dst, cfg)
-	if s, d := loDigests(t, src, "shop"), loDigests(t, dst, "shop"); s != d || !strings.Contains(d, "7004:") {
+	if s, d := loDigests(t, src, "shop"), loDigests(t, dst, "shop"); s != d || !strings.Contains(d, "7004:") || !strings.Contains(d, ":commented during replication") || !strings.Contains(d, ":kept as copied") {
 		t.Errorf("large objects on the target = %s, want %s", d, s)
 	}
 	if got := pgtest.QueryString(t, dst, "shop", "SELECT count(*)::text FROM cache"); got != "149" {
