@@ -129,11 +129,11 @@ func verifyDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, objec
 }
 
 // sequencesDigestSQL and largeObjectsDigestSQL count a database's
-// sequences (large objects) and hash their values (contents, owners and
-// privileges) in name (OID) order.
+// sequences (large objects) and hash their values (contents, owners,
+// privileges and comments) in name (OID) order.
 const (
 	sequencesDigestSQL    = `SELECT count(*), coalesce(md5(string_agg(format('%I.%I=%s', schemaname, sequencename, last_value), ',' ORDER BY schemaname, sequencename)), '') FROM pg_sequences`
-	largeObjectsDigestSQL = `SELECT count(*), coalesce(md5(string_agg(m.oid::text || ':' || md5(lo_get(m.oid)) || ':' || pg_get_userbyid(m.lomowner) || ':' || coalesce(m.lomacl::text, ''), ',' ORDER BY m.oid)), '') FROM pg_largeobject_metadata m`
+	largeObjectsDigestSQL = `SELECT count(*), coalesce(md5(string_agg(m.oid::text || ':' || md5(lo_get(m.oid)) || ':' || pg_get_userbyid(m.lomowner) || ':' || coalesce(m.lomacl::text, '') || ':' || coalesce(md5(obj_description(m.oid, 'pg_largeobject')), ''), ',' ORDER BY m.oid)), '') FROM pg_largeobject_metadata m`
 )
 
 // compareDigest runs a digest query on both sides.

@@ -122,13 +122,15 @@ var richSource = []struct {
 		"SELECT lo_from_bytea(0, 'large object one')",
 		"SELECT lo_from_bytea(0, decode(repeat('ab', 1500000), 'hex'))",
 		// Large objects in several batches: an empty one, one of exactly
-		// the first read's size, 600 small ones, an owner and privileges.
+		// the first read's size, 600 small ones, an owner, privileges and
+		// a comment.
 		"SELECT lo_from_bytea(0, '')",
 		"SELECT lo_from_bytea(0, decode(repeat('cd', 65536), 'hex'))",
 		"SELECT lo_from_bytea(0, convert_to('small object ' || g, 'UTF8')) FROM generate_series(1, 600) g",
 		`DO $$ BEGIN
 			EXECUTE format('ALTER LARGE OBJECT %s OWNER TO app', (SELECT max(oid) FROM pg_largeobject_metadata));
 			EXECUTE format('GRANT SELECT, UPDATE ON LARGE OBJECT %s TO reader', (SELECT min(oid) FROM pg_largeobject_metadata));
+			EXECUTE format('COMMENT ON LARGE OBJECT %s IS %L', (SELECT min(oid) FROM pg_largeobject_metadata), 'the first object');
 		END $$`,
 		"ANALYZE",
 	}},
@@ -347,8 +349,16 @@ func TestApplyDumpEndToEnd(t *testing.T) {
 	if err := os.WriteFile(cfg+".state/state.json", state, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Large objects are compared with their comments.
+	pgtest.Exec(t, dst, "shop", "UPDATE sales.items SET sku = 'sku-7' WHERE id = 7",
+		"DO $$ BEGIN EXECUTE format('COMMENT ON LARGE OBJECT %s IS NULL', (SELECT min(oid) FROM pg_largeobject_metadata)); END $$")
+	v = runBin(t, nil, "verify", "-c", cfg, "--format", "json")
+	if v.code != 1 || !strings.Contains(v.stdout, `"kind": "large objects"`) || !strings.Contains(v.stdout, `"different": 1`) {
+		t.Errorf("verify with a large object's comment dropped on the target: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
+	}
 	// Sequences are compared too, and --format json says the same.
-	pgtest.Exec(t, dst, "shop", "UPDATE sales.items SET sku = 'sku-7' WHERE id = 7", "SELECT setval(pg_get_serial_sequence('sales.orders', 'id'), 999999)")
+	pgtest.Exec(t, dst, "shop", "DO $$ BEGIN EXECUTE format('COMMENT ON LARGE OBJECT %s IS %L', (SELECT min(oid) FROM pg_largeobject_metadata), 'the first object'); END $$",
+		"SELECT setval(pg_get_serial_sequence('sales.orders', 'id'), 999999)")
 	v = runBin(t, nil, "verify", "-c", cfg, "--format", "json")
 	if v.code != 1 || !strings.Contains(v.stdout, `"kind": "sequences"`) || !strings.Contains(v.stdout, `"different": 1`) {
 		t.Errorf("verify --format json: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
