@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -124,42 +125,10 @@ func (f *FileStore) Encode(s *State) (Record, error) {
 	if !bytes.Equal(h, f.j.head) {
 		line.Head, f.j.head = h, h
 	}
-	for id, st := range s.Steps {
-		if was, ok := f.j.steps[id]; !ok || was != st {
-			if line.Steps == nil {
-				line.Steps = map[string]*StepState{}
-			}
-			line.Steps[id] = &st
-			f.j.steps[id] = st
-		}
-	}
-	for id := range f.j.steps {
-		if _, ok := s.Steps[id]; !ok {
-			if line.Steps == nil {
-				line.Steps = map[string]*StepState{}
-			}
-			line.Steps[id] = nil
-			delete(f.j.steps, id)
-		}
-	}
-	for name, d := range s.Databases {
-		if was, ok := f.j.databases[name]; !ok || !d.equal(was) {
-			if line.Databases == nil {
-				line.Databases = map[string]*DatabaseState{}
-			}
-			line.Databases[name] = d
-			f.j.databases[name] = d.clone()
-		}
-	}
-	for name := range f.j.databases {
-		if _, ok := s.Databases[name]; !ok {
-			if line.Databases == nil {
-				line.Databases = map[string]*DatabaseState{}
-			}
-			line.Databases[name] = nil
-			delete(f.j.databases, name)
-		}
-	}
+	line.Steps = changes(s.Steps, f.j.steps, func(a, b StepState) bool { return a == b },
+		func(st StepState) StepState { return st }, func(st StepState) *StepState { return &st })
+	line.Databases = changes(s.Databases, f.j.databases, (*DatabaseState).equal,
+		(*DatabaseState).clone, func(d *DatabaseState) *DatabaseState { return d })
 	if line.Head == nil && line.Steps == nil && line.Databases == nil {
 		return Record{}, nil // nothing changed
 	}
@@ -171,6 +140,34 @@ func (f *FileStore) Encode(s *State) (Record, error) {
 	f.j.seq++
 	f.j.size += int64(len(b)) + 1
 	return Record{seq: f.j.seq, b: append(b, '\n')}, nil
+}
+
+// changes are the entries of cur that differ from last, or that last
+// lacks, as record gives them, and the zero value for those last has and
+// cur lacks (removed); nil when none. last becomes cur (keep copies each
+// entry kept).
+func changes[V, R any](cur, last map[string]V, same func(V, V) bool, keep func(V) V, record func(V) R) map[string]R {
+	var out map[string]R
+	put := func(k string, r R) {
+		if out == nil {
+			out = map[string]R{}
+		}
+		out[k] = r
+	}
+	for k, v := range cur {
+		if was, ok := last[k]; !ok || !same(v, was) {
+			put(k, record(v))
+			last[k] = keep(v)
+		}
+	}
+	for k := range last {
+		if _, ok := cur[k]; !ok {
+			var removed R
+			put(k, removed)
+			delete(last, k)
+		}
+	}
+	return out
 }
 
 // encodeWhole, under encMu, encodes all of s for state.json, and keeps
@@ -270,32 +267,16 @@ func emptyJournal(path string) error {
 // appendSync appends b to dir/name and fsyncs it (and the directory when
 // the file is new).
 func appendSync(dir, name string, b []byte) error {
-	path := dir + string(os.PathSeparator) + name
+	path := filepath.Join(dir, name)
 	_, statErr := os.Stat(path)
 	j, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if _, err := j.Write(b); err != nil {
-		j.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := j.Sync(); err != nil {
-		j.Close()
-		return fmt.Errorf("sync %s: %w", name, err)
-	}
-	if err := j.Close(); err != nil {
+	if err := writeSync(j, name, b); err != nil || statErr == nil {
 		return err
 	}
-	if statErr == nil {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return syncDir(dir)
 }
 
 // replay applies the journal's records after s.Seq to s, in order.
