@@ -70,22 +70,17 @@ func (e Entry) ID() string {
 // entry it renders: "-- TOC entry <id> (class <c> OID <o>)".
 var tocEntryLine = regexp.MustCompile(`^-- TOC entry ([0-9]+) `)
 
-// SplitEntries splits the script pg_restore --verbose renders at the
+// splitEntries splits the script pg_restore --verbose renders at the
 // header it writes before each archive entry ("--", "-- TOC entry <id>
-// ...", ..., "--"): preamble is what comes before the first entry, and
-// pieces holds each entry's text by its dump ID (an entry of another
-// section renders nothing, and has none). The SET lines pg_restore writes
+// ...", ..., "--"): preamble is what comes before the first entry, ids
+// are the entries' dump IDs in their order, and pieces holds each entry's
+// text by its dump ID (an entry of another section renders nothing, and
+// has none). The SET lines pg_restore writes
 // between two entries for the next one (default_tablespace,
 // default_table_access_method) go with the next piece, so a piece run
 // after a restart finds its settings; the closing comments are left out.
 // ok is false when an ID comes twice (a header inside an entry's own
 // text, a function body): the script cannot be split safely.
-func SplitEntries(script string) (preamble string, pieces map[string]string, ok bool) {
-	preamble, _, pieces, ok = splitEntries(script)
-	return preamble, pieces, ok
-}
-
-// splitEntries is SplitEntries, with the entries' IDs in their order.
 func splitEntries(script string) (preamble string, ids []string, pieces map[string]string, ok bool) {
 	lines := strings.Split(script, "\n")
 	// off[i] is where line i starts in script: a piece is a substring of

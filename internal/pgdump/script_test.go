@@ -63,12 +63,15 @@ func TestSplitEntries(t *testing.T) {
 		"--",
 		"",
 	}, "\n")
-	pre, pieces, ok := SplitEntries(script)
+	pre, ids, pieces, ok := splitEntries(script)
 	if !ok || !strings.HasSuffix(pre, "SELECT pg_catalog.set_config('search_path', '', false);") {
 		t.Errorf("preamble = %q, %v", pre, ok)
 	}
 	if len(pieces) != 2 {
 		t.Fatalf("%d pieces, want 2: %q", len(pieces), pieces)
+	}
+	if !slices.Equal(ids, []string{"217", "214"}) {
+		t.Errorf("ids = %v, want 217 then 214 as rendered", ids)
 	}
 	if p := pieces["217"]; !strings.Contains(p, "CREATE FUNCTION") || strings.Contains(p, "default_tablespace") || !strings.HasSuffix(p, "OWNER TO postgres;") {
 		t.Errorf("piece 217 = %q", p)
@@ -77,7 +80,7 @@ func TestSplitEntries(t *testing.T) {
 		t.Errorf("piece 214 = %q", p)
 	}
 	// A header in a function's body: the same ID twice refuses the split.
-	if _, _, ok := SplitEntries(script + "\n--\n-- TOC entry 214 (class 1259 OID 16384)\n--\n"); ok {
+	if _, _, _, ok := splitEntries(script + "\n--\n-- TOC entry 214 (class 1259 OID 16384)\n--\n"); ok {
 		t.Error("a repeated entry was split")
 	}
 }
