@@ -262,8 +262,13 @@ func (m *Migration) update(f func()) {
 	f()
 }
 
-func (m *Migration) save() error {
+func (m *Migration) save() error { return m.saveChange(func() {}) }
+
+// saveChange makes change to the state under its lock and saves the state
+// with it in the same hold.
+func (m *Migration) saveChange(change func()) error {
 	m.mu.Lock()
+	change()
 	w, err := m.encodeLocked()
 	m.mu.Unlock()
 	return m.write(w, err)

@@ -388,8 +388,7 @@ func (d *dbRun) restartCopy(ctx context.Context, tables []copyTable) (todo []cop
 			return nil, false, fmt.Errorf("empty the partly copied tables: %w", err)
 		}
 	}
-	d.m.update(func() { ds.Tables, ds.Bytes = map[string]state.TableState{}, 0 })
-	return tables, true, d.m.save()
+	return tables, true, d.m.saveChange(func() { ds.Tables, ds.Bytes = map[string]state.TableState{}, 0 })
 }
 
 // engine runs the copy workers of one database.

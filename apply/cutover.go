@@ -637,8 +637,8 @@ func (c *cutover) restore(ctx context.Context, fr *state.Freeze) error {
 }
 
 // loDigestSQL describes every large object by its content, owner,
-// privileges and comment: what the cut-over compares to find those made, changed or
-// removed since the copy.
+// privileges and comment: what the cut-over compares to find those made,
+// changed or removed since the copy.
 const loDigestSQL = `SELECT m.oid, md5(lo_get(m.oid)) || ' ' || pg_get_userbyid(m.lomowner) || ' ' || coalesce(m.lomacl::text, '') || ' ' || coalesce(md5(obj_description(m.oid, 'pg_largeobject')), '') FROM pg_largeobject_metadata m`
 
 // largeObjects brings over the large objects made or changed on the source

@@ -26,19 +26,17 @@ func (m *Migration) freezeOf(db string) *state.Freeze {
 
 // setFreeze saves database db's freeze (nil removes it) in the state.
 func (m *Migration) setFreeze(db string, f *state.Freeze) error {
-	m.mu.Lock()
-	if f == nil {
-		delete(m.State.Freezes, db)
-	} else {
+	return m.saveChange(func() {
+		if f == nil {
+			delete(m.State.Freezes, db)
+			return
+		}
 		if m.State.Freezes == nil {
 			m.State.Freezes = map[string]*state.Freeze{}
 		}
 		c := *f
 		m.State.Freezes[db] = &c
-	}
-	w, err := m.encodeLocked()
-	m.mu.Unlock()
-	return m.write(w, err)
+	})
 }
 
 const allowConnectionsSQL = `SELECT datallowconn FROM pg_database WHERE datname = $1`

@@ -31,8 +31,6 @@ func (d *dbRun) dumpSchema(ctx context.Context, _ plan.Step) (string, error) {
 			return "", err
 		}
 		args = append(args, "--snapshot="+id)
-	}
-	if d.snapshotMode() {
 		d.prefetchCopySource(ctx)
 	}
 	tmp := d.dumpFile() + ".tmp"
@@ -311,8 +309,7 @@ func (d *dbRun) restoreChunks(ctx context.Context, entries []pgdump.Entry, args 
 	var stats chunkStats
 	ds := d.m.dbState(d.name)
 	if ds.PreDataNext == 0 {
-		d.m.update(func() { ds.PreDataNext = 1 })
-		if err := d.m.save(); err != nil {
+		if err := d.m.saveChange(func() { ds.PreDataNext = 1 }); err != nil {
 			return stats, err
 		}
 	}
