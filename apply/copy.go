@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -81,21 +82,34 @@ func qualified(types ...string) []string {
 
 func (t copyTable) key() string { return t.ref.String() }
 
-// copyTablesSQL reads each table's copied columns, whether it is an
+// tableColumnsSQL reads each table's copied columns, whether it is an
 // extension's configuration table (and its condition), whether every
-// copied column (a domain by its base type) is one of $3, and its size.
-// reltoastrelid is grouped by: before 14 the catalogs have no primary key,
-// so c.oid does not stand for c's other columns.
-const copyTablesSQL = `SELECT n.nspname, c.relname,
-	COALESCE(array_agg(quote_ident(a.attname) ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}'),
-	EXISTS (SELECT 1 FROM pg_extension x WHERE c.oid = ANY (x.extconfig)),
-	COALESCE((SELECT x.extcondition[array_position(x.extconfig, c.oid)] FROM pg_extension x WHERE c.oid = ANY (x.extconfig)), ''),
-	COALESCE(bool_and((SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END FROM pg_type t WHERE t.oid = a.atttypid) = ANY ($3::pg_catalog.regtype[]))
-		FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), false),
-	` + pg.RelationBytesSQL + `
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
-WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-GROUP BY c.oid, n.nspname, c.relname, c.reltoastrelid`
+// copied column (a domain by its base type) is one of $1, its size, and
+// what decides whether the migration copies it (plan.CopiesRows): its
+// persistence, its partition tree's root, its extension.
+const tableColumnsSQL = `SELECT n.nspname, c.relname,
+	COALESCE((SELECT array_agg(quote_ident(a.attname) ORDER BY a.attnum) FROM pg_attribute a
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}'),
+	COALESCE(c.oid = ANY (x.extconfig), false), COALESCE(x.extcondition[array_position(x.extconfig, c.oid)], ''),
+	COALESCE((SELECT bool_and((SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END FROM pg_type t WHERE t.oid = a.atttypid) = ANY ($1::pg_catalog.regtype[]))
+		FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), false),
+	` + pg.RelationBytesSQL + `,
+	c.relpersistence::text, COALESCE(rn.nspname, n.nspname), COALESCE(r.relname, c.relname), COALESCE(x.extname, '')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class r ON c.relispartition AND r.oid = pg_partition_root(c.oid)
+LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace
+LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+LEFT JOIN pg_extension x ON x.oid = d.refobjid`
+
+// copyTablesSQL reads every table that holds rows under the snapshot:
+// those the plan lists, and any the migration copies that was created
+// after the plan (copyTables).
+const copyTablesSQL = tableColumnsSQL + `
+WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'`
+
+// plannedTablesSQL reads the tables named by $2 (schemas) and $3.
+const plannedTablesSQL = tableColumnsSQL + `
+WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($2::text[], $3::text[]))`
 
 const sessionFactsSQL = `SELECT pg_encoding_to_char(d.encoding), current_setting('lc_monetary') FROM pg_database d WHERE d.datname = current_database()`
 
@@ -127,6 +141,9 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 		return "", err
 	}
 	encoding, monetary, tables := setup.encoding, setup.monetary, setup.tables
+	if err := d.takeAdded(setup.added); err != nil {
+		return "", err
+	}
 	indexes, err := d.earlyIndexes(ctx, setup.indexes)
 	if err != nil {
 		return "", err
@@ -174,6 +191,9 @@ type copySource struct {
 	encoding, monetary string
 	tables             []copyTable
 	indexes            []indexRow
+	// added are the tables of tables, at their end, that the plan does not
+	// list (copyTables).
+	added []plan.TableRef
 }
 
 // readCopySource reads it on src, a session in the snapshot's transaction:
@@ -185,7 +205,11 @@ func (d *dbRun) readCopySource(ctx context.Context, src *pgx.Conn, refs []plan.T
 		err = src.QueryRow(ctx, sessionFactsSQL).Scan(&c.encoding, &c.monetary)
 	}
 	if err == nil {
-		c.tables, err = d.copyTables(ctx, src, refs)
+		var added []copyTable
+		c.tables, err = d.copyTables(ctx, src, refs, &added)
+		for _, t := range added {
+			c.tables, c.added = append(c.tables, t), append(c.added, t.ref)
+		}
 	}
 	if err == nil {
 		c.indexes, err = earlyIndexRows(ctx, src, c.tables)
@@ -201,6 +225,36 @@ type copyPrefetch struct {
 	done   chan struct{}
 	source copySource
 	err    error
+}
+
+// takeAdded accepts the tables created on the source after the plan that
+// the copy found under its snapshot, and says so: the schema dump made
+// them on the target, and without their rows they would be left empty
+// while the migration reported done. A publication that lists the
+// planned tables (FOR TABLE) does not carry their changes: then the copy
+// stops before its first table, naming them.
+func (d *dbRun) takeAdded(added []plan.TableRef) error {
+	if len(added) == 0 {
+		return nil
+	}
+	names := make([]string, len(added))
+	for i, r := range added {
+		names[i] = r.String()
+	}
+	what := fmt.Sprintf("%s created on the source after the plan", words.Count(len(added), "table"))
+	if pub, ok := d.step(plan.StepCreatePublication); ok && !pub.Params.AllTables {
+		return fmt.Errorf("%s (%s): publication %s lists the planned tables only, so their changes would not replicate; rerun apply with --reset-state to plan again", what, words.Some(names, 5), pub.Params.Publication)
+	}
+	ds := d.m.dbState(d.name)
+	d.m.update(func() {
+		for _, r := range added {
+			if !slices.Contains(ds.Added, r) {
+				ds.Added = append(ds.Added, r)
+			}
+		}
+	})
+	d.m.emit(Notice{Message: fmt.Sprintf("%s: %s %s copied too: %s", d.name, what, words.Agree(len(added), "is", "are"), words.Some(names, 5))})
+	return nil
 }
 
 // prefetchCopySource starts reading copySource for the copy step while
@@ -263,17 +317,38 @@ func (d *dbRun) copySetup(ctx context.Context, st plan.Step) (copySource, error)
 }
 
 // copyTables reads the columns of the planned tables, keeping the plan's
-// order (largest first).
-func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.TableRef) ([]copyTable, error) {
-	schemas, names := splitRefs(refs)
-	rows, err := src.Query(ctx, copyTablesSQL, schemas, names, binaryTypes)
+// order (largest first). With added set, it also returns the tables the
+// migration copies (plan.CopiesRows) that the plan does not list: created
+// on the source after it, yet under the snapshot, so the schema dump made
+// them; the largest first.
+func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.TableRef, added *[]copyTable) ([]copyTable, error) {
+	sql, args := copyTablesSQL, []any{binaryTypes}
+	if added == nil {
+		schemas, names := splitRefs(refs)
+		sql, args = plannedTablesSQL, append(args, schemas, names)
+	}
+	rows, err := src.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read table columns: %w", err)
 	}
+	planned := make(map[plan.TableRef]bool, len(refs))
+	for _, r := range refs {
+		planned[r] = true
+	}
 	found := map[plan.TableRef]copyTable{}
+	var new []copyTable
 	var t copyTable
-	_, err = pgx.ForEachRow(rows, []any{&t.ref.Schema, &t.ref.Name, &t.columns, &t.extConfig, &t.condition, &t.binary, &t.bytes}, func() error {
-		found[t.ref] = t
+	var persistence, extension string
+	var root plan.TableRef
+	_, err = pgx.ForEachRow(rows, []any{&t.ref.Schema, &t.ref.Name, &t.columns, &t.extConfig, &t.condition, &t.binary, &t.bytes,
+		&persistence, &root.Schema, &root.Name, &extension}, func() error {
+		switch {
+		case planned[t.ref]:
+			found[t.ref] = t
+		case added != nil && plan.CopiesRows(d.m.Config, d.name, plan.Table{Schema: t.ref.Schema, Name: t.ref.Name, Kind: plan.KindTable,
+			Persistence: persistence, Extension: extension, ExtConfig: t.extConfig}, root):
+			new = append(new, t)
+		}
 		t = copyTable{}
 		return nil
 	})
@@ -284,9 +359,15 @@ func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.Table
 	for _, r := range refs {
 		t, ok := found[r]
 		if !ok {
-			return nil, fmt.Errorf("table %s is gone from the source", r)
+			return nil, fmt.Errorf("table %s is gone from the source (dropped after the plan): rerun apply with --reset-state to plan again", r)
 		}
 		out = append(out, t)
+	}
+	if added != nil {
+		slices.SortFunc(new, func(a, b copyTable) int {
+			return cmp.Or(cmp.Compare(b.bytes, a.bytes), strings.Compare(a.key(), b.key()))
+		})
+		*added = new
 	}
 	return out, nil
 }

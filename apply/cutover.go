@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -453,7 +454,7 @@ func (c *cutover) unlogged(ctx context.Context, st plan.Step) (string, error) {
 	if err := c.sessions(ctx); err != nil {
 		return "", err
 	}
-	tables, err := c.d.copyTables(ctx, c.src, st.Params.Tables)
+	tables, err := c.d.copyTables(ctx, c.src, st.Params.Tables, nil)
 	if err != nil {
 		return "", err
 	}
@@ -485,7 +486,13 @@ func (c *cutover) verify(ctx context.Context, st plan.Step) (string, error) {
 	if err := c.sessions(ctx); err != nil {
 		return "", err
 	}
-	checks, err := inspect.CompareTables(ctx, c.src, c.dst, c.d.name, st.Params.Tables, st.Params.Checksums)
+	tables := st.Params.Tables
+	c.d.m.update(func() {
+		if ds := c.d.m.State.Databases[c.d.name]; ds != nil {
+			tables = append(slices.Clip(tables), ds.Added...)
+		}
+	})
+	checks, err := inspect.CompareTables(ctx, c.src, c.dst, c.d.name, tables, st.Params.Checksums)
 	if err != nil {
 		return "", err
 	}

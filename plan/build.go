@@ -113,7 +113,7 @@ func (in *input) selectDatabases() {
 // configuration tables and extension_tables is on.
 func (in *input) classifyTables(d *Database) (copy, skipped []Table) {
 	for _, t := range d.Tables {
-		if !holdsRows(t) || t.Extension != "" && !(t.ExtConfig && in.cfg.Tables.ExtensionTables) {
+		if !movesRows(in.cfg.Tables, t) {
 			continue
 		}
 		root := rootOf(d, t)
@@ -127,6 +127,21 @@ func (in *input) classifyTables(d *Database) (copy, skipped []Table) {
 		return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), compareRefs(a.Ref(), b.Ref()))
 	})
 	return copy, skipped
+}
+
+// movesRows reports whether t's rows are the migration's to move unless
+// a table filter leaves them out: it holds rows, and it is no extension's,
+// or an extension configuration table with extension_tables on.
+func movesRows(f config.Tables, t Table) bool {
+	return holdsRows(t) && (t.Extension == "" || t.ExtConfig && f.ExtensionTables)
+}
+
+// CopiesRows reports whether the migration copies the rows of t in
+// database db, whose partition tree's root is root (t itself when it is
+// no partition): what the plan decides for the tables it lists, for a
+// table the copy finds under its snapshot.
+func CopiesRows(cfg *config.Config, db string, t Table, root TableRef) bool {
+	return movesRows(cfg.Tables, t) && cfg.Tables.Selects(db, root.Schema, root.Name)
 }
 
 // holdsRows reports whether the table stores rows itself: plain tables and

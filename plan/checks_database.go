@@ -103,7 +103,7 @@ func (in *input) checkTargetObjects(db *dbInput) []Finding {
 		return nil
 	}
 	return []Finding{finding("target-schema-not-empty", Blocker, "target database "+db.name,
-		fmt.Sprintf("%s the schema restore would create already exist: %s", words.Count(len(clash), "object"), listSome(clash, 5)),
+		fmt.Sprintf("%s the schema restore would create already exist: %s", words.Count(len(clash), "object"), words.Some(clash, 5)),
 		"drop them on the target (or the whole database), or exclude the database")}
 }
 
@@ -121,7 +121,7 @@ func (in *input) checkTargetRows(db *dbInput) []Finding {
 		return nil
 	}
 	return []Finding{finding("target-table-not-empty", Blocker, "target database "+db.name,
-		fmt.Sprintf("%s to copy already hold rows on the target: %s", words.Count(len(full), "table"), listSome(full, 5)),
+		fmt.Sprintf("%s to copy already hold rows on the target: %s", words.Count(len(full), "table"), words.Some(full, 5)),
 		"empty or drop them on the target, or skip them (tables.skip)")}
 }
 
@@ -159,7 +159,7 @@ func (in *input) checkSuperuserObjects(db *dbInput) []Finding {
 		names = append(names, o.Kind+" "+strings.TrimPrefix(o.Schema+"."+o.Name, "."))
 	}
 	return append(out, finding("superuser-objects", Warning, "database "+db.name,
-		fmt.Sprintf("%s only a superuser can create will fail to restore: %s", words.Count(len(names), "object"), listSome(names, 3)),
+		fmt.Sprintf("%s only a superuser can create will fail to restore: %s", words.Count(len(names), "object"), words.Some(names, 3)),
 		"create them on the target as a superuser first, or connect as one"))
 }
 
@@ -182,7 +182,7 @@ func (in *input) checkReadable(db *dbInput) []Finding {
 	var out []Finding
 	if len(tables) > 0 {
 		out = append(out, finding("source-not-readable", Blocker, "database "+db.name,
-			fmt.Sprintf("the source role %s cannot read %s: %s (pg_dump locks every table, and the copy reads them)", me.Name, words.Count(len(tables), "table"), listSome(tables, 5)),
+			fmt.Sprintf("the source role %s cannot read %s: %s (pg_dump locks every table, and the copy reads them)", me.Name, words.Count(len(tables), "table"), words.Some(tables, 5)),
 			fmt.Sprintf("GRANT pg_read_all_data TO %s on the source (14+; before: GRANT SELECT ON ALL TABLES IN SCHEMA ... TO %s), or connect as their owner", me.Name, me.Name)))
 	}
 	if n := db.src.UnreadableLargeObjects; n > 0 {

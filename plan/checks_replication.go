@@ -43,15 +43,15 @@ func (in *input) checkReplicationCaveats(db *dbInput) []Finding {
 	switch {
 	case len(unlogged) > 0 && frozen:
 		out = append(out, finding("unlogged-table", Info, obj,
-			"unlogged tables are not replicated: copied again at cut-over with the source frozen: "+listSome(unlogged, 5), ""))
+			"unlogged tables are not replicated: copied again at cut-over with the source frozen: "+words.Some(unlogged, 5), ""))
 	case len(unlogged) > 0:
 		out = append(out, finding("unlogged-table", Warning, obj,
-			"unlogged tables are not replicated: copied again at cut-over, but without a write freeze rows written meanwhile can be missed: "+listSome(unlogged, 5),
+			"unlogged tables are not replicated: copied again at cut-over, but without a write freeze rows written meanwhile can be missed: "+words.Some(unlogged, 5),
 			"make them logged (ALTER TABLE ... SET LOGGED) to replicate them, or set replication.write_freeze: true"))
 	}
 	if len(partitioned) > 0 {
 		out = append(out, finding("partition-truncate", Warning, obj,
-			"TRUNCATE of a single partition is not replicated (publish_via_partition_root): "+listSome(partitioned, 5),
+			"TRUNCATE of a single partition is not replicated (publish_via_partition_root): "+words.Some(partitioned, 5),
 			"truncate the whole partitioned table, or repeat a partition's TRUNCATE on the target"))
 	}
 	if len(db.src.Sequences) > 0 {
@@ -193,7 +193,7 @@ func (in *input) checkLeftovers() []Finding {
 		return nil
 	}
 	return []Finding{finding("leftover-replication-objects", Warning, "source and target",
-		fmt.Sprintf("%s not a complete set of this migration: %s", words.Count(len(found), "pghaul replication object"), listSome(found, 4)),
+		fmt.Sprintf("%s not a complete set of this migration: %s", words.Count(len(found), "pghaul replication object"), words.Some(found, 4)),
 		"pghaul cleanup -c FILE drops this migration's objects, and with --orphans the inactive pghaul_* slots no migration of this file owns (a rebuilt target's, a failed run's)")}
 }
 

@@ -44,7 +44,7 @@ func (in *input) checkRoles() []Finding {
 		if why := in.cannotCreate(r); why != "" {
 			sev, msg := Warning, why
 			if owned := owners[r.Name]; len(owned) > 0 {
-				sev, msg = Blocker, why+"; it owns "+listSome(owned, 3)
+				sev, msg = Blocker, why+"; it owns "+words.Some(owned, 3)
 			}
 			out = append(out, finding("role-not-creatable", sev, "role "+r.Name, msg,
 				"create the role on the target with a privileged user first, exclude it (roles.exclude), or connect as a superuser"))
@@ -64,7 +64,7 @@ func (in *input) checkOwnersKept() []Finding {
 		if strings.HasPrefix(o, "pg_") {
 			continue
 		}
-		objects := fmt.Sprintf("%s keep the migration user as owner: %s", words.Count(len(owners[o]), "object"), listSome(owners[o], 3))
+		objects := fmt.Sprintf("%s keep the migration user as owner: %s", words.Count(len(owners[o]), "object"), words.Some(owners[o], 3))
 		if existing := in.dst.Role(o); existing != nil {
 			if why := in.cannotHandTo(*existing); why != "" {
 				out = append(out, finding("owner-not-kept", Warning, "role "+o,

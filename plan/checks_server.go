@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/pghaul/pghaul/config"
+
+	"github.com/pghaul/pghaul/internal/words"
 )
 
 // checks runs every check that is not a replication prerequisite. It runs
@@ -176,6 +178,6 @@ func (in *input) checkCreateDB() []Finding {
 		return nil
 	}
 	return []Finding{finding("no-createdb-privilege", Blocker, "target",
-		fmt.Sprintf("role %s lacks CREATEDB and %s must be created", me.Name, listSome(missing, 5)),
+		fmt.Sprintf("role %s lacks CREATEDB and %s must be created", me.Name, words.Some(missing, 5)),
 		fmt.Sprintf("ALTER ROLE %s CREATEDB, or create the databases first", me.Name))}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/internal/dsn"
+
+	"github.com/pghaul/pghaul/internal/words"
 )
 
 // chooseMethods gives every database its method. A failed replication
@@ -163,7 +165,7 @@ func (in *input) checkPublicationPrivilege(db *dbInput) []Finding {
 		fixes = append(fixes, fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s", db.name, me.Name))
 	}
 	if n := notOwned(published(db)); len(n) > 0 {
-		why = append(why, fmt.Sprintf("FOR TABLE needs ownership and role %s does not own %s", me.Name, listSome(n, 3)))
+		why = append(why, fmt.Sprintf("FOR TABLE needs ownership and role %s does not own %s", me.Name, words.Some(n, 3)))
 		fixes = append(fixes, "connect as the tables' owner")
 	}
 	if len(why) == 0 {
@@ -275,12 +277,4 @@ func (in *input) checkSlots(n int) *Finding {
 		}
 	}
 	return nil
-}
-
-// listSome joins up to n names and says how many more there are.
-func listSome(names []string, n int) string {
-	if len(names) <= n {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }

@@ -36,15 +36,15 @@ func (in *input) clusterSteps() []Step {
 	}
 	if len(create) > 0 {
 		steps = append(steps, Step{ID: "cluster/roles", Kind: StepCreateRoles, Scope: ClusterScope,
-			Detail: fmt.Sprintf("create %s: %s (passwords: %s)", words.Count(len(create), "role"), listSome(create, 5), in.cfg.Roles.Passwords), Params: Params{Roles: create}})
+			Detail: fmt.Sprintf("create %s: %s (passwords: %s)", words.Count(len(create), "role"), words.Some(create, 5), in.cfg.Roles.Passwords), Params: Params{Roles: create}})
 	}
 	if len(members) > 0 {
 		steps = append(steps, Step{ID: "cluster/memberships", Kind: StepGrantMemberships, Scope: ClusterScope,
-			Detail: fmt.Sprintf("grant %s: %s", words.Count(len(members), "membership"), listSome(members, 3))})
+			Detail: fmt.Sprintf("grant %s: %s", words.Count(len(members), "membership"), words.Some(members, 3))})
 	}
 	if len(settings) > 0 {
 		steps = append(steps, Step{ID: "cluster/role-settings", Kind: StepSetRoleSettings, Scope: ClusterScope,
-			Detail: fmt.Sprintf("set role settings of %s", listSome(settings, 5)), Params: Params{Roles: settings}})
+			Detail: fmt.Sprintf("set role settings of %s", words.Some(settings, 5)), Params: Params{Roles: settings}})
 	}
 	return steps
 }

@@ -358,6 +358,7 @@ func (d *DatabaseState) clone() *DatabaseState {
 	c.Warnings = slices.Clone(d.Warnings)
 	c.Recopy = slices.Clone(d.Recopy)
 	c.PreDataDone = slices.Clone(d.PreDataDone)
+	c.Added = slices.Clone(d.Added)
 	return &c
 }
 
@@ -368,5 +369,5 @@ func (d *DatabaseState) equal(o *DatabaseState) bool {
 	}
 	return d.CopyRuns == o.CopyRuns && d.Bytes == o.Bytes && d.RecopyBytes == o.RecopyBytes && d.PreDataNext == o.PreDataNext &&
 		maps.Equal(d.Tables, o.Tables) && slices.Equal(d.Warnings, o.Warnings) && slices.Equal(d.Recopy, o.Recopy) &&
-		slices.Equal(d.PreDataDone, o.PreDataDone)
+		slices.Equal(d.PreDataDone, o.PreDataDone) && slices.Equal(d.Added, o.Added)
 }

@@ -126,6 +126,10 @@ type DatabaseState struct {
 	// section 5); RecopyBytes is their size on the source then.
 	Recopy      []string `json:"recopy,omitempty"`
 	RecopyBytes int64    `json:"recopy_bytes,omitempty"`
+	// Added are the tables created on the source after the plan that the
+	// copy found under its snapshot and copied too; the cut-over compares
+	// them with the planned ones.
+	Added []plan.TableRef `json:"added,omitempty"`
 	// PreDataNext is set when the schema had to be restored in chunks
 	// (lock limits): one more than the archive entries restored so far
 	// from the first on. PreDataDone are the ranges [from, to) of entries

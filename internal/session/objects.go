@@ -71,7 +71,7 @@ func VerifiedObjects(ctx context.Context, cfg *config.Config, src, dst *pg.Endpo
 
 // verifiedTables are the tables the migration moves rows of, by database:
 // those of the state directory's plan (what apply carried out) when there
-// is one, else a fresh plan's. A state written before the subscription
+// is one, with those of a fresh plan it does not list, else a fresh plan's. A state written before the subscription
 // step listed the tables it copies (initial_copy: subscription) lacks
 // them: those databases take a fresh plan's list.
 func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (map[string][]plan.TableRef, *plan.Plan, error) {
@@ -87,9 +87,6 @@ func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoi
 		}
 		tables = st.Plan.CopiedTables()
 		unlisted = unlistedCopies(&st.Plan)
-		if len(unlisted) == 0 {
-			return tables, &st.Plan, nil
-		}
 	}
 	pl, err := Plan(ctx, cfg, src, dst, log)
 	if err != nil {
@@ -101,6 +98,17 @@ func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoi
 	}
 	for _, db := range unlisted {
 		tables[db] = fresh[db]
+	}
+	// A table the filters select that the source holds now and the stored
+	// plan does not list was created since: the migration may not have
+	// moved its rows (a replication copies no new table), so it is
+	// compared too, and differs when the target lacks it.
+	for db, refs := range tables {
+		for _, r := range fresh[db] {
+			if !slices.Contains(refs, r) {
+				tables[db] = append(tables[db], r)
+			}
+		}
 	}
 	return tables, &st.Plan, nil
 }

@@ -3,6 +3,7 @@
 package words
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -38,4 +39,12 @@ func Agree(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// Some joins up to n names and says how many more there are.
+func Some(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }
