@@ -140,8 +140,9 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	encoding, monetary, tables := setup.encoding, setup.monetary, setup.tables
-	if err := d.takeAdded(setup.added); err != nil {
+	encoding, monetary := setup.encoding, setup.monetary
+	tables, err := d.takeAdded(ctx, setup.tables, setup.added)
+	if err != nil {
 		return "", err
 	}
 	indexes, err := d.earlyIndexes(ctx, setup.indexes)
@@ -227,34 +228,60 @@ type copyPrefetch struct {
 	err    error
 }
 
-// takeAdded accepts the tables created on the source after the plan that
-// the copy found under its snapshot, and says so: the schema dump made
-// them on the target, and without their rows they would be left empty
-// while the migration reported done. A publication that lists the
-// planned tables (FOR TABLE) does not carry their changes: then the copy
-// stops before its first table, naming them.
-func (d *dbRun) takeAdded(added []plan.TableRef) error {
+// takeAdded takes the tables created on the source after the plan that
+// the copy found under its snapshot (added, at the end of tables) and
+// says so. Those the schema dump made on the target are copied: without
+// their rows they would be left empty while the migration reported done.
+// A publication that lists the planned tables (FOR TABLE) would not carry
+// their changes: then the copy stops before its first table, naming them.
+// Those created after the dump (a rerun's new snapshot is later than the
+// dump it keeps) are not on the target: they are left out, and the
+// database ends with a warning naming them.
+func (d *dbRun) takeAdded(ctx context.Context, tables []copyTable, added []plan.TableRef) ([]copyTable, error) {
 	if len(added) == 0 {
-		return nil
+		return tables, nil
 	}
-	names := make([]string, len(added))
-	for i, r := range added {
-		names[i] = r.String()
+	toc, err := d.listTOC(ctx, "")
+	if err != nil {
+		return nil, err
 	}
-	what := fmt.Sprintf("%s created on the source after the plan", words.Count(len(added), "table"))
+	dumped := map[plan.TableRef]bool{}
+	for _, e := range toc {
+		if e.Kind == "TABLE" {
+			dumped[plan.TableRef{Schema: e.Schema, Name: e.Tag}] = true
+		}
+	}
+	var copied, missing []string
+	var take []plan.TableRef
+	for _, r := range added {
+		if dumped[r] {
+			copied, take = append(copied, r.String()), append(take, r)
+		} else {
+			missing = append(missing, r.String())
+		}
+	}
+	if len(missing) > 0 {
+		tables = slices.DeleteFunc(tables, func(t copyTable) bool { return slices.Contains(added, t.ref) && !dumped[t.ref] })
+		d.m.warnDatabase(d.name, fmt.Sprintf("%s created on the source after the schema dump %s not migrated: %s (create and copy %s by hand, or start over with --reset-state)",
+			words.Count(len(missing), "table"), words.Agree(len(missing), "was", "were"), words.Some(missing, 5), words.Agree(len(missing), "it", "them")))
+	}
+	if len(copied) == 0 {
+		return tables, nil
+	}
+	what := fmt.Sprintf("%s created on the source after the plan", words.Count(len(copied), "table"))
 	if pub, ok := d.step(plan.StepCreatePublication); ok && !pub.Params.AllTables {
-		return fmt.Errorf("%s (%s): publication %s lists the planned tables only, so their changes would not replicate; rerun apply with --reset-state to plan again", what, words.Some(names, 5), pub.Params.Publication)
+		return nil, fmt.Errorf("%s (%s): publication %s lists the planned tables only, so their changes would not replicate; rerun apply with --reset-state to plan again", what, words.Some(copied, 5), pub.Params.Publication)
 	}
 	ds := d.m.dbState(d.name)
 	d.m.update(func() {
-		for _, r := range added {
+		for _, r := range take {
 			if !slices.Contains(ds.Added, r) {
 				ds.Added = append(ds.Added, r)
 			}
 		}
 	})
-	d.m.emit(Notice{Message: fmt.Sprintf("%s: %s %s copied too: %s", d.name, what, words.Agree(len(added), "is", "are"), words.Some(names, 5))})
-	return nil
+	d.m.emit(Notice{Message: fmt.Sprintf("%s: %s %s copied too: %s", d.name, what, words.Agree(len(copied), "is", "are"), words.Some(copied, 5))})
+	return tables, nil
 }
 
 // prefetchCopySource starts reading copySource for the copy step while
