@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -486,13 +485,7 @@ func (c *cutover) verify(ctx context.Context, st plan.Step) (string, error) {
 	if err := c.sessions(ctx); err != nil {
 		return "", err
 	}
-	tables := st.Params.Tables
-	c.d.m.update(func() {
-		if ds := c.d.m.State.Databases[c.d.name]; ds != nil {
-			tables = append(slices.Clip(tables), ds.Added...)
-		}
-	})
-	checks, err := inspect.CompareTables(ctx, c.src, c.dst, c.d.name, tables, st.Params.Checksums)
+	checks, err := inspect.CompareTables(ctx, c.src, c.dst, c.d.name, c.d.copiedTables(st), st.Params.Checksums)
 	if err != nil {
 		return "", err
 	}

@@ -28,6 +28,19 @@ import (
 // from before are skipped by the apply worker: a table it does not list,
 // or lists as not yet synchronised, gets none.
 
+// copiedTables are the tables the copy step st copies: the planned ones
+// and those created after the plan that an earlier run's copy found under
+// the slot's snapshot (takeAdded).
+func (d *dbRun) copiedTables(st plan.Step) []plan.TableRef {
+	tables := st.Params.Tables
+	d.m.update(func() {
+		if ds := d.m.State.Databases[d.name]; ds != nil && len(ds.Added) > 0 {
+			tables = append(slices.Clip(tables), ds.Added...)
+		}
+	})
+	return tables
+}
+
 // resumeCopy reports whether this run keeps the tables an interrupted run
 // copied under the slot's snapshot (see above) instead of dropping the slot
 // and copying the database again. It needs the slot, the schema dump made
@@ -49,7 +62,7 @@ func (d *dbRun) resumeCopy(ctx context.Context) (bool, error) {
 	ds := d.m.dbState(d.name)
 	var unfinished []plan.TableRef
 	finished := 0
-	for _, t := range copyStep.Params.Tables {
+	for _, t := range d.copiedTables(copyStep) {
 		if ds.Tables[t.String()].Status == state.StatusDone {
 			finished++
 		} else {
@@ -183,7 +196,8 @@ func (d *dbRun) recopy(ctx context.Context, st plan.Step) (string, error) {
 		return "", err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
-	schemas, names := splitRefs(st.Params.Tables)
+	tables := d.copiedTables(st)
+	schemas, names := splitRefs(tables)
 	root := "COALESCE(pg_catalog.pg_partition_root(c.oid), c.oid)"
 	if pg.ServerMajor(src) < 13 {
 		root = "c.oid" // 12 publishes leaf partitions themselves
@@ -202,8 +216,8 @@ func (d *dbRun) recopy(ctx context.Context, st plan.Step) (string, error) {
 	if _, err := pgx.ForEachRow(rows, []any{&l.ref.Schema, &l.ref.Name, &l.unit, &l.bytes}, func() error { leaves = append(leaves, l); return nil }); err != nil {
 		return "", fmt.Errorf("read the tables' publication names: %w", err)
 	}
-	if len(leaves) != len(st.Params.Tables) {
-		return "", fmt.Errorf("%d of the %d planned tables are gone from the source", len(st.Params.Tables)-len(leaves), len(st.Params.Tables))
+	if len(leaves) != len(tables) {
+		return "", fmt.Errorf("%d of the %d tables copied are gone from the source", len(tables)-len(leaves), len(tables))
 	}
 	again := map[string]bool{}
 	for _, u := range ds.Recopy {

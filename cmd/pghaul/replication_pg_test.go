@@ -486,3 +486,43 @@ func TestApplyWorkerFailing(t *testing.T) {
 	}
 	assertReplicated(t, src, dst, cfg)
 }
+
+// TestReplicationTableCreatedAfterThePlan: under a FOR ALL TABLES
+// publication a table created after the plan, before the slot, is taken
+// into the copy under the slot's snapshot and replicated. The copy is
+// interrupted before it; the rerun resumes under the slot, keeping the
+// planned tables, and the subscription copies it (before, the resumed copy knew the planned
+// tables only: the new one stayed empty and the publication that replaced
+// FOR ALL TABLES left it out). Rows written to it meanwhile arrive, and the
+// cut-over compares it.
+func TestReplicationTableCreatedAfterThePlan(t *testing.T) {
+	t.Parallel()
+	src, dst, cfg := liveShop(t, cutoverPolicy+"parallel: {tables: 1}\n")
+	env := []string{"PGHAUL_LAG_POLL=200ms"}
+	if r := runBin(t, append(env, "PGHAUL_CRASH_AT=before:create_slot"), "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("apply did not crash before the slot: exit %d\n%s", r.code, r.stderr)
+	}
+	if all := pgtest.QueryString(t, src, "shop", "SELECT string_agg(puballtables::text, ',') FROM pg_publication"); all != "true" {
+		t.Fatalf("publication FOR ALL TABLES = %q, want true", all)
+	}
+	pgtest.Exec(t, src, "shop", "CREATE TABLE added (id int PRIMARY KEY, v text)", "INSERT INTO added SELECT g, md5(g::text) FROM generate_series(1, 300) g")
+	// The planned tables come first (one stream): the last of them done and
+	// recorded, the new one not begun.
+	r := runBin(t, append(env, "PGHAUL_CRASH_AT=copied:shop/5"), "apply", "-c", cfg)
+	if r.code != 128+int(syscall.SIGKILL) || !strings.Contains(r.stderr, "shop: 1 table created on the source after the plan is copied too: public.added") {
+		t.Fatalf("apply did not take the new table, or did not crash before its copy: exit %d\n%s", r.code, r.stderr)
+	}
+	pgtest.Exec(t, src, "shop", append(slices.Clone(changesAfterCopy), "INSERT INTO added SELECT g, 'later' FROM generate_series(301, 350) g", "UPDATE added SET v = 'changed' WHERE id <= 10")...)
+	r = runBin(t, env, "apply", "-c", cfg)
+	if r.code != 0 || !strings.Contains(r.stderr, "the subscription copies 1 table") || !strings.Contains(r.stderr, "public.added") {
+		t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := pgtest.QueryString(t, dst, "shop", "SELECT count(*) FILTER (WHERE v = 'changed') || '/' || count(*) FROM added"); got != "10/350" {
+		t.Errorf("added on the target: %s rows changed/all, want 10/350", got)
+	}
+	saved, _ := os.ReadFile(cfg + ".state/state.json")
+	if !strings.Contains(string(saved), `"added":[{"schema":"public","name":"added"}]`) {
+		t.Errorf("the state does not list the added table:\n%s", saved)
+	}
+	assertReplicated(t, src, dst, cfg)
+}
