@@ -33,6 +33,8 @@ type copyTable struct {
 	// ..."): only those rows move, and only those are deleted first.
 	extConfig bool
 	condition string
+	// unlogged: replication does not carry its changes.
+	unlogged bool
 	// binary: every column is of a type whose binary COPY form is the same
 	// on every supported version and costs both servers less (binaryTypes).
 	binary bool
@@ -233,7 +235,8 @@ type copyPrefetch struct {
 // says so. Those the schema dump made on the target are copied: without
 // their rows they would be left empty while the migration reported done.
 // A publication that lists the planned tables (FOR TABLE) would not carry
-// their changes: then the copy stops before its first table, naming them.
+// their changes, nor replication an unlogged one's: then the copy stops
+// before its first table, naming them.
 // Those created after the dump (a rerun's new snapshot is later than the
 // dump it keeps) are not on the target: they are left out, and the
 // database ends with a warning naming them.
@@ -271,6 +274,15 @@ func (d *dbRun) takeAdded(ctx context.Context, tables []copyTable, added []plan.
 	what := fmt.Sprintf("%s created on the source after the plan", words.Count(len(copied), "table"))
 	if pub, ok := d.step(plan.StepCreatePublication); ok && !pub.Params.AllTables {
 		return nil, fmt.Errorf("%s (%s): publication %s lists the planned tables only, so their changes would not replicate; rerun apply with --reset-state to plan again", what, words.Some(copied, 5), pub.Params.Publication)
+	}
+	var unlogged []string
+	for _, t := range tables {
+		if t.unlogged && slices.Contains(take, t.ref) {
+			unlogged = append(unlogged, t.key())
+		}
+	}
+	if len(unlogged) > 0 && d.has(plan.StepCreateSlot) {
+		return nil, fmt.Errorf("%s (%s) %s unlogged: replication does not carry unlogged tables, and the cut-over copies the planned ones only; rerun apply with --reset-state to plan again", what, words.Some(unlogged, 5), words.Agree(len(unlogged), "is", "are"))
 	}
 	ds := d.m.dbState(d.name)
 	d.m.update(func() {
@@ -369,6 +381,7 @@ func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.Table
 	var root plan.TableRef
 	_, err = pgx.ForEachRow(rows, []any{&t.ref.Schema, &t.ref.Name, &t.columns, &t.extConfig, &t.condition, &t.binary, &t.bytes,
 		&persistence, &root.Schema, &root.Name, &extension}, func() error {
+		t.unlogged = persistence == "u"
 		switch {
 		case planned[t.ref]:
 			found[t.ref] = t

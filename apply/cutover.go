@@ -427,7 +427,7 @@ func (c *cutover) awaitFence(ctx context.Context, st plan.Step) (string, error) 
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if err := checkDrift(ctx, c.src, c.dst, p.Publication); err != nil {
+	if err := c.d.checkDrift(ctx, c.src, c.dst, p.Publication); err != nil {
 		return "", err
 	}
 	crashPoint("fence:" + db)

@@ -110,7 +110,7 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 	var syncing int
 	err = d.poll(ctx, fmt.Sprintf("the lag of %s is still above %d bytes", d.name, max), func(report bool) (bool, error) {
 		if report {
-			if err := checkDrift(ctx, src, dst, p.Publication); err != nil {
+			if err := d.checkDrift(ctx, src, dst, p.Publication); err != nil {
 				return false, err
 			}
 		}
@@ -167,7 +167,7 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := checkDrift(ctx, src, dst, p.Publication); err != nil {
+	if err := d.checkDrift(ctx, src, dst, p.Publication); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("lag %d bytes (at most %d)", lag, max), nil
@@ -296,13 +296,33 @@ const targetColumnsSQL = `SELECT format('%I.%I', n.nspname, c.relname),
 		FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE format('%I.%I', n.nspname, c.relname) = ANY ($1)`
 
+// unpublishedSQL lists the tables holding rows, each with its partition
+// tree's root (itself when none) and what else decides whether the
+// migration moves its rows (plan.CopiesRows).
+const unpublishedSQL = `SELECT n.nspname, c.relname, c.relpersistence::text, format('%I.%I', n.nspname, c.relname),
+	COALESCE(rn.nspname, n.nspname), COALESCE(r.relname, c.relname), CASE WHEN r.oid IS NULL THEN '' ELSE format('%I.%I', rn.nspname, r.relname) END,
+	COALESCE(x.extname, ''), COALESCE(c.oid = ANY (x.extconfig), false)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class r ON c.relispartition AND r.oid = pg_partition_root(c.oid)
+LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace
+LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+LEFT JOIN pg_extension x ON x.oid = d.refobjid
+WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'`
+
 // checkDrift compares the published tables on the source with the tables
 // the subscription writes into on the target: a new table, a dropped one,
-// or different columns stop replication of that table.
-func checkDrift(ctx context.Context, src, dst *pgx.Conn, publication string) error {
+// or different columns stop replication of that table. A table the
+// filters select that the migration does not move and the publication
+// does not carry (one created after the plan, under a publication that
+// lists the planned tables) would be missing after the switch: drift too.
+func (d *dbRun) checkDrift(ctx context.Context, src, dst *pgx.Conn, publication string) error {
 	source, err := columnsBy(ctx, src, publishedColumnsSQL, publication)
 	if err != nil {
 		return fmt.Errorf("read published tables: %w", err)
+	}
+	unpublished, err := d.unpublished(ctx, src, publication, source)
+	if err != nil {
+		return fmt.Errorf("read the source's tables: %w", err)
 	}
 	names := make([]string, 0, len(source))
 	for n := range source {
@@ -312,7 +332,7 @@ func checkDrift(ctx context.Context, src, dst *pgx.Conn, publication string) err
 	if err != nil {
 		return fmt.Errorf("read target tables: %w", err)
 	}
-	var changes []string
+	changes := unpublished
 	for _, n := range slices.Sorted(maps.Keys(source)) {
 		t, ok := target[n]
 		switch {
@@ -326,6 +346,39 @@ func checkDrift(ctx context.Context, src, dst *pgx.Conn, publication string) err
 		return &DriftError{Changes: changes}
 	}
 	return nil
+}
+
+// unpublished describes the tables the filters select that neither
+// publication (published are its tables, by quoted name) carries, by themselves or
+// through their partition root, nor the migration moves otherwise (an
+// unlogged table, copied again at the cut-over).
+func (d *dbRun) unpublished(ctx context.Context, src *pgx.Conn, publication string, published map[string]string) ([]string, error) {
+	moved := map[plan.TableRef]bool{}
+	for _, kind := range []plan.StepKind{plan.StepCopyData, plan.StepCreateSubscription, plan.StepCopyUnlogged} {
+		if st, ok := d.step(kind); ok {
+			for _, r := range d.copiedTables(st) {
+				moved[r] = true
+			}
+		}
+	}
+	rows, err := src.Query(ctx, unpublishedSQL)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	var t plan.Table
+	var root plan.TableRef
+	var name, rootName string
+	_, err = pgx.ForEachRow(rows, []any{&t.Schema, &t.Name, &t.Persistence, &name, &root.Schema, &root.Name, &rootName, &t.Extension, &t.ExtConfig}, func() error {
+		t.Kind = plan.KindTable
+		_, pub := published[name]
+		_, rootPub := published[rootName]
+		if !pub && !rootPub && !moved[t.Ref()] && plan.CopiesRows(d.m.Config, d.name, t, root) {
+			out = append(out, fmt.Sprintf("table %s is new on the source and publication %s does not carry it (drop it on the source, or migrate the database again with --reset-state)", name, publication))
+		}
+		return nil
+	})
+	return out, err
 }
 
 func columnsBy(ctx context.Context, conn *pgx.Conn, sql string, arg any) (map[string]string, error) {
