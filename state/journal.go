@@ -9,7 +9,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -197,7 +196,7 @@ func (f *FileStore) encodeWhole(s *State) (Record, error) {
 
 // Write writes records in the order they were encoded: a whole state
 // replaces state.json and empties the journal, journal lines are appended
-// (all of them at once, with one fsync). After a failure the next record
+// (all of them at once, with one sync). After a failure the next record
 // encoded is the whole state: the lines after an unwritten one would miss
 // its changes.
 func (f *FileStore) Write(recs ...Record) error {
@@ -235,7 +234,7 @@ func (f *FileStore) write(recs []Record) error {
 			if err := writeAtomic(f.Dir, "state.json", r.b, 0o600); err != nil {
 				return err
 			}
-			if err := emptyJournal(f.Path(journalName)); err != nil {
+			if err := f.emptyJournal(); err != nil {
 				return fmt.Errorf("write %s: %w", journalName, err)
 			}
 		default:
@@ -245,38 +244,120 @@ func (f *FileStore) write(recs []Record) error {
 	if len(lines) == 0 {
 		return nil
 	}
-	return appendSync(f.Dir, journalName, lines)
+	if err := f.appendJournal(lines); err != nil {
+		return fmt.Errorf("write %s: %w", journalName, err)
+	}
+	return nil
+}
+
+// The journal file is written ahead with zeros (journalChunk at a time)
+// and records go over them: a record then changes no metadata of the
+// file, so its fdatasync writes the record and flushes the disk without a
+// commit of the file system's own journal. Appending each record made
+// every save such a commit, carrying whatever else was pending on the file
+// system: with the servers' files beside the state (100 databases on one
+// journaled ext4), saves waited 0.7 ms (median) to 3.4 ms (90th
+// percentile) each, 16 per database, and the run took 8 % longer than
+// without fsync. Replay stops at the zeros as at any line cut short.
+const journalChunk = 1 << 20
+
+// journalFile is the journal open for writing: its records end at end,
+// and zeros fill it from there to size.
+type journalFile struct {
+	f         *os.File
+	end, size int64
+}
+
+// openJournal opens the journal for writing, made if missing, and finds
+// where its records end: at the last newline before the first zero byte
+// (a line cut short after it is written over).
+func (f *FileStore) openJournal() error {
+	path := f.Path(journalName)
+	_, statErr := os.Stat(path)
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(file)
+	if err == nil && statErr != nil {
+		err = syncDir(f.Dir)
+	}
+	if err != nil {
+		file.Close()
+		return err
+	}
+	end := bytes.IndexByte(b, 0)
+	if end < 0 {
+		end = len(b)
+	}
+	end = bytes.LastIndexByte(b[:end], '\n') + 1
+	f.jf = &journalFile{f: file, end: int64(end), size: int64(len(b))}
+	return nil
+}
+
+// closeJournal closes the journal open for writing, if it is.
+func (f *FileStore) closeJournal() {
+	if f.jf != nil {
+		f.jf.f.Close()
+		f.jf = nil
+	}
 }
 
 // emptyJournal truncates the journal, if there is one, durably.
-func emptyJournal(path string) error {
-	j, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+func (f *FileStore) emptyJournal() error {
+	if f.jf == nil {
+		if _, err := os.Stat(f.Path(journalName)); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err := f.openJournal(); err != nil {
+			return err
+		}
 	}
-	if err != nil {
+	if err := f.jf.f.Truncate(0); err != nil {
+		f.closeJournal()
 		return err
 	}
-	if err := j.Sync(); err != nil {
-		j.Close()
+	if err := f.jf.f.Sync(); err != nil {
+		f.closeJournal()
 		return err
 	}
-	return j.Close()
+	f.jf.end, f.jf.size = 0, 0
+	return nil
 }
 
-// appendSync appends b to dir/name and fsyncs it (and the directory when
-// the file is new).
-func appendSync(dir, name string, b []byte) error {
-	path := filepath.Join(dir, name)
-	_, statErr := os.Stat(path)
-	j, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+// appendJournal writes b after the journal's records and syncs it: over
+// the zeros written ahead, with fdatasync; when they are used up, more
+// zeros first, with fsync (the file's size changes). On a failure the file
+// is closed, and opened again by the next write.
+func (f *FileStore) appendJournal(b []byte) error {
+	if f.jf == nil {
+		if err := f.openJournal(); err != nil {
+			return err
+		}
 	}
-	if err := writeSync(j, name, b); err != nil || statErr == nil {
+	jf := f.jf
+	if need := jf.end + int64(len(b)); need > jf.size {
+		size := (need/journalChunk + 1) * journalChunk
+		if _, err := jf.f.WriteAt(make([]byte, size-jf.size), jf.size); err != nil {
+			f.closeJournal()
+			return err
+		}
+		if err := jf.f.Sync(); err != nil {
+			f.closeJournal()
+			return err
+		}
+		jf.size = size
+	}
+	if _, err := jf.f.WriteAt(b, jf.end); err != nil {
+		f.closeJournal()
 		return err
 	}
-	return syncDir(dir)
+	if err := datasync(jf.f); err != nil {
+		f.closeJournal()
+		return err
+	}
+	jf.end += int64(len(b))
+	return nil
 }
 
 // replay applies the journal's records after s.Seq to s, in order.

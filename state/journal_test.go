@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"reflect"
@@ -116,13 +117,18 @@ func TestJournal(t *testing.T) {
 		t.Errorf("loaded\n%s\nwant\n%s", got, want)
 	}
 
-	// A last line cut short by a crash is left out: the save it was never
-	// returned.
+	// A last line cut short by a crash (its second half still the zeros
+	// written ahead) is left out: the save it was never returned.
 	before := loaded(t, f)
 	s.Steps["c"] = StepState{Status: StatusDone}
 	r = save(t, f, s)
 	j, _ := os.ReadFile(f.Path(journalName))
-	if err := os.WriteFile(f.Path(journalName), j[:len(j)-len(r.b)/2], 0o600); err != nil {
+	end := bytes.IndexByte(j, 0)
+	if end < 0 || len(j)%journalChunk != 0 || !bytes.HasSuffix(j[:end], r.b) {
+		t.Fatalf("the journal does not end with the last record and zeros to a whole chunk: %d bytes, records end at %d", len(j), end)
+	}
+	clear(j[end-len(r.b)/2 : end])
+	if err := os.WriteFile(f.Path(journalName), j, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if got := loaded(t, f); got != before {
@@ -280,4 +286,47 @@ func nonZero(typ reflect.Type) reflect.Value {
 		panic("nonZero: " + typ.String())
 	}
 	return v
+}
+
+// TestJournalFile: records go over zeros written ahead a chunk at a time;
+// a new process finds where they end, and writes over a record cut short.
+func TestJournalFile(t *testing.T) {
+	dir := t.TempDir()
+	f := &FileStore{Dir: dir}
+	line := append(bytes.Repeat([]byte("x"), 300<<10), '\n')
+	for range 5 {
+		if err := f.appendJournal(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, _ := os.ReadFile(f.Path(journalName))
+	if end := bytes.IndexByte(j, 0); len(j)%journalChunk != 0 || end != 5*len(line) {
+		t.Fatalf("journal of %d bytes, records end at %d; want whole chunks, records ending at %d", len(j), end, 5*len(line))
+	}
+	cut := f.jf.end
+	if _, err := f.jf.f.WriteAt([]byte(`{"seq":9,"cut sh`), cut); err != nil {
+		t.Fatal(err)
+	}
+	f.closeJournal()
+	g := &FileStore{Dir: dir}
+	if err := g.appendJournal([]byte("next\n")); err != nil {
+		t.Fatal(err)
+	}
+	j, _ = os.ReadFile(g.Path(journalName))
+	if got := string(j[cut : cut+6]); got != "next\n\"" {
+		t.Errorf("after the records: %q, want the next record over the one cut short", got)
+	}
+	if err := g.emptyJournal(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(g.Path(journalName)); err != nil || fi.Size() != 0 {
+		t.Errorf("emptied journal: %v, %v", fi, err)
+	}
+	if err := g.appendJournal([]byte("first\n")); err != nil {
+		t.Fatal(err)
+	}
+	if j, _ = os.ReadFile(g.Path(journalName)); !bytes.HasPrefix(j, []byte("first\n\x00")) || len(j) != journalChunk {
+		t.Errorf("after emptying: %q... (%d bytes)", j[:min(len(j), 8)], len(j))
+	}
+	g.closeJournal()
 }

@@ -202,7 +202,9 @@ type Store interface {
 // to call from concurrent databases.
 type FileStore struct {
 	Dir string
-	mu  sync.Mutex // the files
+	mu  sync.Mutex // the files, and jf
+	// jf is the journal open for writing (journal.go), nil until a write.
+	jf *journalFile
 	// j is what the journal's next record is compared with, under encMu.
 	encMu sync.Mutex
 	j     journal
@@ -328,6 +330,9 @@ func (f *FileStore) Reset() error {
 	f.encMu.Lock()
 	f.j = journal{}
 	f.encMu.Unlock()
+	f.mu.Lock()
+	f.closeJournal()
+	f.mu.Unlock()
 	for _, name := range []string{"state.json", journalName, "passwords.json"} {
 		if err := os.Remove(filepath.Join(f.Dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
