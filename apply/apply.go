@@ -58,7 +58,9 @@ type Migration struct {
 	saved            time.Time
 	encoded, written int
 	pending          []state.Record
-	writeMu          sync.Mutex
+	// flush writes what saveSoon encoded if no save does first (under mu).
+	flush   *time.Timer
+	writeMu sync.Mutex
 	// own are the backend PIDs of the cut-overs' sessions on the source,
 	// which a write freeze of any database must not end (a cut-over's
 	// session outside its database may sit in another one's); under mu.
@@ -178,7 +180,13 @@ func (m *Migration) runStep(ctx context.Context, st plan.Step, fn func(context.C
 	}
 	start := m.Now()
 	m.setStep(st.ID, state.StepState{Status: state.StatusRunning, Started: start})
-	if err := m.save(); err != nil {
+	save := m.saveSoon
+	if st.Kind == plan.StepRestorePreData {
+		// A rerun reads this one (checkNotAnothers): on disk before the
+		// restore begins.
+		save = m.save
+	}
+	if err := save(); err != nil {
 		return err
 	}
 	m.emit(StepStarted{Step: st})
@@ -264,6 +272,35 @@ func (m *Migration) update(f func()) {
 
 func (m *Migration) save() error { return m.saveChange(func() {}) }
 
+// startSaveDelay is how long saveSoon leaves its record unwritten when no
+// other save comes.
+const startSaveDelay = time.Second
+
+// saveSoon encodes the state now and writes it with the next save, or
+// startSaveDelay later when none comes first: for a step's start, which
+// no rerun reads but restore_pre_data's (a crash before the write leaves
+// the step pending instead of running, which a rerun treats the same).
+// pghaul status sees the start within startSaveDelay.
+func (m *Migration) saveSoon() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.encodeLocked(); err != nil {
+		return err
+	}
+	if m.flush == nil {
+		m.flush = time.AfterFunc(startSaveDelay, func() {
+			m.mu.Lock()
+			m.flush = nil
+			w := stateWrite{seq: m.encoded}
+			m.mu.Unlock()
+			if err := m.write(w, nil); err != nil {
+				m.Log.Warn("save state", "error", err)
+			}
+		})
+	}
+	return nil
+}
+
 // saveChange makes change to the state under its lock and saves the state
 // with it in the same hold.
 func (m *Migration) saveChange(change func()) error {
@@ -323,6 +360,10 @@ func (m *Migration) saveWhole() error {
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()
 	m.mu.Lock()
+	if m.flush != nil {
+		m.flush.Stop()
+		m.flush = nil
+	}
 	m.State.UpdatedAt = m.Now().UTC()
 	m.pending = nil
 	m.encoded++
