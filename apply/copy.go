@@ -35,6 +35,8 @@ type copyTable struct {
 	condition string
 	// unlogged: replication does not carry its changes.
 	unlogged bool
+	// root is its partition tree's root (itself when it is no partition).
+	root plan.TableRef
 	// binary: every column is of a type whose binary COPY form is the same
 	// on every supported version and costs both servers less (binaryTypes).
 	binary bool
@@ -143,7 +145,7 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 		return "", err
 	}
 	encoding, monetary := setup.encoding, setup.monetary
-	tables, err := d.takeAdded(ctx, setup.tables, setup.added)
+	tables, err := d.takeAdded(ctx, setup.tables, setup.added, setup.uncarried)
 	if err != nil {
 		return "", err
 	}
@@ -195,8 +197,9 @@ type copySource struct {
 	tables             []copyTable
 	indexes            []indexRow
 	// added are the tables of tables, at their end, that the plan does not
-	// list (copyTables).
-	added []plan.TableRef
+	// list (copyTables); uncarried those of them the database's
+	// publication did not carry at the snapshot.
+	added, uncarried []plan.TableRef
 }
 
 // readCopySource reads it on src, a session in the snapshot's transaction:
@@ -214,6 +217,9 @@ func (d *dbRun) readCopySource(ctx context.Context, src *pgx.Conn, refs []plan.T
 			c.tables, c.added = append(c.tables, t), append(c.added, t.ref)
 		}
 	}
+	if err == nil && len(c.added) > 0 {
+		c.uncarried, err = d.uncarried(ctx, src, c.tables[len(c.tables)-len(c.added):])
+	}
 	if err == nil {
 		c.indexes, err = earlyIndexRows(ctx, src, c.tables)
 	}
@@ -230,17 +236,56 @@ type copyPrefetch struct {
 	err    error
 }
 
+// carriedSQL reads whether publication $1 is FOR ALL TABLES and the
+// tables it names. pg_publication_rel is read as any table is, so on the
+// snapshot's session as of the snapshot (pg_publication_tables would read
+// the catalog as it is now).
+const carriedSQL = `SELECT p.puballtables,
+	COALESCE(array_agg(n.nspname) FILTER (WHERE c.oid IS NOT NULL), '{}'), COALESCE(array_agg(c.relname) FILTER (WHERE c.oid IS NOT NULL), '{}')
+FROM pg_catalog.pg_publication p LEFT JOIN pg_catalog.pg_publication_rel r ON r.prpubid = p.oid
+LEFT JOIN pg_catalog.pg_class c ON c.oid = r.prrelid LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE p.pubname = $1 GROUP BY p.puballtables`
+
+// uncarried are the tables of added that the database's publication (if
+// it has one) does not carry as src's snapshot sees it, by themselves or
+// through their partition root: replication would not bring their
+// changes.
+func (d *dbRun) uncarried(ctx context.Context, src *pgx.Conn, added []copyTable) ([]plan.TableRef, error) {
+	pub, ok := d.step(plan.StepCreatePublication)
+	if !ok {
+		return nil, nil
+	}
+	var all bool
+	var schemas, names []string
+	err := src.QueryRow(ctx, carriedSQL, pub.Params.Publication).Scan(&all, &schemas, &names)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("read publication %s: %w", pub.Params.Publication, err)
+	}
+	named := map[plan.TableRef]bool{}
+	for i := range schemas {
+		named[plan.TableRef{Schema: schemas[i], Name: names[i]}] = true
+	}
+	var out []plan.TableRef
+	for _, t := range added {
+		if !all && !named[t.ref] && !named[t.root] {
+			out = append(out, t.ref)
+		}
+	}
+	return out, nil
+}
+
 // takeAdded takes the tables created on the source after the plan that
 // the copy found under its snapshot (added, at the end of tables) and
 // says so. Those the schema dump made on the target are copied: without
 // their rows they would be left empty while the migration reported done.
-// A publication that lists the planned tables (FOR TABLE) would not carry
-// their changes, nor replication an unlogged one's: then the copy stops
-// before its first table, naming them.
+// A publication that did not carry them at the snapshot (publishNew adds
+// them to a FOR TABLE one before the slot, where the role may) would not
+// bring their changes, nor replication an unlogged one's: then the copy
+// stops before its first table, naming them.
 // Those created after the dump (a rerun's new snapshot is later than the
 // dump it keeps) are not on the target: they are left out, and the
 // database ends with a warning naming them.
-func (d *dbRun) takeAdded(ctx context.Context, tables []copyTable, added []plan.TableRef) ([]copyTable, error) {
+func (d *dbRun) takeAdded(ctx context.Context, tables []copyTable, added, uncarried []plan.TableRef) ([]copyTable, error) {
 	if len(added) == 0 {
 		return tables, nil
 	}
@@ -272,8 +317,16 @@ func (d *dbRun) takeAdded(ctx context.Context, tables []copyTable, added []plan.
 		return tables, nil
 	}
 	what := fmt.Sprintf("%s created on the source after the plan", words.Count(len(copied), "table"))
-	if pub, ok := d.step(plan.StepCreatePublication); ok && !pub.Params.AllTables {
-		return nil, fmt.Errorf("%s (%s): publication %s lists the planned tables only, so their changes would not replicate; rerun apply with --reset-state to plan again", what, words.Some(copied, 5), pub.Params.Publication)
+	var lost []string
+	for _, r := range take {
+		if slices.Contains(uncarried, r) {
+			lost = append(lost, r.String())
+		}
+	}
+	if len(lost) > 0 {
+		pub, _ := d.step(plan.StepCreatePublication)
+		return nil, fmt.Errorf("%s created on the source after the plan (%s): publication %s does not carry %s, so %s changes would not replicate; rerun apply with --reset-state to plan again",
+			words.Count(len(lost), "table"), words.Some(lost, 5), pub.Params.Publication, words.Agree(len(lost), "it", "them"), words.Agree(len(lost), "its", "their"))
 	}
 	var unlogged []string
 	for _, t := range tables {
@@ -381,7 +434,7 @@ func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.Table
 	var root plan.TableRef
 	_, err = pgx.ForEachRow(rows, []any{&t.ref.Schema, &t.ref.Name, &t.columns, &t.extConfig, &t.condition, &t.binary, &t.bytes,
 		&persistence, &root.Schema, &root.Name, &extension}, func() error {
-		t.unlogged = persistence == "u"
+		t.unlogged, t.root = persistence == "u", root
 		switch {
 		case planned[t.ref]:
 			found[t.ref] = t

@@ -320,9 +320,13 @@ func (d *dbRun) checkDrift(ctx context.Context, src, dst *pgx.Conn, publication 
 	if err != nil {
 		return fmt.Errorf("read published tables: %w", err)
 	}
-	unpublished, err := d.unpublished(ctx, src, publication, source)
+	unpublished, err := d.unpublished(ctx, src, source)
 	if err != nil {
 		return fmt.Errorf("read the source's tables: %w", err)
+	}
+	var changes []string
+	for _, t := range unpublished {
+		changes = append(changes, fmt.Sprintf("table %s is new on the source and publication %s does not carry it (drop it on the source, or migrate the database again with --reset-state)", t.Ref(), publication))
 	}
 	names := make([]string, 0, len(source))
 	for n := range source {
@@ -332,7 +336,6 @@ func (d *dbRun) checkDrift(ctx context.Context, src, dst *pgx.Conn, publication 
 	if err != nil {
 		return fmt.Errorf("read target tables: %w", err)
 	}
-	changes := unpublished
 	for _, n := range slices.Sorted(maps.Keys(source)) {
 		t, ok := target[n]
 		switch {
@@ -348,11 +351,11 @@ func (d *dbRun) checkDrift(ctx context.Context, src, dst *pgx.Conn, publication 
 	return nil
 }
 
-// unpublished describes the tables the filters select that neither
-// publication (published are its tables, by quoted name) carries, by themselves or
+// unpublished are the tables the filters select that neither publication
+// (published are its tables, by quoted name) carries, by themselves or
 // through their partition root, nor the migration moves otherwise (an
 // unlogged table, copied again at the cut-over).
-func (d *dbRun) unpublished(ctx context.Context, src *pgx.Conn, publication string, published map[string]string) ([]string, error) {
+func (d *dbRun) unpublished(ctx context.Context, src *pgx.Conn, published map[string]string) ([]plan.Table, error) {
 	moved := map[plan.TableRef]bool{}
 	for _, kind := range []plan.StepKind{plan.StepCopyData, plan.StepCreateSubscription, plan.StepCopyUnlogged} {
 		if st, ok := d.step(kind); ok {
@@ -365,7 +368,7 @@ func (d *dbRun) unpublished(ctx context.Context, src *pgx.Conn, publication stri
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	var out []plan.Table
 	var t plan.Table
 	var root plan.TableRef
 	var name, rootName string
@@ -374,7 +377,7 @@ func (d *dbRun) unpublished(ctx context.Context, src *pgx.Conn, publication stri
 		_, pub := published[name]
 		_, rootPub := published[rootName]
 		if !pub && !rootPub && !moved[t.Ref()] && plan.CopiesRows(d.m.Config, d.name, t, root) {
-			out = append(out, fmt.Sprintf("table %s is new on the source and publication %s does not carry it (drop it on the source, or migrate the database again with --reset-state)", name, publication))
+			out = append(out, t)
 		}
 		return nil
 	})

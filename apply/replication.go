@@ -240,10 +240,16 @@ const slotExistsSQL = `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE s
 func (d *dbRun) createSlot(ctx context.Context, st plan.Step) (string, error) {
 	slot := st.Params.Slot
 	if !d.snapshotMode() {
+		if err := d.publishNew(ctx); err != nil {
+			return "", err
+		}
 		return d.createPlainSlot(ctx, slot)
 	}
 	d.releaseSnapshot()
 	if err := d.dropSubscriptionAndSlot(ctx, slot); err != nil {
+		return "", err
+	}
+	if err := d.publishNew(ctx); err != nil {
 		return "", err
 	}
 	conn, err := d.m.Source.ConnectRaw(ctx, d.name, pg.Options{Settings: map[string]string{"replication": "database"}})
@@ -258,6 +264,56 @@ func (d *dbRun) createSlot(ctx context.Context, st plan.Step) (string, error) {
 	}
 	d.snap = &snapshotHolder{id: res.SnapshotName, close: func() { conn.Close(context.Background()) }}
 	return fmt.Sprintf("slot %s at %s, snapshot %s", slot, res.ConsistentPoint, res.SnapshotName), nil
+}
+
+// publishNew adds to the database's FOR TABLE publication the tables
+// the filters select that it does not carry: created after the plan, which
+// listed the tables to publish. It runs before the slot is made: the slot
+// then decodes their changes from its start, and its snapshot holds their
+// rows. An unlogged table cannot be published; the copy refuses it. A
+// publication the role may not change (aiven_extras made it) is left as
+// it is: the copy then stops, naming the tables.
+func (d *dbRun) publishNew(ctx context.Context) error {
+	pub, ok := d.step(plan.StepCreatePublication)
+	if !ok || pub.Params.AllTables {
+		return nil
+	}
+	src, err := d.m.Source.Connect(ctx, d.name, pg.Options{})
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	name := pub.Params.Publication
+	published, err := columnsBy(ctx, src, publishedColumnsSQL, name)
+	if err != nil {
+		return fmt.Errorf("read published tables: %w", err)
+	}
+	tables, err := d.unpublished(ctx, src, published)
+	if err != nil {
+		return fmt.Errorf("read the source's tables: %w", err)
+	}
+	var refs []plan.TableRef
+	for _, t := range tables {
+		if t.Persistence == "p" {
+			refs = append(refs, t.Ref())
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	names, err := d.publishedTables(ctx, src, refs)
+	if err != nil {
+		return err
+	}
+	_, err = src.Exec(ctx, "ALTER PUBLICATION "+ident(name)+" ADD TABLE "+strings.Join(names, ", "))
+	switch {
+	case isPrivilegeError(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("add the tables created after the plan to publication %s: %w", name, err)
+	}
+	d.m.emit(Notice{Message: fmt.Sprintf("%s: publication %s now carries %s created on the source after the plan: %s", d.name, name, words.Count(len(names), "table"), words.Some(names, 5))})
+	return nil
 }
 
 // snapshotMode reports initial_copy: snapshot (pghaul copies under the
