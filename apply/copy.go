@@ -428,7 +428,7 @@ func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.Table
 		planned[r] = true
 	}
 	found := map[plan.TableRef]copyTable{}
-	var new []copyTable
+	var extra []copyTable
 	var t copyTable
 	var persistence, extension string
 	var root plan.TableRef
@@ -440,7 +440,7 @@ func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.Table
 			found[t.ref] = t
 		case added != nil && plan.CopiesRows(d.m.Config, d.name, plan.Table{Schema: t.ref.Schema, Name: t.ref.Name, Kind: plan.KindTable,
 			Persistence: persistence, Extension: extension, ExtConfig: t.extConfig}, root):
-			new = append(new, t)
+			extra = append(extra, t)
 		}
 		t = copyTable{}
 		return nil
@@ -457,10 +457,10 @@ func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.Table
 		out = append(out, t)
 	}
 	if added != nil {
-		slices.SortFunc(new, func(a, b copyTable) int {
+		slices.SortFunc(extra, func(a, b copyTable) int {
 			return cmp.Or(cmp.Compare(b.bytes, a.bytes), strings.Compare(a.key(), b.key()))
 		})
-		*added = new
+		*added = extra
 	}
 	return out, nil
 }

@@ -266,6 +266,10 @@ func (d *dbRun) createSlot(ctx context.Context, st plan.Step) (string, error) {
 	return fmt.Sprintf("slot %s at %s, snapshot %s", slot, res.ConsistentPoint, res.SnapshotName), nil
 }
 
+// publishedNamesSQL lists the tables publication $1 carries, quoted, each
+// with an empty column list (columnsBy's form; publishNew needs the names).
+const publishedNamesSQL = `SELECT format('%I.%I', p.schemaname, p.tablename), '' FROM pg_publication_tables p WHERE p.pubname = $1`
+
 // publishNew adds to the database's FOR TABLE publication the tables
 // the filters select that it does not carry: created after the plan, which
 // listed the tables to publish. It runs before the slot is made: the slot
@@ -284,7 +288,7 @@ func (d *dbRun) publishNew(ctx context.Context) error {
 	}
 	defer src.Close(context.WithoutCancel(ctx))
 	name := pub.Params.Publication
-	published, err := columnsBy(ctx, src, publishedColumnsSQL, name)
+	published, err := columnsBy(ctx, src, publishedNamesSQL, name)
 	if err != nil {
 		return fmt.Errorf("read published tables: %w", err)
 	}
