@@ -316,7 +316,11 @@ func (d *dbRun) publishNew(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("add the tables created after the plan to publication %s: %w", name, err)
 	}
-	d.m.emit(Notice{Message: fmt.Sprintf("%s: publication %s now carries %s created on the source after the plan: %s", d.name, name, words.Count(len(names), "table"), words.Some(names, 5))})
+	added := make([]string, len(refs))
+	for i, r := range refs {
+		added[i] = r.String()
+	}
+	d.m.emit(Notice{Message: fmt.Sprintf("%s: publication %s now carries %s created on the source after the plan: %s", d.name, name, words.Count(len(added), "table"), words.Some(added, 5))})
 	return nil
 }
 

@@ -519,8 +519,11 @@ func TestReplicationTableCreatedAfterThePlan(t *testing.T) {
 		t.Fatalf("apply did not take the new table, or did not crash before its copy: exit %d\n%s", r.code, r.stderr)
 	}
 	pgtest.Exec(t, src, "shop", append(slices.Clone(changesAfterCopy), "INSERT INTO added SELECT g, 'later' FROM generate_series(301, 350) g", "UPDATE added SET v = 'changed' WHERE id <= 10")...)
+	// A source that cannot decode across a publication change (12, and
+	// minor releases before May 2025) starts the copy over instead.
 	r = runBin(t, env, "apply", "-c", cfg)
-	if r.code != 0 || !strings.Contains(r.stderr, "the subscription copies 1 table") || !strings.Contains(r.stderr, "public.added") {
+	resumed := strings.Contains(r.stderr, "the subscription copies 1 table") && strings.Contains(r.stderr, "public.added")
+	if r.code != 0 || !resumed && !strings.Contains(r.stderr, "cannot resume") {
 		t.Fatalf("rerun: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	if got := pgtest.QueryString(t, dst, "shop", "SELECT count(*) FILTER (WHERE v = 'changed') || '/' || count(*) FROM added"); got != "10/350" {
