@@ -86,6 +86,29 @@ func Verify(ctx context.Context, src, dst *pg.Endpoint, objects map[string]Objec
 	return out, nil
 }
 
+// missingDatabase is every check of db's objects when the target has no
+// such database (one created on the source after the migration's plan):
+// each differs.
+func missingDatabase(db string, objects Objects) []TableCheck {
+	why := "the target has no database " + db
+	var out []TableCheck
+	for _, t := range objects.Tables {
+		out = append(out, TableCheck{Database: db, Kind: KindTable, Table: t, Err: why})
+	}
+	for _, v := range objects.MatViews {
+		out = append(out, TableCheck{Database: db, Kind: KindMatView, Table: v, Err: why})
+	}
+	for _, c := range []struct {
+		kind string
+		on   bool
+	}{{KindSequences, objects.Sequences}, {KindLargeObjects, objects.LargeObjects}} {
+		if c.on {
+			out = append(out, TableCheck{Database: db, Kind: c.kind, Err: why})
+		}
+	}
+	return out
+}
+
 func verifyDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, objects Objects, checksums bool) ([]TableCheck, error) {
 	sc, err := src.Connect(ctx, db, pg.Options{ReadOnly: true, Settings: VerifySession})
 	if err != nil {
@@ -101,6 +124,9 @@ func verifyDatabase(ctx context.Context, src, dst *pg.Endpoint, db string, objec
 		settings[k] = v
 	}
 	dc, err := dst.Connect(ctx, db, pg.Options{ReadOnly: true, Settings: settings})
+	if pg.HasCode(err, "3D000") {
+		return missingDatabase(db, objects), nil
+	}
 	if err != nil {
 		return nil, err
 	}

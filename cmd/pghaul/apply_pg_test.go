@@ -1279,3 +1279,27 @@ func TestTablesCreatedAfterThePlan(t *testing.T) {
 	}
 	runBin(t, nil, "cleanup", "-c", live, "--yes")
 }
+
+// TestVerifyDatabaseCreatedSince: a database the filters select that was
+// created on the source after the migration is not on the target; verify
+// reports each of its objects as different, where it compared the stored
+// plan's databases alone and said equal.
+func TestVerifyDatabaseCreatedSince(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE app1")
+	pgtest.Exec(t, src, "app1", "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t SELECT generate_series(1, 10)")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [\"app*\"]}\n")
+	if r := runBin(t, nil, "apply", "-c", cfg); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+	}
+	if v := runBin(t, nil, "verify", "-c", cfg); v.code != 0 {
+		t.Fatalf("verify after apply: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
+	}
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE app2")
+	pgtest.Exec(t, src, "app2", "CREATE TABLE u (id int)", "INSERT INTO u SELECT generate_series(1, 5)")
+	v := runBin(t, nil, "verify", "-c", cfg, "--format", "json")
+	if v.code != 1 || !strings.Contains(v.stdout, `"error": "the target has no database app2"`) || !strings.Contains(v.stdout, `"name": "u"`) {
+		t.Errorf("verify with a database created since: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
+	}
+}

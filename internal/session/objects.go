@@ -51,12 +51,12 @@ func Names(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint) (map[
 // tables the migration moves rows of (verifiedTables) and their
 // databases' materialized views, sequences and large objects.
 func VerifiedObjects(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (map[string]inspect.Objects, error) {
-	tables, p, err := verifiedTables(ctx, cfg, src, dst, log)
+	tables, dbs, err := verifiedTables(ctx, cfg, src, dst, log)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]inspect.Objects{}
-	for _, d := range p.Databases {
+	for _, d := range dbs {
 		if d.Tables > 0 && len(tables[d.Name]) == 0 {
 			// Comparing nothing would say "0 of 0 tables equal".
 			return nil, fmt.Errorf("database %s: the migration lists none of the %d tables it copies, so there is nothing to compare; run apply first (or remove the state directory %s to verify against a fresh plan)", d.Name, d.Tables, cfg.State)
@@ -71,10 +71,11 @@ func VerifiedObjects(ctx context.Context, cfg *config.Config, src, dst *pg.Endpo
 
 // verifiedTables are the tables the migration moves rows of, by database:
 // those of the state directory's plan (what apply carried out) when there
-// is one, with those of a fresh plan it does not list, else a fresh plan's. A state written before the subscription
+// is one, with those of a fresh plan it does not list (and its databases),
+// else a fresh plan's. A state written before the subscription
 // step listed the tables it copies (initial_copy: subscription) lacks
 // them: those databases take a fresh plan's list.
-func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (map[string][]plan.TableRef, *plan.Plan, error) {
+func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoint, log *slog.Logger) (map[string][]plan.TableRef, []plan.DatabasePlan, error) {
 	st, err := (&state.FileStore{Dir: cfg.State}).Load()
 	if err != nil && !errors.Is(err, state.ErrNoState) {
 		return nil, nil, err
@@ -94,7 +95,7 @@ func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoi
 	}
 	fresh := pl.Plan.CopiedTables()
 	if tables == nil {
-		return fresh, &pl.Plan, nil
+		return fresh, pl.Plan.Databases, nil
 	}
 	for _, db := range unlisted {
 		tables[db] = fresh[db]
@@ -110,7 +111,16 @@ func verifiedTables(ctx context.Context, cfg *config.Config, src, dst *pg.Endpoi
 			}
 		}
 	}
-	return tables, &st.Plan, nil
+	// So is a database the filters select that was created since: the
+	// target lacks it, and each of its objects differs.
+	dbs := slices.Clone(st.Plan.Databases)
+	for _, d := range pl.Plan.Databases {
+		if !slices.ContainsFunc(dbs, func(o plan.DatabasePlan) bool { return o.Name == d.Name }) {
+			dbs = append(dbs, d)
+			tables[d.Name] = fresh[d.Name]
+		}
+	}
+	return tables, dbs, nil
 }
 
 // unlistedCopies are the databases whose subscription copies tables its
