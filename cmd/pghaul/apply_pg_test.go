@@ -1298,6 +1298,10 @@ func TestVerifyDatabaseCreatedSince(t *testing.T) {
 	}
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE app2")
 	pgtest.Exec(t, src, "app2", "CREATE TABLE u (id int)", "INSERT INTO u SELECT generate_series(1, 5)")
+	// A rerun of apply says it does not move it.
+	if r := runBin(t, nil, "apply", "-c", cfg); r.code != 0 || !strings.Contains(r.stderr, "database app2 was created on the source after the plan: this migration does not move it") {
+		t.Errorf("apply after a database was created: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
 	v := runBin(t, nil, "verify", "-c", cfg, "--format", "json")
 	if v.code != 1 || !strings.Contains(v.stdout, `"error": "the target has no database app2"`) || !strings.Contains(v.stdout, `"name": "u"`) {
 		t.Errorf("verify with a database created since: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pghaul/pghaul/apply"
 	"github.com/pghaul/pghaul/config"
 	"github.com/pghaul/pghaul/internal/pg"
@@ -107,6 +109,7 @@ func (s Start) resume(ctx context.Context, st *state.State) (*state.State, error
 			return nil, err
 		}
 	}
+	s.warnNewDatabases(ctx, st)
 	changed := st.ApplyPolicy(s.Config.Replication)
 	if len(changed) > 0 {
 		s.Log.Info("the lag policy changed: cut-over steps updated", "databases", changed)
@@ -118,6 +121,36 @@ func (s Start) resume(ctx context.Context, st *state.State) (*state.State, error
 		}
 	}
 	return st, nil
+}
+
+// newDatabasesSQL lists the source's databases that are no templates and
+// take connections: those a plan may select.
+const newDatabasesSQL = `SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1`
+
+// warnNewDatabases names the databases the file selects on the source that
+// the stored plan does not hold: created after it, they are not migrated
+// by this run (verify reports them). A source it cannot read is left to
+// the steps to report.
+func (s Start) warnNewDatabases(ctx context.Context, st *state.State) {
+	conn, err := s.Source.Connect(ctx, "", pg.Options{ReadOnly: true})
+	if err != nil {
+		return
+	}
+	defer s.Source.Release(ctx, conn)
+	rows, err := conn.Query(ctx, newDatabasesSQL)
+	if err != nil {
+		return
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return
+	}
+	for _, name := range names {
+		if s.Config.Databases.Selects(name) && !slices.ContainsFunc(st.Plan.Databases, func(d plan.DatabasePlan) bool { return d.Name == name }) {
+			s.Log.Warn(fmt.Sprintf("database %s was created on the source after the plan: this migration does not move it", name), "database", name,
+				"fix", "migrate it with a file of its own (another state directory), or start over with --reset-state")
+		}
+	}
 }
 
 // ReadPlanFile reads a plan saved with plan -o.
