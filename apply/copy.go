@@ -31,12 +31,10 @@ type copyTable struct {
 	columns []string
 	// condition is an extension configuration table's extcondition ("WHERE
 	// ..."): only those rows move, and only those are deleted first.
-	extConfig bool
 	condition string
-	// unlogged: replication does not carry its changes.
-	unlogged bool
-	// root is its partition tree's root (itself when it is no partition).
-	root plan.TableRef
+	// row is what decides whether the migration copies it, and how
+	// publications name it.
+	row rowTable
 	// binary: every column is of a type whose binary COPY form is the same
 	// on every supported version and costs both servers less (binaryTypes).
 	binary bool
@@ -86,30 +84,59 @@ func qualified(types ...string) []string {
 
 func (t copyTable) key() string { return t.ref.String() }
 
-// tableColumnsSQL reads each table's copied columns, whether it is an
-// extension's configuration table (and its condition), whether every
-// copied column (a domain by its base type) is one of $1, its size, and
-// what decides whether the migration copies it (plan.CopiesRows): its
-// persistence, its partition tree's root, its extension.
-const tableColumnsSQL = `SELECT n.nspname, c.relname,
-	COALESCE((SELECT array_agg(quote_ident(a.attname) ORDER BY a.attnum) FROM pg_attribute a
-		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}'),
-	COALESCE(c.oid = ANY (x.extconfig), false), COALESCE(x.extcondition[array_position(x.extconfig, c.oid)], ''),
-	COALESCE((SELECT bool_and((SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END FROM pg_type t WHERE t.oid = a.atttypid) = ANY ($1::pg_catalog.regtype[]))
-		FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), false),
-	` + pg.RelationBytesSQL + `,
-	c.relpersistence::text, COALESCE(rn.nspname, n.nspname), COALESCE(r.relname, c.relname), COALESCE(x.extname, '')
+// rowTable is a table that holds rows with what decides whether the
+// migration moves them (plan.CopiesRows), as rowTableColumns read it: its
+// persistence, its partition tree's root (itself when it is no partition),
+// its extension; and its name and its root's quoted as publications list
+// them (quotedRoot empty when it is no partition).
+type rowTable struct {
+	plan.Table
+	root               plan.TableRef
+	quoted, quotedRoot string
+}
+
+// rowTableColumns, rowTablesFrom and rowTablesWhere read rowTables.
+const (
+	rowTableColumns = `n.nspname, c.relname, c.relpersistence::text, format('%I.%I', n.nspname, c.relname),
+	COALESCE(rn.nspname, n.nspname), COALESCE(r.relname, c.relname), CASE WHEN r.oid IS NULL THEN '' ELSE format('%I.%I', rn.nspname, r.relname) END,
+	COALESCE(x.extname, ''), COALESCE(c.oid = ANY (x.extconfig), false)`
+	rowTablesFrom = `
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_class r ON c.relispartition AND r.oid = pg_partition_root(c.oid)
 LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace
 LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
 LEFT JOIN pg_extension x ON x.oid = d.refobjid`
+	rowTablesWhere = `
+WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'`
+)
+
+// dest is where a row of rowTableColumns is scanned.
+func (t *rowTable) dest() []any {
+	t.Kind = plan.KindTable
+	return []any{&t.Schema, &t.Name, &t.Persistence, &t.quoted, &t.root.Schema, &t.root.Name, &t.quotedRoot, &t.Extension, &t.ExtConfig}
+}
+
+// copiesRows reports whether the migration copies t's rows.
+func (d *dbRun) copiesRows(t rowTable) bool {
+	return plan.CopiesRows(d.m.Config, d.name, t.Table, t.root)
+}
+
+// tableColumnsSQL reads each table's copied columns, its extension
+// configuration table's condition, whether every copied column (a domain
+// by its base type) is one of $1, its size, then rowTableColumns.
+const tableColumnsSQL = `SELECT
+	COALESCE((SELECT array_agg(quote_ident(a.attname) ORDER BY a.attnum) FROM pg_attribute a
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}'),
+	COALESCE(x.extcondition[array_position(x.extconfig, c.oid)], ''),
+	COALESCE((SELECT bool_and((SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END FROM pg_type t WHERE t.oid = a.atttypid) = ANY ($1::pg_catalog.regtype[]))
+		FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), false),
+	` + pg.RelationBytesSQL + `,
+	` + rowTableColumns + rowTablesFrom
 
 // copyTablesSQL reads every table that holds rows under the snapshot:
 // those the plan lists, and any the migration copies that was created
 // after the plan (copyTables).
-const copyTablesSQL = tableColumnsSQL + `
-WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'`
+const copyTablesSQL = tableColumnsSQL + rowTablesWhere
 
 // plannedTablesSQL reads the tables named by $2 (schemas) and $3.
 const plannedTablesSQL = tableColumnsSQL + `
@@ -236,38 +263,23 @@ type copyPrefetch struct {
 	err    error
 }
 
-// carriedSQL reads whether publication $1 is FOR ALL TABLES and the
-// tables it names. pg_publication_rel is read as any table is, so on the
-// snapshot's session as of the snapshot (pg_publication_tables would read
-// the catalog as it is now).
-const carriedSQL = `SELECT p.puballtables,
-	COALESCE(array_agg(n.nspname) FILTER (WHERE c.oid IS NOT NULL), '{}'), COALESCE(array_agg(c.relname) FILTER (WHERE c.oid IS NOT NULL), '{}')
-FROM pg_catalog.pg_publication p LEFT JOIN pg_catalog.pg_publication_rel r ON r.prpubid = p.oid
-LEFT JOIN pg_catalog.pg_class c ON c.oid = r.prrelid LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE p.pubname = $1 GROUP BY p.puballtables`
-
 // uncarried are the tables of added that the database's publication (if
-// it has one) does not carry as src's snapshot sees it, by themselves or
-// through their partition root: replication would not bring their
-// changes.
+// it has one) does not carry as src's snapshot sees it (publicationRels
+// reads pg_publication_rel as any table, so as of the snapshot), by
+// themselves or through their partition root: replication would not bring
+// their changes.
 func (d *dbRun) uncarried(ctx context.Context, src *pgx.Conn, added []copyTable) ([]plan.TableRef, error) {
 	pub, ok := d.step(plan.StepCreatePublication)
 	if !ok {
 		return nil, nil
 	}
-	var all bool
-	var schemas, names []string
-	err := src.QueryRow(ctx, carriedSQL, pub.Params.Publication).Scan(&all, &schemas, &names)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("read publication %s: %w", pub.Params.Publication, err)
-	}
-	named := map[plan.TableRef]bool{}
-	for i := range schemas {
-		named[plan.TableRef{Schema: schemas[i], Name: names[i]}] = true
+	all, rels, err := publicationRels(ctx, src, pub.Params.Publication)
+	if err != nil {
+		return nil, err
 	}
 	var out []plan.TableRef
 	for _, t := range added {
-		if !all && !named[t.ref] && !named[t.root] {
+		if !all && !slices.Contains(rels, t.row.quoted) && !slices.Contains(rels, t.row.quotedRoot) {
 			out = append(out, t.ref)
 		}
 	}
@@ -330,7 +342,7 @@ func (d *dbRun) takeAdded(ctx context.Context, tables []copyTable, added, uncarr
 	}
 	var unlogged []string
 	for _, t := range tables {
-		if t.unlogged && slices.Contains(take, t.ref) {
+		if t.row.Persistence == "u" && slices.Contains(take, t.ref) {
 			unlogged = append(unlogged, t.key())
 		}
 	}
@@ -430,19 +442,15 @@ func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.Table
 	found := map[plan.TableRef]copyTable{}
 	var extra []copyTable
 	var t copyTable
-	var persistence, extension string
-	var root plan.TableRef
-	_, err = pgx.ForEachRow(rows, []any{&t.ref.Schema, &t.ref.Name, &t.columns, &t.extConfig, &t.condition, &t.binary, &t.bytes,
-		&persistence, &root.Schema, &root.Name, &extension}, func() error {
-		t.unlogged, t.root = persistence == "u", root
+	_, err = pgx.ForEachRow(rows, append([]any{&t.columns, &t.condition, &t.binary, &t.bytes}, t.row.dest()...), func() error {
+		t.ref = t.row.Ref()
 		switch {
 		case planned[t.ref]:
 			found[t.ref] = t
-		case added != nil && plan.CopiesRows(d.m.Config, d.name, plan.Table{Schema: t.ref.Schema, Name: t.ref.Name, Kind: plan.KindTable,
-			Persistence: persistence, Extension: extension, ExtConfig: t.extConfig}, root):
+		case added != nil && d.copiesRows(t.row):
 			extra = append(extra, t)
 		}
-		t = copyTable{}
+		t.columns, t.condition, t.binary, t.bytes = nil, "", false, 0
 		return nil
 	})
 	if err != nil {
@@ -549,7 +557,7 @@ func (d *dbRun) restartCopy(ctx context.Context, tables []copyTable) (todo []cop
 	defer dst.Close(context.WithoutCancel(ctx))
 	var plain []string
 	for _, t := range tables {
-		if t.extConfig {
+		if t.row.ExtConfig {
 			if _, err := dst.Exec(ctx, "DELETE FROM ONLY "+ident(t.ref.Schema, t.ref.Name)+" "+t.condition); err != nil {
 				return nil, false, err
 			}
@@ -737,7 +745,7 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 	}
 	begin, options := "BEGIN; TRUNCATE ONLY "+name, "FORMAT "+format+", FREEZE"
 	switch {
-	case t.extConfig:
+	case t.row.ExtConfig:
 		// Rows the extension inserted itself stay; FREEZE needs a truncate.
 		begin, options = "BEGIN; DELETE FROM ONLY "+name+" "+t.sqlCond, "FORMAT "+format
 	case e.empty && t.bytes < freezeFrom:

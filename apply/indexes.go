@@ -53,7 +53,7 @@ type indexRow struct {
 func earlyIndexRows(ctx context.Context, src *pgx.Conn, tables []copyTable) ([]indexRow, error) {
 	var schemas, names []string
 	for _, t := range tables {
-		if !t.extConfig {
+		if !t.row.ExtConfig {
 			schemas, names = append(schemas, t.ref.Schema), append(names, t.ref.Name)
 		}
 	}

@@ -296,18 +296,8 @@ const targetColumnsSQL = `SELECT format('%I.%I', n.nspname, c.relname),
 		FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE format('%I.%I', n.nspname, c.relname) = ANY ($1)`
 
-// unpublishedSQL lists the tables holding rows, each with its partition
-// tree's root (itself when none) and what else decides whether the
-// migration moves its rows (plan.CopiesRows).
-const unpublishedSQL = `SELECT n.nspname, c.relname, c.relpersistence::text, format('%I.%I', n.nspname, c.relname),
-	COALESCE(rn.nspname, n.nspname), COALESCE(r.relname, c.relname), CASE WHEN r.oid IS NULL THEN '' ELSE format('%I.%I', rn.nspname, r.relname) END,
-	COALESCE(x.extname, ''), COALESCE(c.oid = ANY (x.extconfig), false)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_class r ON c.relispartition AND r.oid = pg_partition_root(c.oid)
-LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace
-LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
-LEFT JOIN pg_extension x ON x.oid = d.refobjid
-WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'`
+// unpublishedSQL lists the tables holding rows (rowTable).
+const unpublishedSQL = `SELECT ` + rowTableColumns + rowTablesFrom + rowTablesWhere
 
 // checkDrift compares the published tables on the source with the tables
 // the subscription writes into on the target: a new table, a dropped one,
@@ -369,15 +359,12 @@ func (d *dbRun) unpublished(ctx context.Context, src *pgx.Conn, published map[st
 		return nil, err
 	}
 	var out []plan.Table
-	var t plan.Table
-	var root plan.TableRef
-	var name, rootName string
-	_, err = pgx.ForEachRow(rows, []any{&t.Schema, &t.Name, &t.Persistence, &name, &root.Schema, &root.Name, &rootName, &t.Extension, &t.ExtConfig}, func() error {
-		t.Kind = plan.KindTable
-		_, pub := published[name]
-		_, rootPub := published[rootName]
-		if !pub && !rootPub && !moved[t.Ref()] && plan.CopiesRows(d.m.Config, d.name, t, root) {
-			out = append(out, t)
+	var t rowTable
+	_, err = pgx.ForEachRow(rows, t.dest(), func() error {
+		_, pub := published[t.quoted]
+		_, rootPub := published[t.quotedRoot]
+		if !pub && !rootPub && !moved[t.Ref()] && d.copiesRows(t) {
+			out = append(out, t.Table)
 		}
 		return nil
 	})
