@@ -1307,3 +1307,38 @@ func TestVerifyDatabaseCreatedSince(t *testing.T) {
 		t.Errorf("verify with a database created since: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
 	}
 }
+
+// TestApplyCommentsWhereAny: a database with no comments is dumped with
+// --no-comments, read under the snapshot; one whose only comment is on
+// the public schema, or on a column added after the plan, keeps it.
+func TestApplyCommentsWhereAny(t *testing.T) {
+	t.Parallel()
+	src, dst := pgtest.Pair(t)
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE plain", "CREATE DATABASE pubc", "CREATE DATABASE colc")
+	for _, db := range []string{"plain", "pubc", "colc"} {
+		pgtest.Exec(t, src, db, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t SELECT generate_series(1, 10)")
+	}
+	pgtest.Exec(t, src, "pubc", "COMMENT ON SCHEMA public IS 'ours'")
+	cfg := writeConfig(t, src.URI("postgres"), dst.URI("postgres"), "method: dump\ndatabases: {include: [plain, pubc, colc]}\n")
+	if r := runBin(t, []string{"PGHAUL_CRASH_AT=before:export_snapshot"}, "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("apply did not crash before the snapshot: exit %d\n%s", r.code, r.stderr)
+	}
+	pgtest.Exec(t, src, "colc", "COMMENT ON COLUMN t.id IS 'the id'")
+	r := runBin(t, nil, "apply", "-c", cfg)
+	if r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for db, want := range map[string]string{"plain": "standard public schema|", "pubc": "ours|", "colc": "standard public schema|the id"} {
+		got := pgtest.QueryString(t, dst, db, "SELECT concat(obj_description('public'::regnamespace, 'pg_namespace'), '|', col_description('t'::regclass, 1))")
+		if got != want {
+			t.Errorf("%s: comments on the target %q, want %q", db, got, want)
+		}
+		if rows := pgtest.QueryString(t, dst, db, "SELECT count(*)::text FROM t"); rows != "10" {
+			t.Errorf("%s: %s rows on the target, want 10", db, rows)
+		}
+		skipped := regexp.MustCompile(`db:` + db + `/dump-schema .*--no-comments`).MatchString(r.stderr)
+		if skipped != (db == "plain") {
+			t.Errorf("%s: dumped with --no-comments %v, want %v\n%s", db, skipped, db == "plain", r.stderr)
+		}
+	}
+}
