@@ -3,8 +3,10 @@ package state
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -329,4 +331,41 @@ func TestJournalFile(t *testing.T) {
 		t.Errorf("after emptying: %q... (%d bytes)", j[:min(len(j), 8)], len(j))
 	}
 	g.closeJournal()
+}
+
+// BenchmarkEncodeManyDatabases: a save's encoding on a state of many
+// databases, where one step changed (what each step's end saves).
+func BenchmarkEncodeManyDatabases(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("databases=%d", n), func(b *testing.B) {
+			s := &State{Version: StateVersion, Key: "k", Steps: map[string]StepState{}, Databases: map[string]*DatabaseState{}}
+			for i := range n {
+				db := fmt.Sprintf("small%04d", i)
+				for _, step := range []string{"snapshot", "create-database", "configure-database", "dump-schema", "pre-data", "copy-data", "post-data", "sequences"} {
+					s.Steps["db:"+db+"/"+step] = StepState{Status: StatusDone, Message: "done", Started: time.Now(), Finished: time.Now()}
+				}
+				d := &DatabaseState{Tables: map[string]TableState{}}
+				for j := range 20 {
+					d.Tables[fmt.Sprintf("public.m%05d", j)] = TableState{Status: StatusDone, Rows: 200, Bytes: 14 << 10}
+				}
+				s.Databases[db] = d
+			}
+			f := &FileStore{Dir: b.TempDir()}
+			if err := f.Open(); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := f.Encode(s); err != nil {
+				b.Fatal(err)
+			}
+			f.j.size = 0
+			b.ResetTimer()
+			for i := range b.N {
+				s.Steps["db:small0000/copy-data"] = StepState{Status: StatusRunning, Message: strconv.Itoa(i)}
+				if _, err := f.Encode(s); err != nil {
+					b.Fatal(err)
+				}
+				f.j.size = 0 // keep it from compacting into a whole save
+			}
+		})
+	}
 }
