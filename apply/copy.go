@@ -176,6 +176,9 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := d.takeGone(ctx, setup.gone); err != nil {
+		return "", err
+	}
 	indexes, err := d.earlyIndexes(ctx, setup.indexes)
 	if err != nil {
 		return "", err
@@ -213,6 +216,53 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 
 func byteString(n int64) string { return config.ByteSize(n).String() }
 
+// takeGone records the planned tables the copy did not find on the source
+// (under its snapshot, or a resumed copy's source): dropped after the plan,
+// as a retention job drops old partitions. A schema dump made under the
+// same snapshot does not have them either, so the target does not get
+// them; nothing copies or compares them, and the run says so. One that a
+// schema dump from before (an earlier run's, kept) made on the target is
+// left there, and the database ends with a warning naming it.
+func (d *dbRun) takeGone(ctx context.Context, gone []plan.TableRef) error {
+	if len(gone) == 0 {
+		return nil
+	}
+	toc, err := d.listTOC(ctx, "")
+	if err != nil {
+		return err
+	}
+	dumped := map[plan.TableRef]bool{}
+	for _, e := range toc {
+		if e.Kind == "TABLE" {
+			dumped[plan.TableRef{Schema: e.Schema, Name: e.Tag}] = true
+		}
+	}
+	var names, kept []string
+	for _, r := range gone {
+		names = append(names, r.String())
+		if dumped[r] {
+			kept = append(kept, r.String())
+		}
+	}
+	slices.Sort(names)
+	slices.Sort(kept)
+	ds := d.m.dbState(d.name)
+	d.m.update(func() {
+		for _, r := range gone {
+			if !slices.Contains(ds.Gone, r) {
+				ds.Gone = append(ds.Gone, r)
+			}
+		}
+	})
+	d.m.emit(Notice{Message: fmt.Sprintf("%s: %s of the plan %s dropped on the source since, and %s not migrated: %s",
+		d.name, words.Count(len(gone), "table"), words.Agree(len(gone), "was", "were"), words.Agree(len(gone), "is", "are"), words.Some(names, 5))})
+	if len(kept) > 0 {
+		d.m.warnDatabase(d.name, fmt.Sprintf("%s dropped on the source after the schema dump %s still on the target: %s (drop %s there if %s should go)",
+			words.Count(len(kept), "table"), words.Agree(len(kept), "is", "are"), words.Some(kept, 5), words.Agree(len(kept), "it", "them"), words.Agree(len(kept), "it", "they")))
+	}
+	return nil
+}
+
 // copySource is what the copy reads from the source, under the snapshot,
 // before its first table: the database's encoding and lc_monetary, the
 // tables' columns and sizes with their statements in that encoding, and
@@ -225,8 +275,9 @@ type copySource struct {
 	indexes            []indexRow
 	// added are the tables of tables, at their end, that the plan does not
 	// list (copyTables); uncarried those of them the database's
-	// publication did not carry at the snapshot.
-	added, uncarried []plan.TableRef
+	// publication did not carry at the snapshot; gone the planned tables
+	// the snapshot does not have (dropped after the plan).
+	added, uncarried, gone []plan.TableRef
 }
 
 // readCopySource reads it on src, a session in the snapshot's transaction:
@@ -239,7 +290,7 @@ func (d *dbRun) readCopySource(ctx context.Context, src *pgx.Conn, refs []plan.T
 	}
 	if err == nil {
 		var added []copyTable
-		c.tables, err = d.copyTables(ctx, src, refs, &added)
+		c.tables, c.gone, err = d.copyTables(ctx, src, refs, &added)
 		for _, t := range added {
 			c.tables, c.added = append(c.tables, t), append(c.added, t.ref)
 		}
@@ -424,8 +475,10 @@ func (d *dbRun) copySetup(ctx context.Context, st plan.Step) (copySource, error)
 // order (largest first). With added set, it also returns the tables the
 // migration copies (plan.CopiesRows) that the plan does not list: created
 // on the source after it, yet under the snapshot, so the schema dump made
-// them; the largest first.
-func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.TableRef, added *[]copyTable) ([]copyTable, error) {
+// them; the largest first. Then a planned table the snapshot does not have
+// is gone (dropped after the plan: a partition a retention job dropped);
+// without added it is an error.
+func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.TableRef, added *[]copyTable) (tables []copyTable, gone []plan.TableRef, err error) {
 	sql, args := copyTablesSQL, []any{binaryTypes}
 	if added == nil {
 		schemas, names := splitRefs(refs)
@@ -433,7 +486,7 @@ func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.Table
 	}
 	rows, err := src.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read table columns: %w", err)
+		return nil, nil, fmt.Errorf("read table columns: %w", err)
 	}
 	planned := make(map[plan.TableRef]bool, len(refs))
 	for _, r := range refs {
@@ -454,15 +507,19 @@ func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.Table
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read table columns: %w", err)
+		return nil, nil, fmt.Errorf("read table columns: %w", err)
 	}
 	out := make([]copyTable, 0, len(refs))
 	for _, r := range refs {
 		t, ok := found[r]
-		if !ok {
-			return nil, fmt.Errorf("table %s is gone from the source (dropped after the plan): rerun apply with --reset-state to plan again", r)
+		switch {
+		case ok:
+			out = append(out, t)
+		case added != nil:
+			gone = append(gone, r)
+		default:
+			return nil, nil, fmt.Errorf("table %s is gone from the source (dropped after the plan): rerun apply with --reset-state to plan again", r)
 		}
-		out = append(out, t)
 	}
 	if added != nil {
 		slices.SortFunc(extra, func(a, b copyTable) int {
@@ -470,7 +527,7 @@ func (d *dbRun) copyTables(ctx context.Context, src *pgx.Conn, refs []plan.Table
 		})
 		*added = extra
 	}
-	return out, nil
+	return out, gone, nil
 }
 
 // encodeStatements sets the parts of each table's COPY statements (its

@@ -453,7 +453,7 @@ func (c *cutover) unlogged(ctx context.Context, st plan.Step) (string, error) {
 	if err := c.sessions(ctx); err != nil {
 		return "", err
 	}
-	tables, err := c.d.copyTables(ctx, c.src, st.Params.Tables, nil)
+	tables, _, err := c.d.copyTables(ctx, c.src, c.d.withoutGone(st.Params.Tables), nil)
 	if err != nil {
 		return "", err
 	}

@@ -29,16 +29,27 @@ import (
 // or lists as not yet synchronised, gets none.
 
 // copiedTables are the tables the copy step st copies: the planned ones
-// and those created after the plan that an earlier run's copy found under
-// the slot's snapshot (takeAdded).
+// but those dropped since (takeGone), and those created after the plan
+// that an earlier run's copy found under the slot's snapshot (takeAdded).
 func (d *dbRun) copiedTables(st plan.Step) []plan.TableRef {
-	tables := st.Params.Tables
+	tables := d.withoutGone(st.Params.Tables)
 	d.m.update(func() {
 		if ds := d.m.State.Databases[d.name]; ds != nil && len(ds.Added) > 0 {
 			tables = append(slices.Clip(tables), ds.Added...)
 		}
 	})
 	return tables
+}
+
+// withoutGone are refs but the tables the copy found dropped on the source
+// after the plan (takeGone).
+func (d *dbRun) withoutGone(refs []plan.TableRef) []plan.TableRef {
+	d.m.update(func() {
+		if ds := d.m.State.Databases[d.name]; ds != nil && len(ds.Gone) > 0 {
+			refs = slices.DeleteFunc(slices.Clone(refs), func(r plan.TableRef) bool { return slices.Contains(ds.Gone, r) })
+		}
+	})
+	return refs
 }
 
 // resumeCopy reports whether this run keeps the tables an interrupted run
@@ -217,7 +228,19 @@ func (d *dbRun) recopy(ctx context.Context, st plan.Step) (string, error) {
 		return "", fmt.Errorf("read the tables' publication names: %w", err)
 	}
 	if len(leaves) != len(tables) {
-		return "", fmt.Errorf("%d of the %d tables copied are gone from the source", len(tables)-len(leaves), len(tables))
+		found := map[plan.TableRef]bool{}
+		for _, l := range leaves {
+			found[l.ref] = true
+		}
+		var gone []plan.TableRef
+		for _, r := range tables {
+			if !found[r] {
+				gone = append(gone, r)
+			}
+		}
+		if err := d.takeGone(ctx, gone); err != nil {
+			return "", err
+		}
 	}
 	again := map[string]bool{}
 	for _, u := range ds.Recopy {

@@ -33,6 +33,13 @@ SELECT DISTINCT format('%I.%I', n.nspname, c.relname) FROM t JOIN pg_class c ON 
 WHERE NOT EXISTS (SELECT 1 FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent AND p.relkind = 'p' WHERE h.inhrelid = t.root)
 ORDER BY 1`
 
+// existingTablesSQL names the tables of a list that exist: one dropped
+// since the plan is left out of the publication (the copy then records
+// it as gone), as publishedRootsSQL leaves it out.
+const existingTablesSQL = `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+ORDER BY 1`
+
 // createPublication creates the step's publication unless it exists,
 // then has the target try to subscribe to it (probeSubscription).
 func (d *dbRun) createPublication(ctx context.Context, st plan.Step) (string, error) {
@@ -180,14 +187,11 @@ func subscribePrivilege(ctx context.Context, tx pgx.Tx) error {
 }
 
 func (d *dbRun) publishedTables(ctx context.Context, src *pgx.Conn, refs []plan.TableRef) ([]string, error) {
-	if pg.ServerMajor(src) < 13 {
-		out := make([]string, len(refs))
-		for i, r := range refs {
-			out[i] = ident(r.Schema, r.Name)
-		}
-		return out, nil // 12 publishes leaf partitions themselves
-	}
 	schemas, names := splitRefs(refs)
+	if pg.ServerMajor(src) < 13 {
+		// 12 publishes leaf partitions themselves.
+		return queryStrings(ctx, src, existingTablesSQL, schemas, names)
+	}
 	return queryStrings(ctx, src, publishedRootsSQL, schemas, names)
 }
 

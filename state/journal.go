@@ -440,6 +440,7 @@ func (d *DatabaseState) clone() *DatabaseState {
 	c.Recopy = slices.Clone(d.Recopy)
 	c.PreDataDone = slices.Clone(d.PreDataDone)
 	c.Added = slices.Clone(d.Added)
+	c.Gone = slices.Clone(d.Gone)
 	return &c
 }
 
@@ -450,5 +451,6 @@ func (d *DatabaseState) equal(o *DatabaseState) bool {
 	}
 	return d.CopyRuns == o.CopyRuns && d.Bytes == o.Bytes && d.RecopyBytes == o.RecopyBytes && d.PreDataNext == o.PreDataNext &&
 		maps.Equal(d.Tables, o.Tables) && slices.Equal(d.Warnings, o.Warnings) && slices.Equal(d.Recopy, o.Recopy) &&
-		slices.Equal(d.PreDataDone, o.PreDataDone) && slices.Equal(d.Added, o.Added)
+		slices.Equal(d.PreDataDone, o.PreDataDone) && slices.Equal(d.Added, o.Added) &&
+		slices.Equal(d.Gone, o.Gone)
 }

@@ -130,6 +130,10 @@ type DatabaseState struct {
 	// copy found under its snapshot and copied too; the cut-over compares
 	// them with the planned ones.
 	Added []plan.TableRef `json:"added,omitempty"`
+	// Gone are the planned tables the copy did not find under its
+	// snapshot: dropped on the source after the plan. Nothing copies or
+	// compares them.
+	Gone []plan.TableRef `json:"gone,omitempty"`
 	// PreDataNext is set when the schema had to be restored in chunks
 	// (lock limits): one more than the archive entries restored so far
 	// from the first on. PreDataDone are the ranges [from, to) of entries

@@ -574,3 +574,35 @@ func TestReplicationUnpublishedNewTable(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicationTableDroppedAfterThePlan: a planned partition dropped on
+// the source before the publication (a filter makes it FOR TABLE) is left
+// out of it and of the copy, and the cut-over compares the rest, where
+// creating the publication (12) or the copy stopped and asked to start
+// over.
+func TestReplicationTableDroppedAfterThePlan(t *testing.T) {
+	t.Parallel()
+	filter := "tables: {skip: [shop.public.scratch]}\n"
+	src, dst, cfg := liveShop(t, cutoverPolicy+filter)
+	env := []string{"PGHAUL_LAG_POLL=100ms"}
+	if r := runBin(t, append(env, "PGHAUL_CRASH_AT=before:create_publication"), "apply", "-c", cfg); r.code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("apply did not crash before the publication: exit %d\n%s", r.code, r.stderr)
+	}
+	pgtest.Exec(t, src, "shop", "DROP TABLE metrics_a", "DROP TABLE events")
+	r := runBin(t, env, "apply", "-c", cfg)
+	if r.code != 0 || !strings.Contains(r.stderr, "shop: 2 tables of the plan were dropped on the source since, and are not migrated: public.events, public.metrics_a") {
+		t.Fatalf("apply after tables were dropped: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBin(t, nil, "cleanup", "-c", cfg, "--unfreeze"); r.code != 0 {
+		t.Fatalf("cleanup --unfreeze: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := pgtest.QueryString(t, dst, "shop", "SELECT concat_ws(',', to_regclass('public.events'), to_regclass('public.metrics_a'))"); got != "" {
+		t.Errorf("the target has the dropped tables: %s", got)
+	}
+	want, got := tableDigests(t, src, "shop"), tableDigests(t, dst, "shop")
+	for _, table := range []string{"public.orders", "public.metrics_b"} {
+		if got[table] != want[table] || want[table] == "" || strings.HasPrefix(want[table], "0:") {
+			t.Errorf("%s = %q on the target, %q on the source", table, got[table], want[table])
+		}
+	}
+}
