@@ -216,6 +216,21 @@ func (d *dbRun) copyData(ctx context.Context, st plan.Step) (string, error) {
 
 func byteString(n int64) string { return config.ByteSize(n).String() }
 
+// dumpedTables are the tables the schema archive creates.
+func (d *dbRun) dumpedTables(ctx context.Context) (map[plan.TableRef]bool, error) {
+	toc, err := d.listTOC(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	dumped := map[plan.TableRef]bool{}
+	for _, e := range toc {
+		if e.Kind == "TABLE" {
+			dumped[plan.TableRef{Schema: e.Schema, Name: e.Tag}] = true
+		}
+	}
+	return dumped, nil
+}
+
 // takeGone records the planned tables the copy did not find on the source
 // (under its snapshot, or a resumed copy's source): dropped after the plan,
 // as a retention job drops old partitions. A schema dump made under the
@@ -227,15 +242,9 @@ func (d *dbRun) takeGone(ctx context.Context, gone []plan.TableRef) error {
 	if len(gone) == 0 {
 		return nil
 	}
-	toc, err := d.listTOC(ctx, "")
+	dumped, err := d.dumpedTables(ctx)
 	if err != nil {
 		return err
-	}
-	dumped := map[plan.TableRef]bool{}
-	for _, e := range toc {
-		if e.Kind == "TABLE" {
-			dumped[plan.TableRef{Schema: e.Schema, Name: e.Tag}] = true
-		}
 	}
 	var names, kept []string
 	for _, r := range gone {
@@ -352,15 +361,9 @@ func (d *dbRun) takeAdded(ctx context.Context, tables []copyTable, added, uncarr
 	if len(added) == 0 {
 		return tables, nil
 	}
-	toc, err := d.listTOC(ctx, "")
+	dumped, err := d.dumpedTables(ctx)
 	if err != nil {
 		return nil, err
-	}
-	dumped := map[plan.TableRef]bool{}
-	for _, e := range toc {
-		if e.Kind == "TABLE" {
-			dumped[plan.TableRef{Schema: e.Schema, Name: e.Tag}] = true
-		}
 	}
 	var copied, missing []string
 	var take []plan.TableRef
