@@ -100,6 +100,9 @@ func (m *Migration) Run(ctx context.Context) error {
 	if m.State.Steps == nil {
 		m.State.Steps = map[string]state.StepState{}
 	}
+	// Saves compare the steps and databases touched since the last one:
+	// setStep, dbState's creation and updateDB touch them.
+	m.State.TrackChanges()
 	err = m.run(ctx)
 	if serr := m.saveWhole(); serr != nil {
 		return errors.Join(err, serr)
@@ -236,6 +239,7 @@ func (m *Migration) setStep(id string, s state.StepState) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.State.Steps[id] = s
+	m.State.TouchStep(id)
 }
 
 // dbState returns the database's copy state, creating it.
@@ -246,17 +250,36 @@ func (m *Migration) dbState(name string) *state.DatabaseState {
 	if d == nil {
 		d = &state.DatabaseState{Tables: map[string]state.TableState{}}
 		m.State.Databases[name] = d
+		m.State.TouchDatabase(name)
 	}
 	if d.Tables == nil {
 		d.Tables = map[string]state.TableState{}
+		m.State.TouchDatabase(name)
 	}
 	return d
+}
+
+// updateDB changes database db's state (f, on dbState's pointer) under
+// the state's lock, and touches it for the next save.
+func (m *Migration) updateDB(db string, f func()) {
+	m.update(func() {
+		f()
+		m.State.TouchDatabase(db)
+	})
+}
+
+// saveDBChange is saveChange for a change to database db's state.
+func (m *Migration) saveDBChange(db string, change func()) error {
+	return m.saveChange(func() {
+		change()
+		m.State.TouchDatabase(db)
+	})
 }
 
 // warnDatabase records a warning of database db once.
 func (m *Migration) warnDatabase(db, w string) {
 	d := m.dbState(db)
-	m.update(func() {
+	m.updateDB(db, func() {
 		if !slices.Contains(d.Warnings, w) {
 			d.Warnings = append(d.Warnings, w)
 		}

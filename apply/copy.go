@@ -256,7 +256,7 @@ func (d *dbRun) takeGone(ctx context.Context, gone []plan.TableRef) error {
 	slices.Sort(names)
 	slices.Sort(kept)
 	ds := d.m.dbState(d.name)
-	d.m.update(func() {
+	d.m.updateDB(d.name, func() {
 		for _, r := range gone {
 			if !slices.Contains(ds.Gone, r) {
 				ds.Gone = append(ds.Gone, r)
@@ -404,7 +404,7 @@ func (d *dbRun) takeAdded(ctx context.Context, tables []copyTable, added, uncarr
 		return nil, fmt.Errorf("%s (%s) %s unlogged: replication does not carry unlogged tables, and the cut-over copies the planned ones only; rerun apply with --reset-state to plan again", what, words.Some(unlogged, 5), words.Agree(len(unlogged), "is", "are"))
 	}
 	ds := d.m.dbState(d.name)
-	d.m.update(func() {
+	d.m.updateDB(d.name, func() {
 		for _, r := range take {
 			if !slices.Contains(ds.Added, r) {
 				ds.Added = append(ds.Added, r)
@@ -586,7 +586,7 @@ func isASCII(s string) bool {
 func (d *dbRun) restartCopy(ctx context.Context, tables []copyTable) (todo []copyTable, empty bool, err error) {
 	ds := d.m.dbState(d.name)
 	first := false
-	d.m.update(func() {
+	d.m.updateDB(d.name, func() {
 		first = ds.CopyRuns == 0
 		ds.CopyRuns++
 	})
@@ -630,7 +630,7 @@ func (d *dbRun) restartCopy(ctx context.Context, tables []copyTable) (todo []cop
 			return nil, false, fmt.Errorf("empty the partly copied tables: %w", err)
 		}
 	}
-	return tables, true, d.m.saveChange(func() { ds.Tables, ds.Bytes = map[string]state.TableState{}, 0 })
+	return tables, true, d.m.saveDBChange(d.name, func() { ds.Tables, ds.Bytes = map[string]state.TableState{}, 0 })
 }
 
 // engine runs the copy workers of one database.
@@ -852,7 +852,7 @@ func (e *engine) copyOne(ctx context.Context, src, dst *pgconn.PgConn, t copyTab
 func (e *engine) finish(t copyTable, rows, bytes int64, took time.Duration) error {
 	m := e.d.m
 	ds := m.dbState(e.d.name)
-	m.update(func() {
+	m.updateDB(e.d.name, func() {
 		ds.Tables[t.key()] = state.TableState{Status: state.StatusDone, Rows: rows, Bytes: bytes}
 		ds.Bytes += bytes
 	})

@@ -136,6 +136,7 @@ func (c *cutover) resetSteps() {
 		for _, st := range c.steps {
 			if ss, ok := c.d.m.State.Steps[st.ID]; ok && ss.Status != state.StatusFailed && ss.Status != state.StatusWaiting {
 				delete(c.d.m.State.Steps, st.ID)
+				c.d.m.State.TouchStep(st.ID)
 			}
 		}
 	})

@@ -64,7 +64,7 @@ func (p *chunkProgress) commit(entries []int) error {
 	}
 	next, ranges := doneRanges(p.done)
 	ds := p.d.m.dbState(p.d.name)
-	return p.d.m.saveChange(func() { ds.PreDataNext, ds.PreDataDone = next+1, ranges })
+	return p.d.m.saveDBChange(p.d.name, func() { ds.PreDataNext, ds.PreDataDone = next+1, ranges })
 }
 
 // doneRanges is how many entries are done from the first on, and the

@@ -266,7 +266,7 @@ func (d *dbRun) recopy(ctx context.Context, st plan.Step) (string, error) {
 		}
 	}
 	units := slices.Sorted(maps.Keys(again))
-	d.m.update(func() {
+	d.m.updateDB(d.name, func() {
 		ds.Recopy, ds.RecopyBytes = units, bytes
 		for _, t := range recopied {
 			ds.Bytes -= ds.Tables[t].Bytes

@@ -355,7 +355,7 @@ func (d *dbRun) restoreChunks(ctx context.Context, entries []pgdump.Entry, args 
 	var stats chunkStats
 	ds := d.m.dbState(d.name)
 	if ds.PreDataNext == 0 {
-		if err := d.m.saveChange(func() { ds.PreDataNext = 1 }); err != nil {
+		if err := d.m.saveDBChange(d.name, func() { ds.PreDataNext = 1 }); err != nil {
 			return stats, err
 		}
 	}

@@ -124,9 +124,28 @@ func (f *FileStore) Encode(s *State) (Record, error) {
 	if !bytes.Equal(h, f.j.head) {
 		line.Head, f.j.head = h, h
 	}
-	line.Steps = changes(s.Steps, f.j.steps, func(a, b StepState) bool { return a == b },
+	var onlySteps, onlyDBs map[string]bool
+	if s.tracking && s.compareAll {
+		s.compareAll = false
+		s.touchedSteps, s.touchedDBs = nil, nil
+	} else if s.tracking {
+		if checkTouched() {
+			if err := untouched(s, f.j.steps, f.j.databases); err != nil {
+				return Record{}, err
+			}
+		}
+		onlySteps, onlyDBs = s.touchedSteps, s.touchedDBs
+		if onlySteps == nil {
+			onlySteps = map[string]bool{}
+		}
+		if onlyDBs == nil {
+			onlyDBs = map[string]bool{}
+		}
+		s.touchedSteps, s.touchedDBs = nil, nil
+	}
+	line.Steps = changes(s.Steps, f.j.steps, onlySteps, sameStep,
 		func(st StepState) StepState { return st }, func(st StepState) *StepState { return &st })
-	line.Databases = changes(s.Databases, f.j.databases, (*DatabaseState).equal,
+	line.Databases = changes(s.Databases, f.j.databases, onlyDBs, (*DatabaseState).equal,
 		(*DatabaseState).clone, func(d *DatabaseState) *DatabaseState { return d })
 	if line.Head == nil && line.Steps == nil && line.Databases == nil {
 		return Record{}, nil // nothing changed
@@ -143,30 +162,77 @@ func (f *FileStore) Encode(s *State) (Record, error) {
 
 // changes are the entries of cur that differ from last, or that last
 // lacks, as record gives them, and the zero value for those last has and
-// cur lacks (removed); nil when none. last becomes cur (keep copies each
-// entry kept).
-func changes[V, R any](cur, last map[string]V, same func(V, V) bool, keep func(V) V, record func(V) R) map[string]R {
+// cur lacks (removed); nil when none. With only (a tracking state's
+// touched keys) it looks at those keys alone. last becomes cur (keep
+// copies each entry kept).
+func changes[V, R any](cur, last map[string]V, only map[string]bool, same func(V, V) bool, keep func(V) V, record func(V) R) map[string]R {
 	var out map[string]R
-	put := func(k string, r R) {
-		if out == nil {
-			out = map[string]R{}
-		}
-		out[k] = r
-	}
-	for k, v := range cur {
-		if was, ok := last[k]; !ok || !same(v, was) {
-			put(k, record(v))
-			last[k] = keep(v)
-		}
-	}
-	for k := range last {
-		if _, ok := cur[k]; !ok {
+	visit := func(k string) {
+		v, ok := cur[k]
+		was, had := last[k]
+		switch {
+		case ok && (!had || !same(v, was)):
+			if out == nil {
+				out = map[string]R{}
+			}
+			out[k], last[k] = record(v), keep(v)
+		case !ok && had:
+			if out == nil {
+				out = map[string]R{}
+			}
 			var removed R
-			put(k, removed)
+			out[k] = removed
 			delete(last, k)
 		}
 	}
+	if only != nil {
+		for k := range only {
+			visit(k)
+		}
+		return out
+	}
+	for k := range cur {
+		visit(k)
+	}
+	for k := range last {
+		if _, ok := cur[k]; !ok {
+			visit(k)
+		}
+	}
 	return out
+}
+
+func sameStep(a, b StepState) bool { return a == b }
+
+// checkTouched has a tracking state's encoding first check that every
+// step and database changed since the last record was touched (the tests
+// set PGHAUL_CHECK_STATE_TOUCH).
+func checkTouched() bool { return os.Getenv("PGHAUL_CHECK_STATE_TOUCH") != "" }
+
+// untouched is an error naming a step or database of s that changed since
+// the last record (steps, databases) and was not touched.
+func untouched(s *State, steps map[string]StepState, databases map[string]*DatabaseState) error {
+	for _, k := range slices.Sorted(maps.Keys(s.Steps)) {
+		if was, ok := steps[k]; (!ok || !sameStep(s.Steps[k], was)) && !s.touchedSteps[k] {
+			return fmt.Errorf("state: step %s changed and was not touched", k)
+		}
+	}
+	for k := range steps {
+		if _, ok := s.Steps[k]; !ok && !s.touchedSteps[k] {
+			return fmt.Errorf("state: step %s went and was not touched", k)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Databases)) {
+		if was, ok := databases[k]; (!ok || !s.Databases[k].equal(was)) && !s.touchedDBs[k] {
+			return fmt.Errorf("state: database %s changed and was not touched", k)
+		}
+	}
+	for k := range databases {
+		if _, ok := s.Databases[k]; !ok && !s.touchedDBs[k] {
+			return fmt.Errorf("state: database %s went and was not touched", k)
+		}
+	}
+	return nil
 }
 
 // encodeWhole, under encMu, encodes all of s for state.json, and keeps
@@ -183,6 +249,7 @@ func (f *FileStore) encodeWhole(s *State) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
+	s.touchedSteps, s.touchedDBs, s.compareAll = nil, nil, false // the record holds everything
 	f.j = journal{started: true, seq: seq, base: int64(len(b)), head: h, plan: signature(&s.Plan),
 		steps: maps.Clone(s.Steps), databases: make(map[string]*DatabaseState, len(s.Databases))}
 	if f.j.steps == nil {

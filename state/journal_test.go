@@ -333,11 +333,54 @@ func TestJournalFile(t *testing.T) {
 	g.closeJournal()
 }
 
+// TestJournalTracksTouched: a tracking state's save records the steps and
+// databases touched since the last one, after a first save that compares
+// all; with PGHAUL_CHECK_STATE_TOUCH a change not touched fails the save.
+func TestJournalTracksTouched(t *testing.T) {
+	f := newStore(t)
+	s := &State{Version: StateVersion, Key: "k", Steps: map[string]StepState{"a": {Status: StatusPending}},
+		Databases: map[string]*DatabaseState{"shop": {CopyRuns: 1}}}
+	save(t, f, s)
+	s.TrackChanges()
+	s.Steps["a"] = StepState{Status: StatusRunning} // before tracking: the next save compares all
+	if r := save(t, f, s); !strings.Contains(string(r.b), `"a":{"status":"running"`) {
+		t.Fatalf("the first save after TrackChanges missed an untouched change: %s", r.b)
+	}
+	s.Steps["a"] = StepState{Status: StatusDone}
+	s.Steps["b"] = StepState{Status: StatusRunning}
+	s.TouchStep("b")
+	s.Databases["shop"].CopyRuns = 2
+	s.TouchDatabase("shop")
+	r := save(t, f, s)
+	if line := string(r.b); strings.Contains(line, `"a"`) || !strings.Contains(line, `"b":{"status":"running"`) || !strings.Contains(line, `"copy_runs":2`) {
+		t.Fatalf("a tracked save recorded %s, want b and shop only", line)
+	}
+	delete(s.Steps, "b")
+	s.TouchStep("b")
+	if r := save(t, f, s); !strings.Contains(string(r.b), `"b":null`) {
+		t.Fatalf("a touched removal was not recorded: %s", r.b)
+	}
+	s.TouchStep("a") // a's change, untouched above, goes in now
+	if r := save(t, f, s); !strings.Contains(string(r.b), `"a":{"status":"done"`) {
+		t.Fatalf("a touched step was not recorded: %s", r.b)
+	}
+	t.Setenv("PGHAUL_CHECK_STATE_TOUCH", "1")
+	s.Databases["shop"].CopyRuns = 3
+	if _, err := f.Encode(s); err == nil || !strings.Contains(err.Error(), "database shop changed and was not touched") {
+		t.Errorf("an untouched change with the check on: %v", err)
+	}
+}
+
 // BenchmarkEncodeManyDatabases: a save's encoding on a state of many
-// databases, where one step changed (what each step's end saves).
+// databases, where one step changed (what each step's end saves), when
+// every step and database is compared and when the state tracks changes.
 func BenchmarkEncodeManyDatabases(b *testing.B) {
-	for _, n := range []int{100, 1000} {
-		b.Run(fmt.Sprintf("databases=%d", n), func(b *testing.B) {
+	for _, c := range []struct {
+		n       int
+		tracked bool
+	}{{100, false}, {1000, false}, {100, true}, {1000, true}} {
+		n := c.n
+		b.Run(fmt.Sprintf("databases=%d,tracked=%v", n, c.tracked), func(b *testing.B) {
 			s := &State{Version: StateVersion, Key: "k", Steps: map[string]StepState{}, Databases: map[string]*DatabaseState{}}
 			for i := range n {
 				db := fmt.Sprintf("small%04d", i)
@@ -357,10 +400,17 @@ func BenchmarkEncodeManyDatabases(b *testing.B) {
 			if _, err := f.Encode(s); err != nil {
 				b.Fatal(err)
 			}
+			if c.tracked {
+				s.TrackChanges()
+			}
 			f.j.size = 0
+			if _, err := f.Encode(s); err != nil {
+				b.Fatal(err)
+			}
 			b.ResetTimer()
 			for i := range b.N {
 				s.Steps["db:small0000/copy-data"] = StepState{Status: StatusRunning, Message: strconv.Itoa(i)}
+				s.TouchStep("db:small0000/copy-data")
 				if _, err := f.Encode(s); err != nil {
 					b.Fatal(err)
 				}

@@ -150,6 +150,7 @@ func (s *State) ApplyPolicy(r config.Replication) []string {
 		for _, id := range ids {
 			if s.Steps[id].Status == StatusDone {
 				delete(s.Steps, id) // nothing of a cut-over stays done before its switch
+				s.TouchStep(id)
 			}
 		}
 	}

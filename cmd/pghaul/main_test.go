@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 	// Tables are fitted to COLUMNS off a terminal: the tests read them at
 	// the default width.
 	os.Unsetenv("COLUMNS")
+	// Every save checks that what changed in the state was touched
+	// (state.TrackChanges): the runs fail where a change would be lost.
+	os.Setenv("PGHAUL_CHECK_STATE_TOUCH", "1")
 	dir, err := os.MkdirTemp("", "pghaul-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
