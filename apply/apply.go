@@ -304,9 +304,9 @@ const startSaveDelay = time.Second
 // no rerun reads but restore_pre_data's (a crash before the write leaves
 // the step pending instead of running, which a rerun treats the same).
 // pghaul status sees the start within startSaveDelay. It does not encode
-// now: an encoding compares every database's state with the last record,
-// and step starts were half of the encodings (100 databases: 0.3 of
-// pghaul's 1.5 CPU-s went to the comparisons).
+// now: step starts were half of the encodings, each of which compared
+// every database's state then (100 databases: 0.31 of pghaul's 1.5 CPU-s
+// went to the comparisons, 0.22 after this change).
 func (m *Migration) saveSoon() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
