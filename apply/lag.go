@@ -37,8 +37,8 @@ func (e *DriftError) Error() string {
 }
 
 // lagSQL is the lag of the slot: WAL written on the source that the
-// subscriber has not confirmed.
-const lagSQL = `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1`
+// subscriber has not confirmed; and whether a walsender streams from it.
+const lagSQL = `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, active FROM pg_replication_slots WHERE slot_name = $1`
 
 // workerSQL cross-checks the target: the subscription's apply worker runs.
 const workerSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL AND relid IS NULL)`
@@ -108,6 +108,7 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 	var lag int64
 	firstErrors := int64(-1)
 	var syncing int
+	streaming := true
 	err = d.poll(ctx, fmt.Sprintf("the lag of %s is still above %d bytes", d.name, max), func(report bool) (bool, error) {
 		if report {
 			if err := d.checkDrift(ctx, src, dst, p.Publication); err != nil {
@@ -115,7 +116,7 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 			}
 		}
 		var l *int64
-		if err := src.QueryRow(ctx, lagSQL, p.Slot).Scan(&l); err != nil {
+		if err := src.QueryRow(ctx, lagSQL, p.Slot).Scan(&l, &streaming); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
 				return false, fmt.Errorf("slot %s is gone from the source (dropped by pghaul cleanup, by hand, or lost to max_slot_wal_keep_size): the target has missed the changes made since; rerun apply with --reset-state to migrate the database again", p.Slot)
 			}
@@ -153,7 +154,12 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 			return false, nil
 		}
 		lag = *l
-		done := running && lag <= max
+		// The stream must be up, not only the worker: right after the
+		// subscription is made, an idle source shows no lag before the
+		// worker has connected, and a freeze then (the cut-over's next
+		// step) refuses its connection, so the fence could never be
+		// confirmed.
+		done := running && streaming && lag <= max
 		if report || done {
 			d.m.emit(LagSample{Database: d.name, Lag: lag, Max: max, Running: running})
 		}
@@ -161,8 +167,11 @@ func (d *dbRun) waitForLag(ctx context.Context, st plan.Step) (string, error) {
 		return done, nil
 	})
 	var timeout *WaitTimeoutError
-	if errors.As(err, &timeout) && syncing > 0 {
+	switch {
+	case errors.As(err, &timeout) && syncing > 0:
 		timeout.What = fmt.Sprintf("the subscription of %s still copies %s", d.name, words.Count(syncing, "table"))
+	case errors.As(err, &timeout) && !streaming:
+		timeout.What = fmt.Sprintf("the subscription of %s does not stream from slot %s (the target's log says why it cannot connect to the source)", d.name, p.Slot)
 	}
 	if err != nil {
 		return "", err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -480,4 +481,78 @@ func TestCutoverOfTheBootstrapDatabase(t *testing.T) {
 		t.Errorf("target postgres.notes = %s", got)
 	}
 	assertSameRows(t, src, dst, "shop")
+}
+
+// TestCutoverWaitsForTheStream: the wait before the freeze needs the
+// subscription's stream up, not only its worker. Here the worker hangs
+// connecting to a listener that never answers, so the slot streams to
+// nobody while an idle source shows no lag: the wait times out and the
+// source is never frozen, where the cut-over froze it and then aborted
+// at the fence (the stream could not start against a frozen source). On
+// CI this happened by itself when the cut-over followed the subscription's
+// creation within milliseconds.
+func TestCutoverWaitsForTheStream(t *testing.T) {
+	t.Parallel()
+	src, dst, cfg := liveShop(t, "replication: {max_lag_bytes: 0, stop: false}\n")
+	env := []string{"PGHAUL_LAG_POLL=100ms"}
+	if r := runBin(t, env, "apply", "-c", cfg); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	sub := pgtest.QueryString(t, dst, "shop", "SELECT subname FROM pg_subscription")
+	pgtest.Exec(t, dst, "shop", fmt.Sprintf("ALTER SUBSCRIPTION %s CONNECTION 'host=127.0.0.1 port=%d dbname=shop user=postgres'", sub, ln.Addr().(*net.TCPAddr).Port))
+	active := "t"
+	for range 100 {
+		if active = pgtest.QueryString(t, src, "postgres", "SELECT string_agg(active::text, ',') FROM pg_replication_slots"); active == "false" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if active != "false" {
+		t.Fatalf("the slot still streams: active = %s", active)
+	}
+	// The worker restarts (wal_retrieve_retry_interval) and hangs in its
+	// connection: running, with nothing streaming.
+	worker := ""
+	for range 200 {
+		if worker = pgtest.QueryString(t, dst, "shop", "SELECT count(*)::text FROM pg_stat_subscription WHERE pid IS NOT NULL AND relid IS NULL"); worker == "1" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if worker != "1" {
+		t.Fatalf("the subscription's worker did not start again: %s running", worker)
+	}
+	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true, wait_timeout: 2s}\n"))
+	r := runBin(t, env, "apply", "-c", cfg)
+	if r.code != 1 || !strings.Contains(r.stderr, "does not stream from slot") || strings.Contains(r.stderr, "step started\" step=db:shop/freeze") {
+		t.Errorf("apply while the stream is down: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if allow := pgtest.QueryString(t, src, "postgres", "SELECT datallowconn::text FROM pg_database WHERE datname = 'shop'"); allow != "true" {
+		t.Errorf("the source database shop allows connections: %s, want true (never frozen)", allow)
+	}
 }
