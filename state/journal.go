@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"os"
 	"slices"
@@ -124,29 +125,21 @@ func (f *FileStore) Encode(s *State) (Record, error) {
 	if !bytes.Equal(h, f.j.head) {
 		line.Head, f.j.head = h, h
 	}
+	// Tracking, the touched keys alone (nil compares all).
 	var onlySteps, onlyDBs map[string]bool
-	if s.tracking && s.compareAll {
-		s.compareAll = false
-		s.touchedSteps, s.touchedDBs = nil, nil
-	} else if s.tracking {
+	if s.tracking && !s.compareAll {
 		if checkTouched() {
 			if err := untouched(s, f.j.steps, f.j.databases); err != nil {
 				return Record{}, err
 			}
 		}
 		onlySteps, onlyDBs = s.touchedSteps, s.touchedDBs
-		if onlySteps == nil {
-			onlySteps = map[string]bool{}
-		}
-		if onlyDBs == nil {
-			onlyDBs = map[string]bool{}
-		}
-		s.touchedSteps, s.touchedDBs = nil, nil
 	}
 	line.Steps = changes(s.Steps, f.j.steps, onlySteps, sameStep,
 		func(st StepState) StepState { return st }, func(st StepState) *StepState { return &st })
 	line.Databases = changes(s.Databases, f.j.databases, onlyDBs, (*DatabaseState).equal,
 		(*DatabaseState).clone, func(d *DatabaseState) *DatabaseState { return d })
+	s.untouch()
 	if line.Head == nil && line.Steps == nil && line.Databases == nil {
 		return Record{}, nil // nothing changed
 	}
@@ -166,40 +159,51 @@ func (f *FileStore) Encode(s *State) (Record, error) {
 // touched keys) it looks at those keys alone. last becomes cur (keep
 // copies each entry kept).
 func changes[V, R any](cur, last map[string]V, only map[string]bool, same func(V, V) bool, keep func(V) V, record func(V) R) map[string]R {
+	keys := allKeys(cur, last)
+	if only != nil {
+		keys = maps.Keys(only)
+	}
 	var out map[string]R
-	visit := func(k string) {
-		v, ok := cur[k]
-		was, had := last[k]
-		switch {
-		case ok && (!had || !same(v, was)):
-			if out == nil {
-				out = map[string]R{}
-			}
+	for k := range keys {
+		if !differs(cur, last, k, same) {
+			continue
+		}
+		if out == nil {
+			out = map[string]R{}
+		}
+		if v, ok := cur[k]; ok {
 			out[k], last[k] = record(v), keep(v)
-		case !ok && had:
-			if out == nil {
-				out = map[string]R{}
-			}
+		} else {
 			var removed R
 			out[k] = removed
 			delete(last, k)
 		}
 	}
-	if only != nil {
-		for k := range only {
-			visit(k)
-		}
-		return out
-	}
-	for k := range cur {
-		visit(k)
-	}
-	for k := range last {
-		if _, ok := cur[k]; !ok {
-			visit(k)
-		}
-	}
 	return out
+}
+
+// allKeys are the keys of cur, then those of last that cur lacks.
+func allKeys[V any](cur, last map[string]V) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for k := range cur {
+			if !yield(k) {
+				return
+			}
+		}
+		for k := range last {
+			if _, ok := cur[k]; !ok && !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// differs reports whether entry k of cur is not last's: changed, added
+// or removed.
+func differs[V any](cur, last map[string]V, k string, same func(V, V) bool) bool {
+	v, ok := cur[k]
+	was, had := last[k]
+	return ok != had || ok && !same(v, was)
 }
 
 func sameStep(a, b StepState) bool { return a == b }
@@ -212,27 +216,24 @@ func checkTouched() bool { return os.Getenv("PGHAUL_CHECK_STATE_TOUCH") != "" }
 // untouched is an error naming a step or database of s that changed since
 // the last record (steps, databases) and was not touched.
 func untouched(s *State, steps map[string]StepState, databases map[string]*DatabaseState) error {
-	for _, k := range slices.Sorted(maps.Keys(s.Steps)) {
-		if was, ok := steps[k]; (!ok || !sameStep(s.Steps[k], was)) && !s.touchedSteps[k] {
-			return fmt.Errorf("state: step %s changed and was not touched", k)
-		}
+	if k, ok := untouchedKey(s.Steps, steps, s.touchedSteps, sameStep); ok {
+		return fmt.Errorf("state: step %s changed and was not touched", k)
 	}
-	for k := range steps {
-		if _, ok := s.Steps[k]; !ok && !s.touchedSteps[k] {
-			return fmt.Errorf("state: step %s went and was not touched", k)
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(s.Databases)) {
-		if was, ok := databases[k]; (!ok || !s.Databases[k].equal(was)) && !s.touchedDBs[k] {
-			return fmt.Errorf("state: database %s changed and was not touched", k)
-		}
-	}
-	for k := range databases {
-		if _, ok := s.Databases[k]; !ok && !s.touchedDBs[k] {
-			return fmt.Errorf("state: database %s went and was not touched", k)
-		}
+	if k, ok := untouchedKey(s.Databases, databases, s.touchedDBs, (*DatabaseState).equal); ok {
+		return fmt.Errorf("state: database %s changed and was not touched", k)
 	}
 	return nil
+}
+
+// untouchedKey is a key whose entry differs between cur and last and that
+// touched lacks.
+func untouchedKey[V any](cur, last map[string]V, touched map[string]bool, same func(V, V) bool) (string, bool) {
+	for k := range allKeys(cur, last) {
+		if !touched[k] && differs(cur, last, k, same) {
+			return k, true
+		}
+	}
+	return "", false
 }
 
 // encodeWhole, under encMu, encodes all of s for state.json, and keeps
@@ -249,7 +250,7 @@ func (f *FileStore) encodeWhole(s *State) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	s.touchedSteps, s.touchedDBs, s.compareAll = nil, nil, false // the record holds everything
+	s.untouch() // the record holds everything
 	f.j = journal{started: true, seq: seq, base: int64(len(b)), head: h, plan: signature(&s.Plan),
 		steps: maps.Clone(s.Steps), databases: make(map[string]*DatabaseState, len(s.Databases))}
 	if f.j.steps == nil {

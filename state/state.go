@@ -64,14 +64,14 @@ func (e *RemovedError) Error() string {
 // database's state must then touch it; PGHAUL_CHECK_STATE_TOUCH=1 has
 // each encoding check that (the tests set it). The next encoding still
 // compares all: what changed before this call was not touched.
-func (s *State) TrackChanges() { s.tracking, s.compareAll = true, true }
+func (s *State) TrackChanges() {
+	s.tracking, s.compareAll = true, true
+	s.touchedSteps, s.touchedDBs = map[string]bool{}, map[string]bool{}
+}
 
 // TouchStep says step id changed (or went), when tracking.
 func (s *State) TouchStep(id string) {
 	if s.tracking {
-		if s.touchedSteps == nil {
-			s.touchedSteps = map[string]bool{}
-		}
 		s.touchedSteps[id] = true
 	}
 }
@@ -79,11 +79,16 @@ func (s *State) TouchStep(id string) {
 // TouchDatabase says the state of database name changed, when tracking.
 func (s *State) TouchDatabase(name string) {
 	if s.tracking {
-		if s.touchedDBs == nil {
-			s.touchedDBs = map[string]bool{}
-		}
 		s.touchedDBs[name] = true
 	}
+}
+
+// untouch starts the touched sets over once an encoding compared them:
+// the next compares the touched keys alone.
+func (s *State) untouch() {
+	clear(s.touchedSteps)
+	clear(s.touchedDBs)
+	s.compareAll = false
 }
 
 // CheckRemoved returns a RemovedError for the first database cleanup
