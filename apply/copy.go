@@ -231,6 +231,16 @@ func (d *dbRun) dumpedTables(ctx context.Context) (map[plan.TableRef]bool, error
 	return dumped, nil
 }
 
+// appendNew appends to list the refs it does not hold yet.
+func appendNew(list, refs []plan.TableRef) []plan.TableRef {
+	for _, r := range refs {
+		if !slices.Contains(list, r) {
+			list = append(list, r)
+		}
+	}
+	return list
+}
+
 // takeGone records the planned tables the copy did not find on the source
 // (under its snapshot, or a resumed copy's source): dropped after the plan,
 // as a retention job drops old partitions. A schema dump made under the
@@ -256,13 +266,7 @@ func (d *dbRun) takeGone(ctx context.Context, gone []plan.TableRef) error {
 	slices.Sort(names)
 	slices.Sort(kept)
 	ds := d.m.dbState(d.name)
-	d.m.updateDB(d.name, func() {
-		for _, r := range gone {
-			if !slices.Contains(ds.Gone, r) {
-				ds.Gone = append(ds.Gone, r)
-			}
-		}
-	})
+	d.m.updateDB(d.name, func() { ds.Gone = appendNew(ds.Gone, gone) })
 	d.m.emit(Notice{Message: fmt.Sprintf("%s: %s of the plan %s dropped on the source since, and %s not migrated: %s",
 		d.name, words.Count(len(gone), "table"), words.Agree(len(gone), "was", "were"), words.Agree(len(gone), "is", "are"), words.Some(names, 5))})
 	if len(kept) > 0 {
@@ -404,13 +408,7 @@ func (d *dbRun) takeAdded(ctx context.Context, tables []copyTable, added, uncarr
 		return nil, fmt.Errorf("%s (%s) %s unlogged: replication does not carry unlogged tables, and the cut-over copies the planned ones only; rerun apply with --reset-state to plan again", what, words.Some(unlogged, 5), words.Agree(len(unlogged), "is", "are"))
 	}
 	ds := d.m.dbState(d.name)
-	d.m.updateDB(d.name, func() {
-		for _, r := range take {
-			if !slices.Contains(ds.Added, r) {
-				ds.Added = append(ds.Added, r)
-			}
-		}
-	})
+	d.m.updateDB(d.name, func() { ds.Added = appendNew(ds.Added, take) })
 	d.m.emit(Notice{Message: fmt.Sprintf("%s: %s %s copied too: %s", d.name, what, words.Agree(len(copied), "is", "are"), words.Some(copied, 5))})
 	return tables, nil
 }

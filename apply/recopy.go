@@ -32,24 +32,32 @@ import (
 // but those dropped since (takeGone), and those created after the plan
 // that an earlier run's copy found under the slot's snapshot (takeAdded).
 func (d *dbRun) copiedTables(st plan.Step) []plan.TableRef {
-	tables := d.withoutGone(st.Params.Tables)
-	d.m.update(func() {
-		if ds := d.m.State.Databases[d.name]; ds != nil && len(ds.Added) > 0 {
-			tables = append(slices.Clip(tables), ds.Added...)
-		}
-	})
-	return tables
+	added, gone := d.addedAndGone()
+	return append(without(st.Params.Tables, gone), added...)
 }
 
 // withoutGone are refs but the tables the copy found dropped on the source
 // after the plan (takeGone).
 func (d *dbRun) withoutGone(refs []plan.TableRef) []plan.TableRef {
+	_, gone := d.addedAndGone()
+	return without(refs, gone)
+}
+
+// addedAndGone are the tables the copy found created (takeAdded) and
+// dropped (takeGone) on the source after the plan, as the state holds
+// them.
+func (d *dbRun) addedAndGone() (added, gone []plan.TableRef) {
 	d.m.update(func() {
-		if ds := d.m.State.Databases[d.name]; ds != nil && len(ds.Gone) > 0 {
-			refs = slices.DeleteFunc(slices.Clone(refs), func(r plan.TableRef) bool { return slices.Contains(ds.Gone, r) })
+		if ds := d.m.State.Databases[d.name]; ds != nil {
+			added, gone = slices.Clone(ds.Added), slices.Clone(ds.Gone)
 		}
 	})
-	return refs
+	return added, gone
+}
+
+// without is a copy of refs without those of out.
+func without(refs, out []plan.TableRef) []plan.TableRef {
+	return slices.DeleteFunc(slices.Clone(refs), func(r plan.TableRef) bool { return slices.Contains(out, r) })
 }
 
 // resumeCopy reports whether this run keeps the tables an interrupted run
