@@ -1264,16 +1264,9 @@ func TestTablesCreatedAfterThePlan(t *testing.T) {
 		t.Fatalf("replication with a table created after the plan: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	pgtest.Exec(t, src, "live", "INSERT INTO added SELECT generate_series(11, 15)")
-	rows := ""
-	for range 100 {
-		if rows = pgtest.QueryString(t, dst, "live", "SELECT count(*)::text FROM added"); rows == "15" {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if rows != "15" {
-		t.Errorf("live: public.added has %s rows on the target, want the 10 copied and 5 replicated", rows)
-	}
+	waitFor(t, "live: public.added to hold the 10 rows copied and the 5 replicated on the target", func() bool {
+		return pgtest.QueryString(t, dst, "live", "SELECT count(*)::text FROM added") == "15"
+	})
 	if got := pgtest.QueryString(t, dst, "live", "SELECT count(*)::text FROM left_out"); got != "0" {
 		t.Errorf("live: public.left_out, which the filter skips, has %s rows on the target", got)
 	}
@@ -1343,6 +1336,18 @@ func TestApplyCommentsWhereAny(t *testing.T) {
 	}
 }
 
+// assertCopied checks that each of tables holds rows on the source and
+// the same on the target (tableDigests).
+func assertCopied(t *testing.T, src, dst *cluster.Cluster, db string, tables ...string) {
+	t.Helper()
+	want, got := tableDigests(t, src, db), tableDigests(t, dst, db)
+	for _, table := range tables {
+		if got[table] != want[table] || want[table] == "" || strings.HasPrefix(want[table], "0:") {
+			t.Errorf("%s = %q on the target, %q on the source", table, got[table], want[table])
+		}
+	}
+}
+
 // TestTablesDroppedAfterThePlan: a planned table dropped on the source
 // before the database's snapshot (a partition a retention job dropped)
 // is not migrated and the copy goes on, where it stopped and asked to
@@ -1373,12 +1378,7 @@ func TestTablesDroppedAfterThePlan(t *testing.T) {
 	if got := pgtest.QueryString(t, dst, "shop", "SELECT concat_ws(',', to_regclass('public.doomed'), to_regclass('public.ev_old'))"); got != "" {
 		t.Errorf("the target has the dropped tables: %s", got)
 	}
-	want, got := tableDigests(t, src, "shop"), tableDigests(t, dst, "shop")
-	for _, table := range []string{"public.kept", "public.ev_new"} {
-		if got[table] != want[table] || want[table] == "" || strings.HasPrefix(want[table], "0:") {
-			t.Errorf("%s = %q on the target, %q on the source", table, got[table], want[table])
-		}
-	}
+	assertCopied(t, src, dst, "shop", "public.kept", "public.ev_new")
 	if v := runBin(t, nil, "verify", "-c", cfg); v.code != 0 || strings.Contains(v.stdout, "doomed") || !strings.Contains(v.stdout, "public.kept") {
 		t.Errorf("verify after tables were dropped: exit %d\n%s\n%s", v.code, v.stdout, v.stderr)
 	}

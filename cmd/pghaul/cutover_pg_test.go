@@ -525,28 +525,14 @@ func TestCutoverWaitsForTheStream(t *testing.T) {
 	})
 	sub := pgtest.QueryString(t, dst, "shop", "SELECT subname FROM pg_subscription")
 	pgtest.Exec(t, dst, "shop", fmt.Sprintf("ALTER SUBSCRIPTION %s CONNECTION 'host=127.0.0.1 port=%d dbname=shop user=postgres'", sub, ln.Addr().(*net.TCPAddr).Port))
-	active := "t"
-	for range 100 {
-		if active = pgtest.QueryString(t, src, "postgres", "SELECT string_agg(active::text, ',') FROM pg_replication_slots"); active == "false" {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if active != "false" {
-		t.Fatalf("the slot still streams: active = %s", active)
-	}
+	waitFor(t, "the slot to stop streaming", func() bool {
+		return pgtest.QueryString(t, src, "postgres", "SELECT string_agg(active::text, ',') FROM pg_replication_slots") == "false"
+	})
 	// The worker restarts (wal_retrieve_retry_interval) and hangs in its
 	// connection: running, with nothing streaming.
-	worker := ""
-	for range 200 {
-		if worker = pgtest.QueryString(t, dst, "shop", "SELECT count(*)::text FROM pg_stat_subscription WHERE pid IS NOT NULL AND relid IS NULL"); worker == "1" {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if worker != "1" {
-		t.Fatalf("the subscription's worker did not start again: %s running", worker)
-	}
+	waitFor(t, "the subscription's worker to start again", func() bool {
+		return pgtest.QueryString(t, dst, "shop", "SELECT count(*)::text FROM pg_stat_subscription WHERE pid IS NOT NULL AND relid IS NULL") == "1"
+	})
 	writeTo(t, cfg, liveConfig(src, dst, "replication: {max_lag_bytes: 0, stop: true, wait_timeout: 2s}\n"))
 	r := runBin(t, env, "apply", "-c", cfg)
 	if r.code != 1 || !strings.Contains(r.stderr, "does not stream from slot") || strings.Contains(r.stderr, "step started\" step=db:shop/freeze") {
